@@ -1,0 +1,32 @@
+#pragma once
+// The one path from a Case and an Impl to a verdict: validate, poison, run, compare with the
+// oracle, judge. Used by `gnv check`, the suite, tests and (later) sweeps and fuzzers.
+#include <string>
+#include <vector>
+
+#include "gnv/case.h"
+#include "gnv/impl.h"
+#include "gnv/metrics.h"
+
+namespace gnv {
+
+struct CheckResult {
+  Verdict verdict = Verdict::pass;
+  std::string error;                  // set when verdict == error
+  std::vector<OutputMetrics> outputs; // forward: y, mean, rstd; backward adds dx[, dgamma, dbeta]
+  double kappa_min = 0, kappa_max = 0;  // over finite groups
+  int64_t oracle_undecided = 0;
+};
+
+// Runs the forward pass (and the backward pass when c.has_backward() and `backward`), each output
+// buffer poisoned first. The backward pass receives the oracle's mean and rstd, so its verdict
+// does not depend on the forward's. Never throws for a bad case: returns verdict error.
+CheckResult check_case(const Impl& impl, const Case& c, bool backward);
+
+// Just runs the kernel on poisoned outputs (no oracle): for properties and benchmarks.
+struct ForwardResult { Tensor y, mean, rstd; };
+struct BackwardResult { Tensor dx, dgamma, dbeta; };
+ForwardResult run_forward(const Impl& impl, const Case& c);
+BackwardResult run_backward(const Impl& impl, const Case& c, const Tensor& mean, const Tensor& rstd);
+
+}  // namespace gnv

@@ -1,0 +1,82 @@
+#pragma once
+// The one interface every GroupNorm implementation sits behind, and the registry that lists them.
+// An implementation registers itself at the bottom of its own file with GNV_REGISTER_IMPL.
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gnv/problem.h"
+#include "gnv/tensor.h"
+
+namespace gnv {
+
+struct Capabilities {
+  std::vector<DType> dtypes;
+  std::vector<Layout> layouts;
+  bool forward = true;
+  bool backward = true;
+  std::string device = "cpu";
+  bool deterministic = true;  // bitwise the same output for the same input, every call
+  bool control = false;       // expected to fail (a negative control such as `onepass`)
+  std::string summary;        // one line: the algorithm, in words
+
+  bool supports(DType d) const;
+  bool supports(Layout l) const;
+};
+
+// Tensors follow Problem: x, y, dy, dx have x_shape() in p.dtype; gamma, beta, dgamma, dbeta
+// have shape (C) in p.dtype; mean and rstd have shape (N, G) in acc_dtype(p.dtype).
+// gamma/beta (and dgamma/dbeta) are null when p.affine is false: gamma = 1, beta = 0.
+struct ForwardArgs {
+  const Problem& p;
+  const Tensor& x;
+  const Tensor* gamma;
+  const Tensor* beta;
+  Tensor& y;
+  Tensor& mean;
+  Tensor& rstd;
+};
+
+struct BackwardArgs {
+  const Problem& p;
+  const Tensor& dy;
+  const Tensor& x;
+  const Tensor& mean;  // the statistics of x (the harness passes the oracle's, rounded to acc)
+  const Tensor& rstd;
+  const Tensor* gamma;
+  Tensor& dx;
+  Tensor* dgamma;
+  Tensor* dbeta;
+};
+
+class Impl {
+ public:
+  virtual ~Impl() = default;
+  virtual std::string_view name() const = 0;
+  virtual Capabilities capabilities() const = 0;
+  // Called only with a validated problem, a supported dtype/layout and correctly shaped tensors.
+  virtual void forward(const ForwardArgs& a) const = 0;
+  virtual void backward(const BackwardArgs& a) const = 0;
+};
+
+class Registry {
+ public:
+  static Registry& instance();
+  void add(std::unique_ptr<Impl> impl);     // throws on a duplicate name
+  const Impl* find(std::string_view name) const;  // null when absent
+  const Impl& get(std::string_view name) const;   // throws std::invalid_argument listing names
+  std::vector<const Impl*> all() const;           // sorted by name
+
+ private:
+  std::vector<std::unique_ptr<Impl>> impls_;
+};
+
+struct Registrar {
+  explicit Registrar(std::unique_ptr<Impl> impl) { Registry::instance().add(std::move(impl)); }
+};
+
+}  // namespace gnv
+
+#define GNV_REGISTER_IMPL(Type) \
+  static const ::gnv::Registrar gnv_registrar_##Type{std::make_unique<Type>()}

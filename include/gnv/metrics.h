@@ -1,0 +1,44 @@
+#pragma once
+// Distances from a kernel's output to the exact one, and the verdict. One path for every
+// consumer: check, sweeps, properties, fuzzers, third-party validation.
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "gnv/oracle.h"
+#include "gnv/problem.h"
+#include "gnv/tensor.h"
+
+namespace gnv {
+
+enum class Verdict { pass, fail, error, unwritten };
+std::string_view name(Verdict v);
+
+struct OutputMetrics {
+  std::string name;
+  int64_t count = 0;
+  double max_ulp = 0;        // ULP distance in the output's dtype; inf on a NaN/Inf mismatch
+  double max_u_err = 0;      // max |err| / (u_out * max|exact|)
+  double max_cond_err = 0;   // max |err| / (u_acc * S_i + ulp(exact_i)/2): the verdict metric
+  double normwise = 0;       // ||actual - exact||_2 / ||exact||_2 over finite elements
+  double budget = 0;         // allowed max_cond_err
+  int64_t unwritten = 0;     // elements still holding the poison pattern
+  int64_t policy_violations = 0;  // finite where the NaN/Inf policy demands non-finite, or NaN
+                                  // where the exact value is finite
+  int64_t worst_index = -1;  // flat index of the element with the largest condition-scaled error
+  double worst_expected = 0, worst_actual = 0, worst_scale = 0;
+  Verdict verdict = Verdict::pass;
+};
+
+// The documented budget (README "Budgets") for the condition-scaled error of one output:
+// 4 + 2*log2(L) for a reduction of length L.
+double budget_for(int64_t reduction_length);
+
+// Compares `actual` (same dtype and shape as exact.rounded) against the exact output.
+OutputMetrics measure(const Tensor& actual, const ExactOutput& exact);
+
+// Human-readable location of a flat index in an output tensor ("n=1 c=3 s=17").
+std::string describe_index(const Problem& p, const std::string& output, int64_t flat);
+
+}  // namespace gnv

@@ -1,0 +1,52 @@
+#pragma once
+// The exact reference. Every value is computed from the exact input the kernel saw and rounded
+// once to the target dtype (correctly rounded; see README "The oracle"). The unrounded value is
+// handed to the metrics as a double-double (hi + lo), together with the condition scale of each
+// element: the error a backward-stable algorithm may make there, in units of the accumulation
+// type's unit roundoff (see README "Metrics").
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gnv/case.h"
+#include "gnv/tensor.h"
+
+namespace gnv {
+
+struct ExactOutput {
+  std::string name;             // "y", "mean", "rstd", "dx", "dgamma", "dbeta"
+  Tensor rounded;               // correctly rounded to its dtype (acc dtype for mean/rstd)
+  std::vector<double> hi, lo;   // exact value ~ hi + lo; hi is NaN where the value is undefined
+                                // (the non-finite policy: the kernel must give NaN or +-Inf there)
+  std::vector<double> scale;    // condition scale S_i >= 0 (see README), per element
+  int64_t reduction_length = 1; // elements summed to make one value (budget grows with log2)
+};
+
+struct OracleResult {
+  std::vector<ExactOutput> outputs;
+  std::vector<double> kappa;  // per (n, g): max|x| / sqrt(var + eps); NaN for non-finite groups
+  int64_t undecided = 0;      // values whose rounding could not be certified (README: the claim)
+
+  const ExactOutput& get(const std::string& name) const;
+};
+
+// Forward: y (x_shape, dtype), mean and rstd ((N,G), acc dtype).
+OracleResult oracle_forward(const Case& c);
+// Backward: dx (x_shape, dtype), and dgamma, dbeta ((C), dtype) when affine. Needs c.dy.
+OracleResult oracle_backward(const Case& c);
+
+// Independent references for the equivalence properties: their own formulas over rows, not
+// calls into the GroupNorm oracle. Inputs and outputs are f64 tensors; results correctly
+// rounded to f64.
+// LayerNorm: x is (N, L) with L = C*S in channels-first order, normalized per row; gamma/beta
+// (L) or empty (identity).
+Tensor layer_norm_reference(const Tensor& x, const Tensor* gamma, const Tensor* beta, double eps);
+// InstanceNorm: x (N, C, S), normalized per (n, c); gamma/beta (C) or empty.
+Tensor instance_norm_reference(const Tensor& x, const Tensor* gamma, const Tensor* beta, double eps);
+
+// Central finite differences of the exact forward in high precision (256-bit):
+// returns d(sum_i w_i y_i)/dx_j for every j, i.e. the vector-Jacobian product with w, as f64.
+// Used by tests to confirm the oracle's analytic backward; costs O(numel^2).
+std::vector<double> finite_diff_vjp(const Case& c, const std::vector<double>& w, double h = 1e-30);
+
+}  // namespace gnv

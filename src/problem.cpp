@@ -1,0 +1,95 @@
+#include "gnv/problem.h"
+
+#include <cmath>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <sstream>
+
+#include "gnv/tensor.h"
+
+namespace gnv {
+
+namespace {
+bool mul_ok(int64_t a, int64_t b, int64_t& out) { return !__builtin_mul_overflow(a, b, &out); }
+}  // namespace
+
+void Problem::validate() const {
+  if (N < 0) throw InvalidProblem("N", fmt::format("must be >= 0, got {}", N));
+  if (C < 1) throw InvalidProblem("C", fmt::format("must be >= 1, got {}", C));
+  if (spatial.size() > 3)
+    throw InvalidProblem("spatial", fmt::format("rank must be 0..3, got {}", spatial.size()));
+  for (size_t i = 0; i < spatial.size(); ++i)
+    if (spatial[i] < 1)
+      throw InvalidProblem("spatial", fmt::format("extent {} must be >= 1, got {}", i, spatial[i]));
+  if (G < 1) throw InvalidProblem("G", fmt::format("must be >= 1, got {}", G));
+  if (C % G != 0)
+    throw InvalidProblem("G", fmt::format("C = {} is not divisible by G = {}", C, G));
+  if (!std::isfinite(eps)) throw InvalidProblem("eps", fmt::format("must be finite, got {}", eps));
+  if (eps < 0) throw InvalidProblem("eps", fmt::format("must be >= 0, got {}", eps));
+  int64_t n = N;
+  if (!mul_ok(n, C, n)) throw InvalidProblem("shape", "element count overflows int64");
+  for (int64_t e : spatial)
+    if (!mul_ok(n, e, n)) throw InvalidProblem("shape", "element count overflows int64");
+  int64_t bytes;
+  if (!mul_ok(n, 8, bytes)) throw InvalidProblem("shape", "byte count overflows int64");
+}
+
+int64_t Problem::S() const {
+  int64_t s = 1;
+  for (int64_t e : spatial) s *= e;
+  return s;
+}
+
+std::vector<int64_t> Problem::x_shape() const {
+  std::vector<int64_t> s{N};
+  if (layout == Layout::nchw) s.push_back(C);
+  s.insert(s.end(), spatial.begin(), spatial.end());
+  if (layout == Layout::nhwc) s.push_back(C);
+  return s;
+}
+
+std::string Problem::shape_string() const {
+  std::vector<int64_t> s{N, C};
+  s.insert(s.end(), spatial.begin(), spatial.end());
+  return fmt::format("{}", fmt::join(s, ","));
+}
+
+std::string Problem::describe() const {
+  return fmt::format("shape={} G={} eps={:g} affine={} dtype={} layout={}", shape_string(), G, eps,
+                     affine ? "on" : "off", name(dtype), name(layout));
+}
+
+void parse_shape(const std::string& s, Problem& p) {
+  std::vector<int64_t> v;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t pos = 0;
+    long long x = 0;
+    try {
+      x = std::stoll(item, &pos);
+    } catch (const std::exception&) {
+      pos = 0;
+    }
+    if (pos == 0 || pos != item.size())
+      throw std::invalid_argument(fmt::format("shape '{}': '{}' is not an integer", s, item));
+    v.push_back(x);
+  }
+  if (v.size() < 2 || v.size() > 5)
+    throw std::invalid_argument(
+        fmt::format("shape '{}' must be N,C[,D][,H][,W] (2 to 5 integers)", s));
+  p.N = v[0];
+  p.C = v[1];
+  p.spatial.assign(v.begin() + 2, v.end());
+}
+
+void validate_tensor(const Tensor& t, const std::string& field, DType dtype,
+                     const std::vector<int64_t>& shape) {
+  if (t.dtype() != dtype)
+    throw InvalidProblem(field, fmt::format("dtype is {}, expected {}", name(t.dtype()), name(dtype)));
+  if (t.shape() != shape)
+    throw InvalidProblem(field, fmt::format("shape is {}, expected ({})", t.shape_string(),
+                                            fmt::join(shape, ", ")));
+}
+
+}  // namespace gnv

@@ -1,0 +1,47 @@
+#include <algorithm>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "gnv/impl.h"
+
+namespace gnv {
+
+bool Capabilities::supports(DType d) const {
+  return std::find(dtypes.begin(), dtypes.end(), d) != dtypes.end();
+}
+bool Capabilities::supports(Layout l) const {
+  return std::find(layouts.begin(), layouts.end(), l) != layouts.end();
+}
+
+Registry& Registry::instance() {
+  static Registry r;
+  return r;
+}
+
+void Registry::add(std::unique_ptr<Impl> impl) {
+  if (find(impl->name())) throw std::logic_error(fmt::format("impl '{}' registered twice", impl->name()));
+  impls_.push_back(std::move(impl));
+}
+
+const Impl* Registry::find(std::string_view name) const {
+  for (const auto& i : impls_)
+    if (i->name() == name) return i.get();
+  return nullptr;
+}
+
+const Impl& Registry::get(std::string_view name) const {
+  if (const Impl* i = find(name)) return *i;
+  std::vector<std::string_view> names;
+  for (const Impl* i : all()) names.push_back(i->name());
+  throw std::invalid_argument(
+      fmt::format("unknown implementation '{}' (available: {})", name, fmt::join(names, ", ")));
+}
+
+std::vector<const Impl*> Registry::all() const {
+  std::vector<const Impl*> v;
+  for (const auto& i : impls_) v.push_back(i.get());
+  std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->name() < b->name(); });
+  return v;
+}
+
+}  // namespace gnv
