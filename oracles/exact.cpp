@@ -1,1 +1,240 @@
-// placeholder: being written
+#include "exact.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <stdexcept>
+
+namespace gnv::exact {
+
+namespace {
+
+// Exponent of the lowest bit an MPFR number can hold (its value is a multiple of 2^lsb).
+long lsb(mpfr_srcptr x) { return static_cast<long>(mpfr_get_exp(x)) - static_cast<long>(mpfr_get_prec(x)); }
+long top(mpfr_srcptr x) { return static_cast<long>(mpfr_get_exp(x)); }  // |x| < 2^top
+
+void check_exact(int ternary, const char* what) {
+  // A non-zero ternary value means MPFR rounded: the precision rule above is wrong. Never
+  // hand out a silently inexact "exact" value.
+  if (ternary != 0) throw std::logic_error(std::string("exact arithmetic rounded in ") + what);
+}
+
+}  // namespace
+
+void assign(Real& r, const Real& a) {
+  mpfr_set_prec(P(r), mpfr_get_prec(P(a)));
+  mpfr_set(P(r), P(a), MPFR_RNDN);
+}
+
+namespace {
+
+// Round-to-odd from a double to float: truncate, then set the last bit if anything was lost.
+float float_odd(double d) {
+  float f = static_cast<float>(d);
+  if (static_cast<double>(f) == d || std::isnan(d)) return f;
+  if (std::fabs(static_cast<double>(f)) > std::fabs(d)) f = std::nextafter(f, 0.0f);
+  auto b = std::bit_cast<uint32_t>(f);
+  return std::bit_cast<float>(b | 1u);
+}
+
+// Round-to-odd from an MPFR value to double. 53 bits >= 24 + 2, and double's subnormal grid
+// is far finer than float's, so a later RNE to f32/f16/bf16 is the correct rounding of x.
+double double_odd(mpfr_srcptr x) {
+  double d = mpfr_get_d(x, MPFR_RNDZ);
+  if (mpfr_cmp_d(x, d) == 0) return d;
+  auto b = std::bit_cast<uint64_t>(d);
+  return std::bit_cast<double>(b | 1u);
+}
+
+uint64_t bits_from_ordinal(DType d, int64_t ord) {
+  const uint64_t sign = uint64_t{1} << (info(d).bytes * 8 - 1);
+  return ord >= 0 ? static_cast<uint64_t>(ord) : (sign | static_cast<uint64_t>(-ord));
+}
+
+// The exact value of a finite dtype element; the first value past max_finite stands in for
+// +-Inf, so the midpoint between max and "Inf" is the overflow threshold of rounding to nearest.
+void value_of(Real& r, DType d, uint64_t bits) {
+  double v = bits_to_double(d, bits);
+  if (std::isinf(v)) v = std::copysign(std::ldexp(1.0, info(d).max_exp + 1), v);
+  set_d(r, v);
+}
+
+void midpoint(Real& r, DType d, uint64_t a, uint64_t b) {
+  Real va, vb;
+  value_of(va, d, a);
+  value_of(vb, d, b);
+  add(r, va, vb);
+  mpfr_div_2ui(P(r), P(r), 1, MPFR_RNDN);  // exact: binary exponent shift
+}
+
+}  // namespace
+
+void set_d(Real& r, double v) {
+  mpfr_set_prec(P(r), 53);
+  mpfr_set_d(P(r), v, MPFR_RNDN);
+}
+
+void add(Real& r, const Real& a, const Real& b) {
+  if (mpfr_zero_p(P(a))) return assign(r, b);
+  if (mpfr_zero_p(P(b))) return assign(r, a);
+  long hi = std::max(top(P(a)), top(P(b))) + 1;
+  long lo = std::min(lsb(P(a)), lsb(P(b)));
+  mpfr_set_prec(P(r), std::max<long>(hi - lo, MPFR_PREC_MIN));
+  check_exact(mpfr_add(P(r), P(a), P(b), MPFR_RNDN), "add");
+}
+
+void sub(Real& r, const Real& a, const Real& b) {
+  if (mpfr_zero_p(P(b))) return assign(r, a);
+  if (mpfr_zero_p(P(a))) {
+    assign(r, b);
+    mpfr_neg(P(r), P(r), MPFR_RNDN);
+    return;
+  }
+  long hi = std::max(top(P(a)), top(P(b))) + 1;
+  long lo = std::min(lsb(P(a)), lsb(P(b)));
+  mpfr_set_prec(P(r), std::max<long>(hi - lo, MPFR_PREC_MIN));
+  check_exact(mpfr_sub(P(r), P(a), P(b), MPFR_RNDN), "sub");
+}
+
+void mul(Real& r, const Real& a, const Real& b) {
+  mpfr_set_prec(P(r), mpfr_get_prec(P(a)) + mpfr_get_prec(P(b)));
+  check_exact(mpfr_mul(P(r), P(a), P(b), MPFR_RNDN), "mul");
+}
+
+void mul_si(Real& r, const Real& a, int64_t k) {
+  mpfr_set_prec(P(r), mpfr_get_prec(P(a)) + 64);
+  check_exact(mpfr_mul_si(P(r), P(a), static_cast<long>(k), MPFR_RNDN), "mul_si");
+}
+
+void sum(Real& r, const std::vector<const Real*>& v) {
+  std::vector<mpfr_ptr> ptrs;
+  long hi = LONG_MIN, lo = LONG_MAX;
+  for (const Real* x : v) {
+    if (mpfr_zero_p(P(*x))) continue;
+    hi = std::max(hi, top(P(*x)));
+    lo = std::min(lo, lsb(P(*x)));
+    ptrs.push_back(const_cast<mpfr_ptr>(P(*x)));
+  }
+  if (ptrs.empty()) {
+    mpfr_set_prec(P(r), 53);
+    mpfr_set_zero(P(r), 1);
+    return;
+  }
+  long guard = 2 + static_cast<long>(std::bit_width(ptrs.size()));
+  mpfr_set_prec(P(r), std::max<long>(hi - lo + guard, MPFR_PREC_MIN));
+  check_exact(mpfr_sum(P(r), ptrs.data(), ptrs.size(), MPFR_RNDN), "sum");
+}
+
+void sum(Real& r, const std::vector<Real>& v) {
+  std::vector<const Real*> p;
+  p.reserve(v.size());
+  for (const Real& x : v) p.push_back(&x);
+  sum(r, p);
+}
+
+void div_si_odd(Real& r, const Real& a, int64_t k, long prec) {
+  mpfr_set_prec(P(r), prec);
+  if (mpfr_div_si(P(r), P(a), static_cast<long>(k), MPFR_RNDZ) != 0) {
+    // Truncated and inexact: the odd neighbour is the one away from zero when the last bit is 0.
+    mpz_t m;
+    mpz_init(m);
+    mpfr_exp_t e = mpfr_get_z_2exp(m, P(r));
+    if (mpz_even_p(m)) {
+      if (mpz_sgn(m) > 0) mpz_add_ui(m, m, 1);
+      else mpz_sub_ui(m, m, 1);
+    }
+    mpfr_set_z_2exp(P(r), m, e, MPFR_RNDN);
+    mpz_clear(m);
+  }
+}
+
+uint64_t quiet_nan_bits(DType d) {
+  switch (d) {
+    case DType::f64: return 0x7FF8000000000000ull;
+    case DType::f32: return 0x7FC00000u;
+    case DType::f16: return 0x7E00u;
+    case DType::bf16: return 0x7FC0u;
+  }
+  return 0;
+}
+
+uint64_t round_to(DType d, const Real& v) {
+  mpfr_srcptr x = P(v);
+  if (mpfr_nan_p(x)) return quiet_nan_bits(d);
+  switch (d) {
+    case DType::f64: return std::bit_cast<uint64_t>(mpfr_get_d(x, MPFR_RNDN));
+    case DType::f32: return std::bit_cast<uint32_t>(static_cast<float>(double_odd(x)));
+    case DType::f16:
+      return Eigen::numext::bit_cast<uint16_t>(Eigen::half(float_odd(double_odd(x))));
+    case DType::bf16:
+      return Eigen::numext::bit_cast<uint16_t>(Eigen::bfloat16(float_odd(double_odd(x))));
+  }
+  return 0;
+}
+
+void to_double_double(const Real& v, double& hi, double& lo) {
+  hi = mpfr_get_d(P(v), MPFR_RNDN);
+  lo = 0;
+  if (!std::isfinite(hi)) return;
+  Real rest;
+  mpfr_set_prec(P(rest), mpfr_get_prec(P(v)) + 64);
+  mpfr_sub_d(P(rest), P(v), hi, MPFR_RNDN);
+  lo = mpfr_get_d(P(rest), MPFR_RNDN);
+}
+
+int sign_a_over_sqrt_minus_w(const Real& A, const Real& D, const Real& W) {
+  const int sa = mpfr_sgn(P(A)), sw = mpfr_sgn(P(W));
+  if (sa == 0) return -sw;
+  if (sa > 0 && sw <= 0) return 1;
+  if (sa < 0 && sw >= 0) return -1;
+  // Same sign: A - W*sqrt(D) has the sign of A^2 - W^2 D for positive A, the opposite for negative.
+  Real a2, w2, w2d;
+  mul(a2, A, A);
+  mul(w2, W, W);
+  mul(w2d, w2, D);
+  const int c = mpfr_cmp(P(a2), P(w2d));
+  const int s = (c > 0) - (c < 0);
+  return sa > 0 ? s : -s;
+}
+
+uint64_t round_certified(DType d, const Real& approx, const Real& err, const Real& A,
+                         const Real& K, const Real& D, const Real& B) {
+  Real lo, hi;
+  const mpfr_prec_t p = mpfr_get_prec(P(approx)) + 8;
+  mpfr_set_prec(P(lo), p);
+  mpfr_set_prec(P(hi), p);
+  mpfr_sub(P(lo), P(approx), P(err), MPFR_RNDD);
+  mpfr_add(P(hi), P(approx), P(err), MPFR_RNDU);
+  const uint64_t c_lo = round_to(d, lo), c_hi = round_to(d, hi);
+  if (c_lo == c_hi) return c_lo;
+
+  // The interval holds a rounding boundary: decide exactly. v - M = A/(K sqrt D) + B - M has
+  // the sign of A/sqrt(D) - (M - B) K.
+  auto side = [&](const Real& M) {
+    Real mb, w;
+    sub(mb, M, B);
+    mul(w, mb, K);
+    return sign_a_over_sqrt_minus_w(A, D, w);
+  };
+  uint64_t cand = round_to(d, approx);
+  for (int step = 0; step < 64; ++step) {
+    const int64_t o = ordinal(d, cand);
+    const bool is_inf = std::isinf(bits_to_double(d, cand));
+    const uint64_t below = bits_from_ordinal(d, o - 1), above = bits_from_ordinal(d, o + 1);
+    Real m_lo, m_hi;
+    const bool neg_inf = is_inf && o < 0, pos_inf = is_inf && o > 0;
+    if (!neg_inf) midpoint(m_lo, d, below, cand);
+    if (!pos_inf) midpoint(m_hi, d, cand, above);
+    const int s_lo = neg_inf ? 1 : side(m_lo);
+    const int s_hi = pos_inf ? -1 : side(m_hi);
+    if (s_lo < 0) { cand = below; continue; }
+    if (s_hi > 0) { cand = above; continue; }
+    // Ties go to the neighbour with an even last bit (IEEE round-half-even; Inf counts as even).
+    if (s_lo == 0) return (below & 1) == 0 ? below : cand;
+    if (s_hi == 0) return (above & 1) == 0 ? above : cand;
+    return cand;
+  }
+  throw std::logic_error("round_certified did not converge");
+}
+
+}  // namespace gnv::exact

@@ -1,1 +1,138 @@
-// placeholder: being written
+#include "gnv/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace gnv {
+
+std::string_view name(Verdict v) {
+  switch (v) {
+    case Verdict::pass: return "pass";
+    case Verdict::fail: return "fail";
+    case Verdict::error: return "error";
+    case Verdict::unwritten: return "unwritten";
+  }
+  return "?";
+}
+
+double budget_for(int64_t reduction_length) {
+  // README "Budgets": first-order error of a backward-stable GroupNorm whose reductions have a
+  // log2(L) error growth (pairwise, chunked Welford, lane-parallel), with a factor 2 of slack.
+  const double L = static_cast<double>(std::max<int64_t>(reduction_length, 1));
+  return 4.0 + 2.0 * std::log2(L);
+}
+
+OutputMetrics measure(const Tensor& actual, const ExactOutput& exact) {
+  const Tensor& ref = exact.rounded;
+  if (actual.dtype() != ref.dtype() || actual.shape() != ref.shape())
+    throw std::invalid_argument(fmt::format("output {}: got {} {}, expected {} {}", exact.name,
+                                            name(actual.dtype()), actual.shape_string(),
+                                            name(ref.dtype()), ref.shape_string()));
+  const DType d = ref.dtype();
+  const double u_out = info(d).unit_roundoff;
+  const double u_acc = info(acc_dtype(d)).unit_roundoff;
+  const uint64_t poison = poison_bits(d);
+  const double inf = std::numeric_limits<double>::infinity();
+
+  OutputMetrics m;
+  m.name = exact.name;
+  m.count = actual.numel();
+  m.budget = budget_for(exact.reduction_length);
+
+  double out_scale = 0;
+  for (double h : exact.hi)
+    if (std::isfinite(h)) out_scale = std::max(out_scale, std::fabs(h));
+
+  double diff2 = 0, ref2 = 0;
+  auto note_worst = [&](int64_t i, double cond, double a) {
+    if (m.worst_index < 0 || cond > m.max_cond_err) {
+      m.max_cond_err = std::max(m.max_cond_err, cond);
+      m.worst_index = i;
+      m.worst_expected = exact.hi[i];
+      m.worst_actual = a;
+      m.worst_scale = exact.scale[i];
+    }
+  };
+  for (int64_t i = 0; i < m.count; ++i) {
+    const uint64_t ab = actual.bits(i), eb = ref.bits(i);
+    const double a = actual.get(i), hi = exact.hi[i], lo = exact.lo[i];
+    if (std::isnan(hi)) {
+      // The non-finite policy: NaN or +-Inf required, nothing else checked.
+      if (std::isfinite(a)) {
+        ++m.policy_violations;
+        m.max_ulp = inf;
+        note_worst(i, inf, a);
+      }
+      continue;
+    }
+    // An element that still holds the poison pattern where a value is defined was never written
+    // (where the policy wants NaN, the poison NaN is indistinguishable from a written NaN).
+    if (ab == poison) {
+      ++m.unwritten;
+      m.max_ulp = inf;
+      note_worst(i, inf, a);
+      continue;
+    }
+    double err, ulps;
+    if (ab == eb || (ordinal(d, ab) == 0 && ordinal(d, eb) == 0)) {
+      err = 0;  // equal bits, or +0 against -0
+      ulps = 0;
+    } else if (std::isnan(a)) {
+      ++m.policy_violations;
+      err = ulps = inf;
+    } else if (std::isinf(a) || !std::isfinite(hi)) {
+      err = ulps = inf;
+    } else {
+      err = std::fabs((a - hi) - lo);
+      ulps = std::isfinite(bits_to_double(d, eb))
+                 ? static_cast<double>(std::llabs(ordinal(d, ab) - ordinal(d, eb)))
+                 : inf;
+    }
+    m.max_ulp = std::max(m.max_ulp, ulps);
+    const double u_err = err == 0 ? 0 : err / (u_out * out_scale);
+    m.max_u_err = std::max(m.max_u_err, std::isnan(u_err) ? inf : u_err);
+    // Condition-scaled error: the error in units of what a backward-stable algorithm may make
+    // there (u_acc * S_i) plus the final rounding to the output dtype (half an ulp).
+    double cond = 0;
+    if (err > 0) {
+      const double denom = u_acc * exact.scale[i] + 0.5 * ulp_at(d, hi);
+      cond = err / denom;
+    }
+    note_worst(i, cond, a);
+    if (std::isfinite(a) && std::isfinite(hi)) {
+      diff2 += (a - hi) * (a - hi);
+      ref2 += hi * hi;
+    }
+  }
+  m.normwise = ref2 > 0 ? std::sqrt(diff2 / ref2) : (diff2 > 0 ? inf : 0);
+  if (m.unwritten > 0) m.verdict = Verdict::unwritten;
+  else if (m.policy_violations > 0 || !(m.max_cond_err <= m.budget)) m.verdict = Verdict::fail;
+  return m;
+}
+
+std::string describe_index(const Problem& p, const std::string& output, int64_t flat) {
+  if (flat < 0) return "-";
+  if (output == "mean" || output == "rstd") return fmt::format("n={} g={}", flat / p.G, flat % p.G);
+  if (output == "dgamma" || output == "dbeta") return fmt::format("c={}", flat);
+  const int64_t S = p.S();
+  int64_t n, c, s;
+  if (p.layout == Layout::nchw) {
+    n = flat / (p.C * S);
+    c = (flat / S) % p.C;
+    s = flat % S;
+  } else {
+    n = flat / (p.C * S);
+    s = (flat / p.C) % S;
+    c = flat % p.C;
+  }
+  std::vector<int64_t> pos;
+  for (auto it = p.spatial.rbegin(); it != p.spatial.rend(); ++it) {
+    pos.insert(pos.begin(), s % *it);
+    s /= *it;
+  }
+  return fmt::format("n={} c={} g={} s=({})", n, c, c / p.channels_per_group(), fmt::join(pos, ","));
+}
+
+}  // namespace gnv

@@ -44,9 +44,12 @@ Tensor layer_norm_reference(const Tensor& x, const Tensor* gamma, const Tensor* 
 // InstanceNorm: x (N, C, S), normalized per (n, c); gamma/beta (C) or empty.
 Tensor instance_norm_reference(const Tensor& x, const Tensor* gamma, const Tensor* beta, double eps);
 
-// Central finite differences of the exact forward in high precision (256-bit):
-// returns d(sum_i w_i y_i)/dx_j for every j, i.e. the vector-Jacobian product with w, as f64.
-// Used by tests to confirm the oracle's analytic backward; costs O(numel^2).
-std::vector<double> finite_diff_vjp(const Case& c, const std::vector<double>& w, double h = 1e-30);
+// Central finite differences of an independent high-precision (256-bit) forward, with the
+// case's dy as the output weights: d(sum_i dy_i y_i)/d(x_j, gamma_c, beta_c). Used by tests to
+// confirm the oracle's analytic backward; costs O(numel^2). Values are f64.
+struct FiniteDiff {
+  std::vector<double> dx, dgamma, dbeta;  // dgamma/dbeta empty unless affine
+};
+FiniteDiff finite_diff_backward(const Case& c);
 
 }  // namespace gnv

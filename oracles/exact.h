@@ -1,0 +1,57 @@
+#pragma once
+// Exact dyadic arithmetic and correct rounding, on Boost.Multiprecision's MPFR backend.
+//
+// Every dtype value is a dyadic rational, so sums, differences and products of them are exact
+// MPFR numbers once the precision covers the span from the highest to the lowest bit involved;
+// the helpers below choose that precision from the operands. Only a square root (and division by
+// the group size m) is ever inexact, and those are rounded with a certified error bound (Ziv's
+// strategy) or decided exactly by squaring (see groupnorm.cpp).
+#include <boost/multiprecision/mpfr.hpp>
+#include <cstdint>
+#include <mpfr.h>
+#include <vector>
+
+#include "gnv/dtype.h"
+
+namespace gnv::exact {
+
+using Real = boost::multiprecision::number<boost::multiprecision::mpfr_float_backend<0>,
+                                           boost::multiprecision::et_off>;
+
+inline mpfr_ptr P(Real& r) { return r.backend().data(); }
+inline mpfr_srcptr P(const Real& r) { return r.backend().data(); }
+
+// Exact: r = a, keeping a's precision.
+void assign(Real& r, const Real& a);
+// Exact: r = v (a double; 53 bits suffice for every dtype).
+void set_d(Real& r, double v);
+// Exact: r = a + b, r = a - b, r = a * b, r = a * k. r must not alias a or b.
+void add(Real& r, const Real& a, const Real& b);
+void sub(Real& r, const Real& a, const Real& b);
+void mul(Real& r, const Real& a, const Real& b);
+void mul_si(Real& r, const Real& a, int64_t k);
+// Exact sum of n values (MPFR's mpfr_sum at a precision that makes it exact).
+void sum(Real& r, const std::vector<const Real*>& v);
+void sum(Real& r, const std::vector<Real>& v);
+
+// Round-to-odd of a/k at `prec` bits: correct input for a later single rounding to any format
+// of at most prec-2 bits (Boldo & Melquiond), so quotients are correctly rounded in the end.
+void div_si_odd(Real& r, const Real& a, int64_t k, long prec);
+
+// The correctly rounded (nearest, ties to even, with subnormals and overflow to Inf) image of
+// the exact value v in dtype d, as raw bits. NaN maps to the canonical quiet NaN.
+uint64_t round_to(DType d, const Real& v);
+uint64_t quiet_nan_bits(DType d);
+// hi = RN_double(v), lo = RN_double(v - hi): a double-double image of v for the metrics.
+void to_double_double(const Real& v, double& hi, double& lo);
+
+// Exact sign of A/sqrt(D) - W (D > 0).
+int sign_a_over_sqrt_minus_w(const Real& A, const Real& D, const Real& W);
+
+// The value v = A / (K * sqrt(D)) + B correctly rounded to d, given an approximation `approx`
+// with |approx - v| <= err. Falls back to exact comparisons when the interval straddles a
+// rounding boundary. A, K, D, B exact; K > 0, D > 0.
+uint64_t round_certified(DType d, const Real& approx, const Real& err, const Real& A,
+                         const Real& K, const Real& D, const Real& B);
+
+}  // namespace gnv::exact

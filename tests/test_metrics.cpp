@@ -1,0 +1,141 @@
+// Metric edge cases: the distances and the verdict logic, on hand-made exact outputs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "gnv/metrics.h"
+
+namespace gnv {
+namespace {
+
+ExactOutput exact_of(DType d, std::vector<double> vals, double scale = 1.0, int64_t L = 1) {
+  ExactOutput e;
+  e.name = "y";
+  e.rounded = Tensor(d, {static_cast<int64_t>(vals.size())});
+  for (size_t i = 0; i < vals.size(); ++i) {
+    e.rounded.set(static_cast<int64_t>(i), vals[i]);
+    e.hi.push_back(vals[i]);
+    e.lo.push_back(0);
+    e.scale.push_back(scale);
+  }
+  e.reduction_length = L;
+  return e;
+}
+
+Tensor tensor_of(DType d, std::vector<double> vals) {
+  Tensor t(d, {static_cast<int64_t>(vals.size())});
+  for (size_t i = 0; i < vals.size(); ++i) t.set(static_cast<int64_t>(i), vals[i]);
+  return t;
+}
+
+TEST(Metrics, BudgetGrowsWithLog2OfTheReduction) {
+  EXPECT_EQ(budget_for(1), 4.0);
+  EXPECT_EQ(budget_for(1024), 24.0);
+  EXPECT_EQ(budget_for(0), 4.0);
+}
+
+TEST(Metrics, IdenticalIsZero) {
+  const ExactOutput e = exact_of(DType::f32, {1.0, -2.5, 0.0});
+  const OutputMetrics m = measure(tensor_of(DType::f32, {1.0, -2.5, 0.0}), e);
+  EXPECT_EQ(m.max_ulp, 0);
+  EXPECT_EQ(m.max_cond_err, 0);
+  EXPECT_EQ(m.normwise, 0);
+  EXPECT_EQ(m.verdict, Verdict::pass);
+}
+
+TEST(Metrics, SignedZerosAreEqualAndUlpsCrossZero) {
+  const ExactOutput e = exact_of(DType::f32, {0.0, -0x1p-149});
+  Tensor a = tensor_of(DType::f32, {-0.0, 0x1p-149});
+  const OutputMetrics m = measure(a, e);
+  EXPECT_EQ(m.max_ulp, 2);  // -min_subnormal to +min_subnormal is two steps
+  EXPECT_EQ(m.worst_index, 1);
+}
+
+TEST(Metrics, ConditionScaledErrorFormula) {
+  // f32, exact 1.0, scale 1: denominator u*1 + ulp(1)/2 = 2^-24 + 2^-24 = 2^-23.
+  const ExactOutput e = exact_of(DType::f32, {1.0});
+  const OutputMetrics m = measure(tensor_of(DType::f32, {1.0 + 0x1p-20}), e);
+  EXPECT_DOUBLE_EQ(m.max_cond_err, 8.0);
+  EXPECT_EQ(m.max_ulp, 8);
+  EXPECT_DOUBLE_EQ(m.max_u_err, 0x1p-20 / 0x1p-24);
+  EXPECT_EQ(m.verdict, Verdict::fail);  // 8 > budget 4 for L = 1
+  const OutputMetrics ok = measure(tensor_of(DType::f32, {1.0 + 0x1p-22}), e);
+  EXPECT_DOUBLE_EQ(ok.max_cond_err, 2.0);
+  EXPECT_EQ(ok.verdict, Verdict::pass);
+}
+
+TEST(Metrics, LowPrecisionOutputsAllowHalfAnUlpOfStorage) {
+  // f16 output of an exact value at a midpoint: half an f16 ulp is the unavoidable error.
+  ExactOutput e = exact_of(DType::f16, {1.0});
+  e.hi[0] = 1.0 + 0x1p-11;  // exact value: the midpoint between 1 and 1 + 2^-10
+  const OutputMetrics m = measure(tensor_of(DType::f16, {1.0}), e);
+  EXPECT_LT(m.max_cond_err, 1.0);
+  EXPECT_GT(m.max_cond_err, 0.99);
+  // An f16 kernel off by 3 ulps fails even with a big condition scale: the scale is in units of
+  // the f32 accumulator's roundoff, not f16's.
+  ExactOutput e2 = exact_of(DType::f16, {1.0}, 4.0);
+  const OutputMetrics m2 = measure(tensor_of(DType::f16, {1.0 + 3 * 0x1p-10}), e2);
+  EXPECT_GT(m2.max_cond_err, 4.0);
+  EXPECT_EQ(m2.verdict, Verdict::fail);
+}
+
+TEST(Metrics, NaNWhereFiniteIsAPolicyViolation) {
+  const ExactOutput e = exact_of(DType::f64, {1.0, 2.0});
+  const OutputMetrics m = measure(tensor_of(DType::f64, {1.0, NAN}), e);
+  EXPECT_EQ(m.policy_violations, 1);
+  EXPECT_TRUE(std::isinf(m.max_ulp));
+  EXPECT_EQ(m.verdict, Verdict::fail);
+}
+
+TEST(Metrics, InfWhereFiniteIsInfiniteError) {
+  const ExactOutput e = exact_of(DType::f32, {1.0});
+  const OutputMetrics m = measure(tensor_of(DType::f32, {INFINITY}), e);
+  EXPECT_TRUE(std::isinf(m.max_cond_err));
+  EXPECT_EQ(m.verdict, Verdict::fail);
+}
+
+TEST(Metrics, UndefinedExactDemandsNonFinite) {
+  ExactOutput e = exact_of(DType::f32, {0.0, 0.0});
+  e.hi[0] = e.hi[1] = NAN;
+  EXPECT_EQ(measure(tensor_of(DType::f32, {NAN, -INFINITY}), e).verdict, Verdict::pass);
+  const OutputMetrics m = measure(tensor_of(DType::f32, {NAN, 0.5}), e);
+  EXPECT_EQ(m.policy_violations, 1);
+  EXPECT_EQ(m.verdict, Verdict::fail);
+}
+
+TEST(Metrics, PoisonIsUnwritten) {
+  const ExactOutput e = exact_of(DType::bf16, {1.0, 2.0});
+  Tensor a = tensor_of(DType::bf16, {1.0, 2.0});
+  a.set_bits(1, poison_bits(DType::bf16));
+  const OutputMetrics m = measure(a, e);
+  EXPECT_EQ(m.unwritten, 1);
+  EXPECT_EQ(m.verdict, Verdict::unwritten);
+}
+
+TEST(Metrics, NormwiseRelativeError) {
+  const ExactOutput e = exact_of(DType::f64, {3.0, 4.0});
+  const OutputMetrics m = measure(tensor_of(DType::f64, {3.0, 4.5}), e);
+  EXPECT_DOUBLE_EQ(m.normwise, 0.5 / 5.0);
+}
+
+TEST(Metrics, ShapeOrDtypeMismatchThrows) {
+  const ExactOutput e = exact_of(DType::f32, {1.0, 2.0});
+  EXPECT_THROW(measure(tensor_of(DType::f32, {1.0}), e), std::invalid_argument);
+  EXPECT_THROW(measure(tensor_of(DType::f64, {1.0, 2.0}), e), std::invalid_argument);
+}
+
+TEST(Metrics, DescribeIndexNamesTheElement) {
+  Problem p;
+  p.N = 2;
+  p.C = 4;
+  p.spatial = {3, 5};
+  p.G = 2;
+  p.layout = Layout::nhwc;
+  const int64_t flat = p.index(1, 3, 2 * 5 + 4);
+  EXPECT_EQ(describe_index(p, "y", flat), "n=1 c=3 g=1 s=(2,4)");
+  EXPECT_EQ(describe_index(p, "mean", 3), "n=1 g=1");
+}
+
+}  // namespace
+}  // namespace gnv

@@ -1,0 +1,303 @@
+// The exact oracle: hand-computable cases, correct rounding against brute force, analytic
+// backward against high-precision finite differences, and the LayerNorm/InstanceNorm references.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+
+#include "../oracles/exact.h"
+#include "gnv/case.h"
+#include "gnv/oracle.h"
+
+namespace gnv {
+namespace {
+
+Case make(std::vector<double> xs, int64_t C, std::vector<int64_t> spatial, int64_t G, double eps,
+          DType d = DType::f64, Layout l = Layout::nchw) {
+  Case c;
+  c.problem.N = static_cast<int64_t>(xs.size()) / (C * [&] {
+    int64_t s = 1;
+    for (auto e : spatial) s *= e;
+    return s;
+  }());
+  c.problem.C = C;
+  c.problem.spatial = std::move(spatial);
+  c.problem.G = G;
+  c.problem.eps = eps;
+  c.problem.dtype = d;
+  c.problem.layout = l;
+  c.x = Tensor(d, c.problem.x_shape());
+  for (size_t i = 0; i < xs.size(); ++i) c.x.set(static_cast<int64_t>(i), xs[i]);
+  return c;
+}
+
+TEST(Oracle, HandComputableForward) {
+  // x = 1, 2, 3, 4: mean 2.5, var 1.25; eps = 0.
+  Case c = make({1, 2, 3, 4}, 1, {4}, 1, 0.0);
+  OracleResult r = oracle_forward(c);
+  EXPECT_EQ(r.get("mean").rounded.get(0), 2.5);
+  EXPECT_EQ(r.get("rstd").rounded.get(0), 1 / std::sqrt(1.25));  // sqrt and division: both
+  // correctly rounded in IEEE, but their composition need not be; check the exact value instead.
+  const double rstd_exact = 0.894427190999915878563669467492510494329;  // 1/sqrt(1.25)
+  EXPECT_NEAR(r.get("rstd").hi[0], rstd_exact, 1e-17);
+  const double y0 = -1.5 * rstd_exact, y3 = 1.5 * rstd_exact;
+  EXPECT_NEAR(r.get("y").hi[0], y0, 1e-16);
+  EXPECT_NEAR(r.get("y").hi[3], y3, 1e-16);
+  // y is antisymmetric here, so the rounded values must be exact negatives of each other.
+  EXPECT_EQ(r.get("y").rounded.get(0), -r.get("y").rounded.get(3));
+  EXPECT_EQ(r.get("y").rounded.get(1), -r.get("y").rounded.get(2));
+}
+
+TEST(Oracle, ConstantGroupGivesBetaAndEpsRstd) {
+  Case c = make({3, 3, 3, 3, 1, 2, 3, 4}, 2, {2}, 2, 0.25);
+  c.problem.affine = true;
+  c.gamma = Tensor(DType::f64, {2});
+  c.beta = Tensor(DType::f64, {2});
+  c.gamma.set(0, 5.0);
+  c.gamma.set(1, 1.0);
+  c.beta.set(0, -0.75);
+  c.beta.set(1, 0.5);
+  OracleResult r = oracle_forward(c);
+  EXPECT_EQ(r.get("rstd").rounded.get(0), 2.0);  // 1/sqrt(0 + 0.25)
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(r.get("y").rounded.get(i), -0.75);
+}
+
+TEST(Oracle, DegenerateGroupWithZeroEps) {
+  Case c = make({2, 2, 2, 2}, 1, {4}, 1, 0.0);
+  OracleResult r = oracle_forward(c);
+  EXPECT_EQ(r.get("mean").rounded.get(0), 2.0);
+  EXPECT_TRUE(std::isinf(r.get("rstd").rounded.get(0)));
+  EXPECT_TRUE(std::isnan(r.get("y").hi[0]));  // 0 * Inf: the policy asks for a non-finite value
+}
+
+TEST(Oracle, NonFiniteGroupIsUndefinedOthersUntouched) {
+  Case c = make({1, NAN, 3, 4, 1, 2, 3, 4}, 2, {2}, 2, 1e-5);
+  OracleResult r = oracle_forward(c);
+  EXPECT_TRUE(std::isnan(r.get("mean").hi[0]));
+  EXPECT_TRUE(std::isnan(r.get("rstd").hi[0]));
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(std::isnan(r.get("y").hi[i]));
+  EXPECT_EQ(r.get("mean").rounded.get(1), 2.5);
+  for (int i = 4; i < 8; ++i) EXPECT_TRUE(std::isfinite(r.get("y").hi[i]));
+}
+
+TEST(Oracle, CancellationDoesNotReachTheOracle) {
+  // Offset 2^40 with a spread of 1: one-pass variance in f64 keeps ~13 bits here; the oracle
+  // must give exactly the same normalized output as for the unshifted data.
+  Case a = make({-1.5, -0.5, 0.5, 1.5}, 1, {4}, 1, 0.0);
+  Case b = make({0x1p40 - 1.5, 0x1p40 - 0.5, 0x1p40 + 0.5, 0x1p40 + 1.5}, 1, {4}, 1, 0.0);
+  OracleResult ra = oracle_forward(a), rb = oracle_forward(b);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(ra.get("y").rounded.bits(i), rb.get("y").rounded.bits(i));
+  EXPECT_EQ(ra.get("rstd").rounded.bits(0), rb.get("rstd").rounded.bits(0));
+}
+
+TEST(Oracle, HugeMagnitudesDoNotOverflow) {
+  Case c = make({-0x1p127, 0x1p127, -0x1p126, 0x1p126}, 1, {4}, 1, 1e-5, DType::f32);
+  OracleResult r = oracle_forward(c);
+  // var = (2^254 + 2^252)/2 -> xhat = x / sqrt(var); finite and symmetric.
+  const Tensor& y = r.get("y").rounded;
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(std::isfinite(y.get(i)));
+  EXPECT_EQ(y.get(0), -y.get(1));
+  EXPECT_NEAR(y.get(1), 2 / std::sqrt(2.5), 1e-6);
+}
+
+// Brute force: the correctly rounded f16/bf16/f32 value of an exact y is the nearest of all
+// representable neighbours of a coarse guess, ties to even.
+TEST(Oracle, RoundToMatchesBruteForceIncludingTiesAndSubnormals) {
+  using exact::Real;
+  for (DType d : {DType::f32, DType::f16, DType::bf16}) {
+    const DTypeInfo& in = info(d);
+    for (double v : {1.0 + in.unit_roundoff,  // exact tie between 1 and 1+2u: to even (1)
+                     1.0 + 3 * in.unit_roundoff,  // tie: to even (1+4u)
+                     in.min_subnormal * 1.5,      // subnormal tie: to even (2 * min_subnormal)
+                     in.min_subnormal * 0.5,      // tie between 0 and min_subnormal: 0
+                     in.min_subnormal * 0.5000001, in.max_finite * (1 + in.unit_roundoff),
+                     in.max_finite * (1 + in.unit_roundoff * 0.999), -in.min_normal * 0.75}) {
+      Real r;
+      exact::set_d(r, v);
+      const uint64_t got = exact::round_to(d, r);
+      // Brute force over a window of ordinals around the float nearest to v.
+      double best = NAN;
+      uint64_t best_bits = 0;
+      const int64_t o0 = ordinal(d, round_for_data(d, v));
+      for (int64_t o = o0 - 3; o <= o0 + 3; ++o) {
+        const uint64_t sign = uint64_t{1} << (in.bytes * 8 - 1);
+        const uint64_t b = o >= 0 ? static_cast<uint64_t>(o) : (sign | static_cast<uint64_t>(-o));
+        double bv = bits_to_double(d, b);
+        if (std::isnan(bv)) continue;
+        if (std::isinf(bv)) bv = std::copysign(std::ldexp(1.0, in.max_exp + 1), bv);
+        const double dist = std::fabs(bv - v);
+        if (std::isnan(best) || dist < best || (dist == best && (b & 1) == 0)) {
+          best = dist;
+          best_bits = b;
+        }
+      }
+      EXPECT_EQ(ordinal(d, got), ordinal(d, best_bits)) << name(d) << " v=" << v;
+    }
+  }
+}
+
+TEST(Oracle, RoundToF64Subnormal) {
+  exact::Real r, a, b;
+  exact::set_d(a, 0x1p-1074);
+  exact::set_d(b, 0x1p-1075);
+  exact::add(r, a, b);  // 1.5 * 2^-1074: a tie, rounds to the even 2^-1073
+  EXPECT_EQ(std::bit_cast<double>(exact::round_to(DType::f64, r)), 0x1p-1073);
+}
+
+TEST(Oracle, CertifiedRoundingDecidesExactTies) {
+  // y = gamma * xhat + beta with xhat = +-1 exactly and beta = 2^-24: y = 1 + 2^-24 is an exact
+  // f32 midpoint; the oracle must round it to even (1.0), not wherever its approximation lands.
+  Case c = make({-1, 1}, 1, {2}, 1, 0.0, DType::f32);
+  c.problem.affine = true;
+  c.gamma = Tensor(DType::f32, {1});
+  c.beta = Tensor(DType::f32, {1});
+  c.gamma.set(0, 1.0);
+  c.beta.set(0, 0x1p-24);
+  OracleResult r = oracle_forward(c);
+  EXPECT_EQ(r.get("y").rounded.get(1), 1.0);
+  EXPECT_EQ(r.get("y").rounded.get(0), -1.0 + 0x1p-24);  // exact, representable
+  c.beta.set(0, 3 * 0x1p-24);  // 1 + 3*2^-24: tie between 1+2^-23 and 1+2^-22 -> 1+2^-22
+  r = oracle_forward(c);
+  EXPECT_EQ(r.get("y").rounded.get(1), 1.0 + 0x1p-22);
+}
+
+Case random_case(uint64_t seed, bool affine, Layout layout, std::vector<int64_t> spatial, int64_t N,
+                 int64_t C, int64_t G, const char* stress = "normal") {
+  Problem p;
+  p.N = N;
+  p.C = C;
+  p.spatial = std::move(spatial);
+  p.G = G;
+  p.eps = 1e-3;
+  p.affine = affine;
+  p.dtype = DType::f64;
+  p.layout = layout;
+  return make_case(p, parse_stress(stress), seed, true);
+}
+
+TEST(Oracle, BackwardMatchesHighPrecisionFiniteDifferences) {
+  for (Layout l : kAllLayouts) {
+    for (bool affine : {false, true}) {
+      for (const char* stress : {"normal", "offset:1000"}) {
+        Case c = random_case(11, affine, l, {3}, 2, 4, 2, stress);
+        OracleResult r = oracle_backward(c);
+        FiniteDiff fd = finite_diff_backward(c);
+        const ExactOutput& dx = r.get("dx");
+        for (int64_t i = 0; i < c.problem.numel(); ++i) {
+          const double ref = fd.dx[i];
+          EXPECT_NEAR(dx.hi[i] + dx.lo[i], ref, 1e-28 * (1 + std::fabs(ref)))
+              << "dx " << i << " layout " << name(l) << " affine " << affine << " " << stress;
+          // Both are (nearly) exact: the rounded dx is the f64 nearest to the FD value.
+          EXPECT_EQ(dx.rounded.get(i), ref);
+        }
+        if (affine) {
+          for (int64_t ch = 0; ch < c.problem.C; ++ch) {
+            EXPECT_EQ(r.get("dgamma").rounded.get(ch), fd.dgamma[ch]) << "dgamma " << ch;
+            EXPECT_EQ(r.get("dbeta").rounded.get(ch), fd.dbeta[ch]) << "dbeta " << ch;
+          }
+        }
+        EXPECT_EQ(r.undecided, 0);
+      }
+    }
+  }
+}
+
+TEST(Oracle, BackwardIdentities) {
+  Case c = random_case(3, true, Layout::nhwc, {2, 3}, 2, 6, 3);
+  OracleResult r = oracle_backward(c);
+  const ExactOutput& dx = r.get("dx");
+  // Sum of dx over a group is 0 (relative to the size of its terms).
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t g = 0; g < 3; ++g) {
+      double s = 0, a = 0;
+      for (int64_t cc = 2 * g; cc < 2 * g + 2; ++cc)
+        for (int64_t sp = 0; sp < 6; ++sp) {
+          const double v = dx.hi[c.problem.index(n, cc, sp)];
+          s += v;
+          a += std::fabs(v);
+        }
+      EXPECT_LE(std::fabs(s), 1e-14 * a);
+    }
+  // dbeta = sum dy per channel, exactly rounded.
+  for (int64_t ch = 0; ch < 6; ++ch) {
+    long double s = 0;
+    for (int64_t n = 0; n < 2; ++n)
+      for (int64_t sp = 0; sp < 6; ++sp) s += c.dy->get(c.problem.index(n, ch, sp));
+    EXPECT_NEAR(r.get("dbeta").rounded.get(ch), static_cast<double>(s), 1e-15 * 12);
+  }
+}
+
+TEST(Oracle, GroupOneIsLayerNormAndGroupCIsInstanceNorm) {
+  Case c = random_case(5, false, Layout::nchw, {5}, 3, 4, 1);
+  const Tensor y = oracle_forward(c).get("y").rounded;
+  Tensor x2(DType::f64, {3, 20});
+  for (int64_t i = 0; i < 60; ++i) x2.set_bits(i, c.x.bits(i));
+  const Tensor ln = layer_norm_reference(x2, nullptr, nullptr, c.problem.eps);
+  for (int64_t i = 0; i < 60; ++i) EXPECT_EQ(ln.get(i), y.get(i)) << i;
+
+  c.problem.G = 4;
+  const Tensor yi = oracle_forward(c).get("y").rounded;
+  Tensor x3(DType::f64, {3, 4, 5});
+  for (int64_t i = 0; i < 60; ++i) x3.set_bits(i, c.x.bits(i));
+  const Tensor in = instance_norm_reference(x3, nullptr, nullptr, c.problem.eps);
+  for (int64_t i = 0; i < 60; ++i) EXPECT_EQ(in.get(i), yi.get(i)) << i;
+}
+
+TEST(Oracle, LayoutsGiveTheSameValues) {
+  Case a = random_case(9, true, Layout::nchw, {2, 3}, 2, 6, 3);
+  Case b = a;
+  b.problem.layout = Layout::nhwc;
+  b.x = Tensor(DType::f64, b.problem.x_shape());
+  b.dy = Tensor(DType::f64, b.problem.x_shape());
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t ch = 0; ch < 6; ++ch)
+      for (int64_t s = 0; s < 6; ++s) {
+        b.x.set_bits(b.problem.index(n, ch, s), a.x.bits(a.problem.index(n, ch, s)));
+        b.dy->set_bits(b.problem.index(n, ch, s), a.dy->bits(a.problem.index(n, ch, s)));
+      }
+  const OracleResult fa = oracle_forward(a), fb = oracle_forward(b);
+  const OracleResult ba = oracle_backward(a), bb = oracle_backward(b);
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t ch = 0; ch < 6; ++ch)
+      for (int64_t s = 0; s < 6; ++s) {
+        EXPECT_EQ(fa.get("y").rounded.bits(a.problem.index(n, ch, s)),
+                  fb.get("y").rounded.bits(b.problem.index(n, ch, s)));
+        EXPECT_EQ(ba.get("dx").rounded.bits(a.problem.index(n, ch, s)),
+                  bb.get("dx").rounded.bits(b.problem.index(n, ch, s)));
+      }
+  for (int64_t ch = 0; ch < 6; ++ch)
+    EXPECT_EQ(ba.get("dgamma").rounded.bits(ch), bb.get("dgamma").rounded.bits(ch));
+}
+
+TEST(Oracle, LowPrecisionOutputsAreRoundedOnceFromExact) {
+  // For f16/bf16 data the y values must be the correct rounding of the exact value, which we
+  // recompute here from the f64 oracle on the same (exactly representable) inputs: the f64
+  // result is within 2^-53 relative of exact, far inside half an f16/bf16 ulp unless a tie is
+  // near, which the check excludes.
+  for (DType d : {DType::f16, DType::bf16, DType::f32}) {
+    Problem p;
+    p.N = 2;
+    p.C = 4;
+    p.spatial = {7};
+    p.G = 2;
+    p.dtype = d;
+    Case c = make_case(p, parse_stress("offset:100"), 4, false);
+    Case c64 = c;
+    c64.problem.dtype = DType::f64;
+    c64.x = Tensor(DType::f64, p.x_shape());
+    for (int64_t i = 0; i < c.x.numel(); ++i) c64.x.set(i, c.x.get(i));
+    const ExactOutput y = oracle_forward(c).get("y");
+    const ExactOutput y64 = oracle_forward(c64).get("y");
+    for (int64_t i = 0; i < c.x.numel(); ++i) {
+      EXPECT_NEAR(y.hi[i], y64.hi[i], std::fabs(y64.hi[i]) * 1e-15);
+      const double ulp = ulp_at(d, y64.hi[i]);
+      const double rem = std::fmod(std::fabs(y64.hi[i]), ulp) / ulp;
+      if (std::fabs(rem - 0.5) < 1e-4) continue;  // near a tie: the f32 detour may differ
+      EXPECT_EQ(y.rounded.get(i), static_cast<double>(bits_to_double(d, round_for_data(d, y64.hi[i]))))
+          << name(d) << " " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gnv
