@@ -1,1 +1,54 @@
-// placeholder: being written
+// `gnv oracle`: the exact outputs of a case directory, correctly rounded, as .npy files, so a
+// kernel outside this harness can be compared with them.
+#include <filesystem>
+#include <fmt/format.h>
+#include <memory>
+#include <string>
+
+#include "common.h"
+#include "gnv/npy.h"
+#include "gnv/oracle.h"
+
+namespace gnv::cli {
+
+namespace {
+
+struct OracleOptions {
+  std::string case_dir;
+  std::string out_dir;
+};
+
+int run_oracle(const OracleOptions& o) {
+  const Case c = load_case_reporting_file(o.case_dir);
+  const std::filesystem::path out = o.out_dir.empty() ? o.case_dir : o.out_dir;
+  std::filesystem::create_directories(out);
+  fmt::print("oracle: {}\n", c.problem.describe());
+  int64_t undecided = 0;
+  auto write_all = [&](const OracleResult& r) {
+    undecided += r.undecided;
+    for (const ExactOutput& e : r.outputs) {
+      const std::filesystem::path file = out / (e.name + ".npy");
+      write_npy(file, e.rounded);
+      fmt::print("  wrote {} {} {}\n", file.string(), name(e.rounded.dtype()), e.rounded.shape_string());
+    }
+  };
+  write_all(oracle_forward(c));
+  // dy.npy is the case's request for gradients.
+  if (c.has_backward()) write_all(oracle_backward(c));
+  if (undecided)
+    fmt::print("  undecided: {} value(s) whose correct rounding could not be certified\n", undecided);
+  return kExitPass;
+}
+
+}  // namespace
+
+Command register_oracle(CLI::App& app) {
+  auto o = std::make_shared<OracleOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "oracle", "Write the exact (correctly rounded) outputs of a case directory as .npy files");
+  sub->add_option("--case", o->case_dir, "Case directory (case.json + .npy files)")->required();
+  sub->add_option("--out", o->out_dir, "Output directory (default: the case directory)");
+  return {sub, [o] { return run_oracle(*o); }};
+}
+
+}  // namespace gnv::cli

@@ -1,1 +1,207 @@
-// placeholder: being written
+#include "common.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <unistd.h>
+
+#include "gnv/metrics.h"
+#include "gnv/npy.h"
+
+namespace gnv::cli {
+
+void print_error(const std::string& msg) { fmt::print(stderr, "gnv: error: {}\n", msg); }
+
+int run_guarded(const std::function<int()>& run) {
+  // Order matters: InvalidProblem is an invalid_argument; CaseError and NpyError are
+  // runtime_errors that must not fall through to the generic "internal failure" branch.
+  try {
+    return run();
+  } catch (const UsageError& e) {
+    print_error(e.what());
+  } catch (const CaseError& e) {
+    print_error(e.what());
+  } catch (const NpyError& e) {
+    print_error(e.what());
+  } catch (const std::invalid_argument& e) {
+    print_error(e.what());
+  } catch (const std::exception& e) {
+    print_error(e.what());
+    return kExitFail;
+  }
+  return kExitUsage;
+}
+
+Case load_case_reporting_file(const std::string& dir) {
+  try {
+    return load_case(dir);
+  } catch (const InvalidProblem& e) {
+    const std::string& f = e.field();
+    const bool tensor = f == "x" || f == "gamma" || f == "beta" || f == "dy";
+    const std::filesystem::path file = std::filesystem::path(dir) / (tensor ? f + ".npy" : "case.json");
+    throw UsageError(fmt::format("{}: {}", file.string(), e.what()));
+  }
+}
+
+Problem build_problem(const ProblemSpec& spec) {
+  if (spec.shape.empty()) throw UsageError("--shape is required (N,C[,D][,H][,W])");
+  if (!spec.groups_given) throw UsageError("--groups is required");
+  Problem p;
+  parse_shape(spec.shape, p);
+  p.G = spec.groups;
+  p.eps = spec.eps;
+  p.affine = spec.affine;
+  p.dtype = parse_dtype(spec.dtype);
+  p.layout = parse_layout(spec.layout);
+  p.validate();
+  return p;
+}
+
+std::vector<const Impl*> select_impls(const std::vector<std::string>& names) {
+  const Registry& reg = Registry::instance();
+  if (names.empty() || (names.size() == 1 && names[0] == "all")) return reg.all();
+  std::vector<const Impl*> out;
+  for (const std::string& n : names) {
+    const Impl* impl = &reg.get(n);
+    if (std::find(out.begin(), out.end(), impl) == out.end()) out.push_back(impl);
+  }
+  return out;
+}
+
+std::string unsupported_reason(const Impl& impl, const Problem& p, bool backward) {
+  const Capabilities caps = impl.capabilities();
+  if (!caps.supports(p.dtype))
+    return fmt::format("implementation '{}' does not support dtype {}", impl.name(), name(p.dtype));
+  if (!caps.supports(p.layout))
+    return fmt::format("implementation '{}' does not support layout {}", impl.name(), name(p.layout));
+  if (!caps.forward) return fmt::format("implementation '{}' has no forward pass", impl.name());
+  if (backward && !caps.backward)
+    return fmt::format("implementation '{}' has no backward pass", impl.name());
+  return {};
+}
+
+std::string verdict_label(Verdict v) {
+  switch (v) {
+    case Verdict::pass: return "PASS";
+    case Verdict::fail: return "FAIL";
+    case Verdict::error: return "ERROR";
+    case Verdict::unwritten: return "UNWRITTEN";
+  }
+  return "?";
+}
+
+std::string reproduce_command(const std::string& impl, const Problem& p, const std::string& stress,
+                              uint64_t seed, bool backward) {
+  // eps printed shortest-round-trip, so the replay sees the same double.
+  return fmt::format("gnv check --impl {} --dtype {} --layout {} --shape {} --groups {} --eps {}{} "
+                     "--stress {} --seed {}{}",
+                     impl, name(p.dtype), name(p.layout), p.shape_string(), p.G, p.eps,
+                     p.affine ? " --affine" : "", stress, seed, backward ? " --backward" : "");
+}
+
+std::string reproduce_case_command(const std::string& impl, const std::string& case_dir) {
+  return fmt::format("gnv check --case {} --impl {}", case_dir, impl);
+}
+
+namespace {
+
+// 9 significant digits round-trip f32 (and so f16/bf16); f64 needs 17.
+int digits_for(const Problem& p) { return p.dtype == DType::f64 ? 17 : 9; }
+
+std::string fmt_metric(double v) { return fmt::format("{:.3g}", v); }
+
+}  // namespace
+
+std::string describe_worst(const Problem& p, const OutputMetrics& m) {
+  if (m.worst_index < 0) return {};
+  const int d = digits_for(p);
+  return fmt::format("{}: expected={:.{}g} actual={:.{}g}", describe_index(p, m.name, m.worst_index),
+                     m.worst_expected, d, m.worst_actual, d);
+}
+
+double worst_cond_err(const CheckResult& r) {
+  double w = 0;
+  for (const OutputMetrics& m : r.outputs)
+    if (std::isnan(m.max_cond_err) || m.max_cond_err > w) w = m.max_cond_err;
+  return w;
+}
+
+void print_result(std::FILE* out, const Problem& p, const CheckResult& r) {
+  if (r.verdict == Verdict::error) fmt::print(out, "  ERROR: {}\n", r.error);
+  for (const OutputMetrics& m : r.outputs) {
+    std::string line = fmt::format("  {:<6} {:<9} max_cond_err={} budget={} max_ulp={} max_u_err={} "
+                                   "normwise={:.2e}",
+                                   m.name, verdict_label(m.verdict), fmt_metric(m.max_cond_err),
+                                   fmt_metric(m.budget), fmt_metric(m.max_ulp),
+                                   fmt_metric(m.max_u_err), m.normwise);
+    if (m.unwritten) line += fmt::format(" unwritten={}", m.unwritten);
+    if (m.policy_violations) line += fmt::format(" policy_violations={}", m.policy_violations);
+    if (m.worst_index >= 0) line += "  worst " + describe_worst(p, m);
+    fmt::print(out, "{}\n", line);
+  }
+  if (!r.outputs.empty())
+    fmt::print(out, "  kappa {:.3g} .. {:.3g} (max|x|/sqrt(var+eps) over finite groups)\n",
+               r.kappa_min, r.kappa_max);
+  if (r.oracle_undecided)
+    fmt::print(out, "  oracle: {} value(s) whose rounding could not be certified\n",
+               r.oracle_undecided);
+}
+
+nlohmann::json json_number(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return v;
+}
+
+nlohmann::json to_json(const Problem& p) {
+  return {{"N", p.N},           {"C", p.C},
+          {"spatial", p.spatial}, {"G", p.G},
+          {"eps", json_number(p.eps)}, {"affine", p.affine},
+          {"dtype", std::string(name(p.dtype))}, {"layout", std::string(name(p.layout))},
+          {"shape", p.shape_string()}};
+}
+
+nlohmann::json to_json(const Problem& p, const CheckResult& r) {
+  nlohmann::json outs = nlohmann::json::array();
+  for (const OutputMetrics& m : r.outputs) {
+    nlohmann::json o = {{"name", m.name},
+                        {"verdict", verdict_label(m.verdict)},
+                        {"count", m.count},
+                        {"max_cond_err", json_number(m.max_cond_err)},
+                        {"budget", json_number(m.budget)},
+                        {"max_ulp", json_number(m.max_ulp)},
+                        {"max_u_err", json_number(m.max_u_err)},
+                        {"normwise", json_number(m.normwise)},
+                        {"unwritten", m.unwritten},
+                        {"policy_violations", m.policy_violations}};
+    if (m.worst_index >= 0)
+      o["worst"] = {{"index", m.worst_index},
+                    {"where", describe_index(p, m.name, m.worst_index)},
+                    {"expected", json_number(m.worst_expected)},
+                    {"actual", json_number(m.worst_actual)},
+                    {"scale", json_number(m.worst_scale)}};
+    outs.push_back(std::move(o));
+  }
+  nlohmann::json j = {{"verdict", verdict_label(r.verdict)},
+                      {"outputs", std::move(outs)},
+                      {"kappa_min", json_number(r.kappa_min)},
+                      {"kappa_max", json_number(r.kappa_max)},
+                      {"oracle_undecided", r.oracle_undecided}};
+  if (r.verdict == Verdict::error) j["error"] = r.error;
+  return j;
+}
+
+CLI::Validator non_negative_integer() {
+  return CLI::Validator(
+      [](std::string& s) {
+        return !s.empty() && s[0] == '-' ? std::string("must be a non-negative integer") : std::string();
+      },
+      "");
+}
+
+bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
+
+}  // namespace gnv::cli

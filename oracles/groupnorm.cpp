@@ -107,6 +107,7 @@ ExactOutput make_output(const std::string& name, DType d, std::vector<int64_t> s
   o.hi.assign(k, 0);
   o.lo.assign(k, 0);
   o.scale.assign(k, 0);
+  o.kappa.assign(k, 0);
   o.reduction_length = L;
   return o;
 }
@@ -116,12 +117,15 @@ void set_undefined(ExactOutput& o, int64_t i) {
   o.hi[i] = kNaN;
   o.lo[i] = 0;
   o.scale[i] = kNaN;
+  o.kappa[i] = kNaN;
 }
 
-void set_value(ExactOutput& o, int64_t i, uint64_t bits, const Real& approx, double scale) {
+void set_value(ExactOutput& o, int64_t i, uint64_t bits, const Real& approx, double scale,
+               double kappa) {
   o.rounded.set_bits(i, bits);
   exact::to_double_double(approx, o.hi[i], o.lo[i]);
   o.scale[i] = scale;
+  o.kappa[i] = kappa;
 }
 
 // mean = S/m exactly rounded; rstd = m/sqrt(D) certified.
@@ -136,12 +140,13 @@ void write_stats(const Problem& p, const GroupStats& st, int64_t i, ExactOutput&
   const int64_t m = p.group_size();
   Real mu;
   exact::div_si_odd(mu, st.S, m, kPrec);
-  set_value(mean, i, exact::round_to(acc, mu), mu, st.max_abs);
+  set_value(mean, i, exact::round_to(acc, mu), mu, st.max_abs, st.kappa);
   if (st.degenerate) {
     const double inf = std::numeric_limits<double>::infinity();
     rstd.rounded.set(i, inf);
     rstd.hi[i] = inf;
     rstd.scale[i] = 0;
+    rstd.kappa[i] = kNaN;
     return;
   }
   Real approx, A, one;
@@ -153,7 +158,7 @@ void write_stats(const Problem& p, const GroupStats& st, int64_t i, ExactOutput&
   const Real zero = from_double(0.0);
   const uint64_t bits = exact::round_certified(acc, approx, err_real(std::ldexp(3 * a, -kPrec)),
                                                A, one, st.D, zero);
-  set_value(rstd, i, bits, approx, st.rstd * (st.kappa + 1));
+  set_value(rstd, i, bits, approx, st.rstd * (st.kappa + 1), st.kappa);
 }
 
 }  // namespace
@@ -220,7 +225,7 @@ OracleResult oracle_forward(const Case& c) {
         const uint64_t bits = exact::round_certified(p.dtype, ya, err, A, one, st.D, bet[ch]);
         const double xh = std::fabs(mpfr_get_d(P(xhat), MPFR_RNDN));
         const double scale = std::fabs(gd[ch]) * st.kappa * (2 + xh) + std::fabs(bd[ch]) + yv;
-        set_value(y, off, bits, ya, scale);
+        set_value(y, off, bits, ya, scale, st.kappa);
       }
     }
   }
@@ -252,7 +257,7 @@ OracleResult oracle_backward(const Case& c) {
   // Per (n, c): U = sum_s dy*T and sum_s dy, exact; per (n, g): D. For dgamma and dbeta.
   std::vector<Real> U(p.N * p.C), DB(p.N * p.C), Dg(p.N * p.G);
   std::vector<char> nc_finite(p.N * p.C, 1), dy_finite(p.N * p.C, 1);
-  std::vector<double> dgamma_scale(p.C, 0), dbeta_scale(p.C, 0);
+  std::vector<double> dgamma_scale(p.C, 0), dbeta_scale(p.C, 0), dgamma_kappa(p.C, 0);
 
   std::vector<Real> xs, sq, gs(m), gts(m), Ts(m), dys(S), dyts(S);
   GroupStats st;
@@ -273,6 +278,18 @@ OracleResult oracle_backward(const Case& c) {
         gmax = std::max(gmax, std::fabs(d * gd[ch]));
       }
       for (int64_t k = 0; k < cpg; ++k) nc_finite[n * p.C + g * cpg + k] = ok;
+      if (p.affine) {
+        // dbeta = sum dy depends on nothing else, so it is accumulated even where x is unusable.
+        for (int64_t k = 0; k < cpg; ++k) {
+          const int64_t ch = g * cpg + k;
+          for (int64_t s = 0; s < S; ++s) {
+            const double d = dy.get(it.offset(k * S + s));
+            exact::set_d(dys[s], std::isfinite(d) ? d : 0.0);
+            dbeta_scale[ch] += std::fabs(d);
+          }
+          exact::sum(DB[n * p.C + ch], dys);
+        }
+      }
       if (!ok) {
         for (int64_t j = 0; j < m; ++j) set_undefined(dx, it.offset(j));
         continue;
@@ -327,7 +344,7 @@ OracleResult oracle_backward(const Case& c) {
         }();
         const double xh = std::fabs(mpfr_get_d(P(Ts[j]), MPFR_RNDN) * r);
         const double scale = st.rstd * gmax * (1 + st.kappa) * (2 + xh) + vd;
-        set_value(dx, it.offset(j), bits, dxa, scale);
+        set_value(dx, it.offset(j), bits, dxa, scale, st.kappa);
       }
       if (!p.affine) continue;
       for (int64_t k = 0; k < cpg; ++k) {
@@ -339,10 +356,9 @@ OracleResult oracle_backward(const Case& c) {
           exact::mul(dyts[s], dys[s], Ts[j]);
           const double xh = std::fabs(mpfr_get_d(P(Ts[j]), MPFR_RNDN) * mpfr_get_d(P(st.r), MPFR_RNDN));
           dgamma_scale[ch] += std::fabs(d) * (st.kappa * (2 + xh) + xh);
-          dbeta_scale[ch] += std::fabs(d);
         }
+        dgamma_kappa[ch] = std::max(dgamma_kappa[ch], st.kappa);
         exact::sum(U[n * p.C + ch], dyts);
-        exact::sum(DB[n * p.C + ch], dys);
       }
     }
   }
@@ -364,7 +380,7 @@ OracleResult oracle_backward(const Case& c) {
       std::vector<const Real*> db;
       for (int64_t n = 0; n < p.N; ++n) db.push_back(&DB[n * p.C + ch]);
       exact::sum(total, db);
-      set_value(dbeta, ch, exact::round_to(p.dtype, total), total, dbeta_scale[ch]);
+      set_value(dbeta, ch, exact::round_to(p.dtype, total), total, dbeta_scale[ch], 0.0);
     }
     if (!dy_ok || !x_ok) {
       set_undefined(dgamma, ch);
@@ -404,7 +420,7 @@ OracleResult oracle_backward(const Case& c) {
       ++res.undecided;
       bits = exact::round_to(p.dtype, approx);
     }
-    set_value(dgamma, ch, bits, approx, dgamma_scale[ch]);
+    set_value(dgamma, ch, bits, approx, dgamma_scale[ch], dgamma_kappa[ch]);
   }
   return res;
 }

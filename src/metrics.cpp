@@ -41,6 +41,9 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact) {
   m.count = actual.numel();
   m.budget = budget_for(exact.reduction_length);
 
+  // long double: half an ulp of the smallest f64 subnormal underflows to 0 in double.
+  const long double underflow = static_cast<long double>(info(acc_dtype(d)).min_subnormal) *
+                                static_cast<long double>(std::max<int64_t>(exact.reduction_length, 1));
   double out_scale = 0;
   for (double h : exact.hi)
     if (std::isfinite(h)) out_scale = std::max(out_scale, std::fabs(h));
@@ -94,13 +97,20 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact) {
     const double u_err = err == 0 ? 0 : err / (u_out * out_scale);
     m.max_u_err = std::max(m.max_u_err, std::isnan(u_err) ? inf : u_err);
     // Condition-scaled error: the error in units of what a backward-stable algorithm may make
-    // there (u_acc * S_i) plus the final rounding to the output dtype (half an ulp).
+    // there (u_acc * S_i), plus the final rounding to the output dtype (half an ulp), plus
+    // gradual underflow (each of the L operations of the reduction may lose up to one smallest
+    // subnormal of the accumulator absolutely, whatever the magnitudes).
     double cond = 0;
     if (err > 0) {
-      const double denom = u_acc * exact.scale[i] + 0.5 * ulp_at(d, hi);
-      cond = err / denom;
+      const long double denom = static_cast<long double>(u_acc) * exact.scale[i] +
+                                0.5L * ulp_at(d, hi) + underflow;
+      cond = static_cast<double>(err / denom);
     }
-    note_worst(i, cond, a);
+    if (u_acc * exact.kappa[i] > kIllPosed) {
+      ++m.ill_posed;
+    } else {
+      note_worst(i, cond, a);
+    }
     if (std::isfinite(a) && std::isfinite(hi)) {
       diff2 += (a - hi) * (a - hi);
       ref2 += hi * hi;

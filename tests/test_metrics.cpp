@@ -18,6 +18,7 @@ ExactOutput exact_of(DType d, std::vector<double> vals, double scale = 1.0, int6
     e.hi.push_back(vals[i]);
     e.lo.push_back(0);
     e.scale.push_back(scale);
+    e.kappa.push_back(1.0);
   }
   e.reduction_length = L;
   return e;
@@ -69,7 +70,9 @@ TEST(Metrics, LowPrecisionOutputsAllowHalfAnUlpOfStorage) {
   // f16 output of an exact value at a midpoint: half an f16 ulp is the unavoidable error.
   ExactOutput e = exact_of(DType::f16, {1.0});
   e.hi[0] = 1.0 + 0x1p-11;  // exact value: the midpoint between 1 and 1 + 2^-10
-  const OutputMetrics m = measure(tensor_of(DType::f16, {1.0}), e);
+  // The kernel returns the other neighbour (a result equal to the correctly rounded one counts
+  // as exact): its error is half an f16 ulp.
+  const OutputMetrics m = measure(tensor_of(DType::f16, {1.0 + 0x1p-10}), e);
   EXPECT_LT(m.max_cond_err, 1.0);
   EXPECT_GT(m.max_cond_err, 0.99);
   // An f16 kernel off by 3 ulps fails even with a big condition scale: the scale is in units of
@@ -117,6 +120,28 @@ TEST(Metrics, NormwiseRelativeError) {
   const ExactOutput e = exact_of(DType::f64, {3.0, 4.0});
   const OutputMetrics m = measure(tensor_of(DType::f64, {3.0, 4.5}), e);
   EXPECT_DOUBLE_EQ(m.normwise, 0.5 / 5.0);
+}
+
+TEST(Metrics, SubnormalResultsHaveAnUnderflowAllowance) {
+  // An f64 mean of subnormals off by one smallest subnormal: the relative terms vanish, the
+  // underflow term (L * min_subnormal) does not, so the error is finite and within budget.
+  const ExactOutput e = exact_of(DType::f64, {0x1p-1070}, 0x1p-1070, 8);
+  const OutputMetrics m = measure(tensor_of(DType::f64, {0x1p-1070 + 0x1p-1074}), e);
+  EXPECT_TRUE(std::isfinite(m.max_cond_err));
+  EXPECT_LT(m.max_cond_err, 1.0);
+  EXPECT_GT(m.max_cond_err, 0.0);
+}
+
+TEST(Metrics, IllPosedElementsAreCountedNotJudged) {
+  ExactOutput e = exact_of(DType::f32, {1.0, 1.0});
+  e.kappa[1] = 1.0 / (64 * 0x1p-24) * 2;  // past the limit
+  const OutputMetrics m = measure(tensor_of(DType::f32, {1.0, 300.0}), e);
+  EXPECT_EQ(m.ill_posed, 1);
+  EXPECT_EQ(m.max_cond_err, 0);
+  EXPECT_GT(m.max_ulp, 1e6);  // still measured
+  EXPECT_EQ(m.verdict, Verdict::pass);
+  e.kappa[1] = 1.0 / (64 * 0x1p-24) / 2;  // inside the limit: judged, fails
+  EXPECT_EQ(measure(tensor_of(DType::f32, {1.0, 300.0}), e).verdict, Verdict::fail);
 }
 
 TEST(Metrics, ShapeOrDtypeMismatchThrows) {

@@ -71,13 +71,15 @@ TEST(Oracle, DegenerateGroupWithZeroEps) {
 }
 
 TEST(Oracle, NonFiniteGroupIsUndefinedOthersUntouched) {
+  // N = 2, C = 2 = G, S = 2: group (0,0) is {1, NaN}; the others are finite.
   Case c = make({1, NAN, 3, 4, 1, 2, 3, 4}, 2, {2}, 2, 1e-5);
   OracleResult r = oracle_forward(c);
   EXPECT_TRUE(std::isnan(r.get("mean").hi[0]));
   EXPECT_TRUE(std::isnan(r.get("rstd").hi[0]));
-  for (int i = 0; i < 4; ++i) EXPECT_TRUE(std::isnan(r.get("y").hi[i]));
-  EXPECT_EQ(r.get("mean").rounded.get(1), 2.5);
-  for (int i = 4; i < 8; ++i) EXPECT_TRUE(std::isfinite(r.get("y").hi[i]));
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(std::isnan(r.get("y").hi[i]));
+  EXPECT_EQ(r.get("mean").rounded.get(1), 3.5);
+  EXPECT_EQ(r.get("mean").rounded.get(2), 1.5);
+  for (int i = 2; i < 8; ++i) EXPECT_TRUE(std::isfinite(r.get("y").hi[i]));
 }
 
 TEST(Oracle, CancellationDoesNotReachTheOracle) {
@@ -137,11 +139,21 @@ TEST(Oracle, RoundToMatchesBruteForceIncludingTiesAndSubnormals) {
 }
 
 TEST(Oracle, RoundToF64Subnormal) {
-  exact::Real r, a, b;
-  exact::set_d(a, 0x1p-1074);
-  exact::set_d(b, 0x1p-1075);
-  exact::add(r, a, b);  // 1.5 * 2^-1074: a tie, rounds to the even 2^-1073
-  EXPECT_EQ(std::bit_cast<double>(exact::round_to(DType::f64, r)), 0x1p-1073);
+  using exact::P;
+  exact::Real r;
+  mpfr_set_prec(P(r), 60);
+  for (auto [num, expect] : {std::pair{3, 0x1p-1073},    // 1.5 * 2^-1074: a tie, to even 2^-1073
+                             std::pair{5, 0x1p-1073},    // 2.5: a tie, to even 2 * 2^-1074
+                             std::pair{7, 0x1p-1072},    // 3.5: a tie, to even 4 * 2^-1074
+                             std::pair{1, 0.0}}) {       // 0.5: a tie between 0 and 2^-1074
+    mpfr_set_d(P(r), 0x1p-1074, MPFR_RNDN);
+    mpfr_mul_ui(P(r), P(r), num, MPFR_RNDN);
+    mpfr_div_2ui(P(r), P(r), 1, MPFR_RNDN);
+    EXPECT_EQ(std::bit_cast<double>(exact::round_to(DType::f64, r)), expect) << num;
+  }
+  mpfr_set_d(P(r), 0x1p-1074, MPFR_RNDN);
+  mpfr_mul_d(P(r), P(r), 1.25, MPFR_RNDN);  // not a tie: nearest is 2^-1074
+  EXPECT_EQ(std::bit_cast<double>(exact::round_to(DType::f64, r)), 0x1p-1074);
 }
 
 TEST(Oracle, CertifiedRoundingDecidesExactTies) {

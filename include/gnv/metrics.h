@@ -23,6 +23,7 @@ struct OutputMetrics {
   double max_cond_err = 0;   // max |err| / (u_acc * S_i + ulp(exact_i)/2): the verdict metric
   double normwise = 0;       // ||actual - exact||_2 / ||exact||_2 over finite elements
   double budget = 0;         // allowed max_cond_err
+  int64_t ill_posed = 0;     // elements with u_acc * kappa > kIllPosed: measured, not judged
   int64_t unwritten = 0;     // elements still holding the poison pattern
   int64_t policy_violations = 0;  // finite where the NaN/Inf policy demands non-finite, or NaN
                                   // where the exact value is finite
@@ -30,6 +31,11 @@ struct OutputMetrics {
   double worst_expected = 0, worst_actual = 0, worst_scale = 0;
   Verdict verdict = Verdict::pass;
 };
+
+// Beyond u_acc * kappa = 1/64, an input perturbation within the budget can change a group's
+// variance by a large fraction, so the first-order condition scale no longer bounds what a
+// backward-stable kernel may return: such elements are counted (ill_posed), not judged.
+inline constexpr double kIllPosed = 1.0 / 64;
 
 // The documented budget (README "Budgets") for the condition-scaled error of one output:
 // 4 + 2*log2(L) for a reduction of length L.

@@ -19,6 +19,7 @@ struct ExactOutput {
   std::vector<double> hi, lo;   // exact value ~ hi + lo; hi is NaN where the value is undefined
                                 // (the non-finite policy: the kernel must give NaN or +-Inf there)
   std::vector<double> scale;    // condition scale S_i >= 0 (see README), per element
+  std::vector<double> kappa;    // condition number of the group(s) behind element i (0: none)
   int64_t reduction_length = 1; // elements summed to make one value (budget grows with log2)
 };
 

@@ -1,0 +1,98 @@
+#pragma once
+// Shared pieces of the `gnv` subcommands: exit codes, error mapping, problem building, and the
+// one way a check result is printed, serialized and reproduced.
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "gnv/case.h"
+#include "gnv/check.h"
+#include "gnv/impl.h"
+#include "gnv/problem.h"
+#include "gnv/stress.h"
+
+namespace gnv::cli {
+
+// The exit-code contract of every subcommand (README "Commands").
+inline constexpr int kExitPass = 0;
+inline constexpr int kExitFail = 1;
+inline constexpr int kExitUsage = 2;
+
+// Bad usage or invalid input detected by the CLI itself: exit 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A subcommand: its CLI11 node and the runner main calls once parsing succeeded. Runners are not
+// CLI11 callbacks, so their exceptions reach run_guarded instead of CLI11's own handling.
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+Command register_list(CLI::App& app);
+Command register_check(CLI::App& app);
+Command register_oracle(CLI::App& app);
+Command register_suite(CLI::App& app);
+
+// Runs a subcommand, mapping exceptions to exit codes: invalid input (InvalidProblem, CaseError,
+// NpyError, std::invalid_argument, UsageError) -> 2, anything else -> 1; prints "gnv: error: ...".
+int run_guarded(const std::function<int()>& run);
+void print_error(const std::string& msg);
+
+// load_case, with an invalid problem or tensor reported against the file that holds it
+// (InvalidProblem names only the field: "x: shape is ...").
+Case load_case_reporting_file(const std::string& dir);
+
+// The options that define a generated case, as `gnv check` takes them.
+struct ProblemSpec {
+  std::string shape;
+  std::string dtype = "f32";
+  std::string layout = "nchw";
+  int64_t groups = 0;
+  bool groups_given = false;  // so that --groups 0 is reported as an invalid G, not as missing
+  double eps = 1e-5;
+  bool affine = false;
+  std::string stress = "normal";
+  uint64_t seed = 0;
+};
+// Parses and validates; throws UsageError / InvalidProblem / std::invalid_argument.
+Problem build_problem(const ProblemSpec& spec);
+
+// Every registered impl named in a comma list ("all" or empty: every impl). Throws on an unknown
+// name (std::invalid_argument listing the available ones).
+std::vector<const Impl*> select_impls(const std::vector<std::string>& names);
+// Empty when the impl can run the problem, else the reason.
+std::string unsupported_reason(const Impl& impl, const Problem& p, bool backward);
+
+std::string verdict_label(Verdict v);  // PASS, FAIL, ERROR, UNWRITTEN
+
+// The command that regenerates a case from scratch and checks it.
+std::string reproduce_command(const std::string& impl, const Problem& p, const std::string& stress,
+                              uint64_t seed, bool backward);
+std::string reproduce_case_command(const std::string& impl, const std::string& case_dir);
+
+// Prints the per-output block of a check (output lines, kappa range, undecided count).
+void print_result(std::FILE* out, const Problem& p, const CheckResult& r);
+// The worst element as "n=.. c=.. s=..: expected=.. actual=.." with enough digits to round-trip.
+std::string describe_worst(const Problem& p, const OutputMetrics& m);
+// Worst condition-scaled error over all outputs (0 when there are none).
+double worst_cond_err(const CheckResult& r);
+
+// JSON model of a check: numbers that are NaN/Inf become strings, which JSON cannot hold.
+nlohmann::json json_number(double v);
+nlohmann::json to_json(const Problem& p);
+nlohmann::json to_json(const Problem& p, const CheckResult& r);
+
+bool stderr_is_tty();
+
+// CLI11 converts "-1" into an unsigned option by wrapping it to 2^64-1; seeds must not wrap.
+CLI::Validator non_negative_integer();
+
+}  // namespace gnv::cli
