@@ -1,0 +1,1 @@
+# The CUDA implementation (optional): filled in by the CUDA work.
