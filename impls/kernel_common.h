@@ -68,27 +68,50 @@ inline void for_each_in_group(const Problem& p, int64_t n, int64_t g, F&& f) {
   }
 }
 
-template <class A> struct MeanRstd { A mean; A rstd; };
+// A group's statistics in a scaled frame: x_s = x * 2^-k, xhat = (x_s - mean_s) * rstd_s, and
+// mean = mean_s * 2^k, rstd = rstd_s * 2^-k. k = 0 unless the plain statistics left the range
+// of acc_t (see rescued_stats).
+template <class A> struct Frame { int k; A mean_s; A rstd_s; };
 
-// Statistics for a group whose inputs are all finite but whose statistics overflowed (sums of
-// values near the top of the range, or squares of deviations above sqrt(max)). The values are
-// scaled by 2^-k with k = ilogb(max|x|), which is exact (a power of two) except for values that
-// fall into the subnormals: those are below max|x| * 2^-126 (f32; 2^-1022 for f64) and cannot
-// move the mean or variance at working precision. The scaled values lie in (-2, 2), so their sums cannot
-// overflow for any m. Then
-//   mean = mean_s * 2^k,   rstd = 2^-k / sqrt(var_s + eps * 2^-2k).
-// Nothing here can overflow: k >= 0, so eps * 2^-2k <= eps (it may underflow to 0, which only
-// drops an eps that is negligible next to a variance of order 2^2k); 1/sqrt(.) is at most
-// 1/sqrt(min_subnormal) before it is scaled down by 2^-k; |mean_s| <= max_s < 2 gives
-// |mean| <= max|x| up to rounding.
+// Statistics for a group whose inputs are all finite but whose statistics left the range of
+// acc_t: they overflowed (sums of values near the top of the range, squares of deviations above
+// sqrt(max), var + eps past max), or var + eps lost its bits to gradual underflow (a spread of
+// subnormal size). The values are scaled by 2^-k with k = ilogb(max|x|), which is exact (a power
+// of two) except for values that fall into the subnormals when k > 0: those are below
+// max|x| * 2^-126 (f32; 2^-1022 for f64) and cannot move the mean or variance at working
+// precision. The scaled values lie in (-2, 2), so their sums cannot overflow for any m. Then
+//   mean = mean_s * 2^k,   rstd = 2^-k / sqrt(var_s + eps * 2^-2k),
+// and the caller keeps the scaled frame for xhat, because rstd itself may overflow where xhat
+// does not. For k > 0, eps * 2^-2k may underflow to 0: that only drops an eps negligible next to
+// a variance of order 2^2k, except in a constant group (var_s = 0), whose xhat is 0 and rstd
+// 1/sqrt(eps). For k < 0 it may overflow, and then eps dominates the variance, so the plain
+// statistics were right: `ok` is false and the caller keeps them.
+template <class A> struct Rescued { bool ok; Frame<A> f; A mean, rstd; };
+
 template <class Policy, class A>
-MeanRstd<A> rescued_stats(const std::vector<A>& xs, A amax, A eps, std::vector<A>& scratch) {
-  const int k = std::max(std::ilogb(amax), 0);
+Rescued<A> rescued_stats(const std::vector<A>& xs, A amax, A eps, std::vector<A>& scratch) {
+  const int k = std::ilogb(amax);
   scratch.resize(xs.size());
   for (size_t j = 0; j < xs.size(); ++j) scratch[j] = std::ldexp(xs[j], -k);
   const A eps_s = std::ldexp(eps, -2 * k);
   const Stats<A> st = Policy::stats(scratch.data(), static_cast<int64_t>(scratch.size()), eps_s);
-  return {std::ldexp(st.mean, k), std::ldexp(A(1) / std::sqrt(st.var + eps_s), -k)};
+  const A mean = std::ldexp(st.mean, k);
+  if (!(st.var + eps_s > 0)) {
+    // A group that is not constant has a positive variance, but a running update can round it
+    // away (Welford: mean += delta/n rounding to the new value leaves M2 untouched); eps = 0
+    // would then make a finite result NaN. The deviations from the computed mean recover it.
+    A dev2 = 0;
+    for (const A v : scratch) dev2 += (v - st.mean) * (v - st.mean);
+    if (dev2 > 0) {
+      const A rstd_s = A(1) / std::sqrt(dev2 / static_cast<A>(scratch.size()) + eps_s);
+      return {true, {k, st.mean, rstd_s}, mean, std::ldexp(rstd_s, -k)};
+    }
+    const A inf = std::numeric_limits<A>::infinity();
+    return {true, {k, st.mean, eps > 0 ? A(0) : inf}, mean, A(1) / std::sqrt(eps)};
+  }
+  const A rstd_s = A(1) / std::sqrt(st.var + eps_s);
+  if (!(rstd_s > 0) || !std::isfinite(rstd_s)) return {false, {}, {}, {}};
+  return {true, {k, st.mean, rstd_s}, mean, std::ldexp(rstd_s, -k)};
 }
 
 template <class Policy, class T>
@@ -105,7 +128,7 @@ void forward_typed(const ForwardArgs& a) {
   const A eps = static_cast<A>(p.eps);
   const A nan = std::numeric_limits<A>::quiet_NaN();
 
-  std::vector<A> xs(static_cast<size_t>(m)), scratch, ac(static_cast<size_t>(cpg)),
+  std::vector<A> xs(static_cast<size_t>(m)), scratch, gc(static_cast<size_t>(cpg)),
       bc(static_cast<size_t>(cpg));
   for (int64_t n = 0; n < p.N; ++n) {
     for (int64_t g = 0; g < G; ++g) {
@@ -120,37 +143,65 @@ void forward_typed(const ForwardArgs& a) {
 
       const Stats<A> st = Policy::stats(xs.data(), m, eps);
       A mean = st.mean, rstd = A(1) / std::sqrt(st.var + eps);
+      Frame<A> f{0, mean, rstd};
       if (!finite) {
         // Explicit rather than left to propagation: a clamped variance (onepass) or a policy that
         // skips values would otherwise hand back a finite rstd for a group with Inf in it.
         if (std::isfinite(mean)) mean = nan;
         rstd = nan;
+        f = {0, mean, rstd};
       } else if constexpr (Policy::kRescue) {
-        if (!std::isfinite(st.mean) || !std::isfinite(st.var)) {
-          const MeanRstd<A> r = rescued_stats<Policy>(xs, amax, eps, scratch);
-          mean = r.mean;
-          rstd = r.rstd;
+        const bool overflow = !std::isfinite(st.mean) || !std::isfinite(st.var + eps);
+        const bool underflow = amax > 0 && !(st.var + eps >= std::numeric_limits<A>::min());
+        if (overflow || underflow) {
+          const Rescued<A> r = rescued_stats<Policy>(xs, amax, eps, scratch);
+          if (r.ok) {
+            f = r.f;
+            mean = r.mean;
+            rstd = r.rstd;
+          }
         }
       }
       mean_out[n * G + g] = mean;
       rstd_out[n * G + g] = rstd;
 
-      // Fused per-channel form y = x*a_c + b_c: x - mean can overflow for values near the top
-      // of the range while x*a_c and mean*a_c (both of order x/std) do not.
+      // y = gamma * xhat + beta with xhat formed first. The fused form x * (gamma * rstd) +
+      // (beta - mean * gamma * rstd) saves an operation, but its coefficients overflow or
+      // underflow where y does not (gamma * rstd beyond the range of acc_t; x * a and mean * a
+      // both near Inf with a moderate difference). gamma * xhat overflows only when |gamma| is
+      // near max; beta may still bring the sum back into range, which one fused multiply-add
+      // (exact product, one rounding) gets right.
       for (int64_t cl = 0; cl < cpg; ++cl) {
         const int64_t c = g * cpg + cl;
-        const A gm = gamma ? load<A>(gamma[c]) : A(1);
-        const A bt = beta ? load<A>(beta[c]) : A(0);
-        ac[cl] = gm * rstd;
-        bc[cl] = bt - mean * ac[cl];
+        gc[cl] = gamma ? load<A>(gamma[c]) : A(1);
+        bc[cl] = beta ? load<A>(beta[c]) : A(0);
       }
       for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t cl) {
-        y[idx] = store<T>(xs[j] * ac[cl] + bc[cl]);
+        const A xhat = ((f.k == 0 ? xs[j] : std::ldexp(xs[j], -f.k)) - f.mean_s) * f.rstd_s;
+        const A t = gc[cl] * xhat;
+        y[idx] = store<T>(std::isfinite(t) ? t + bc[cl] : std::fma(gc[cl], xhat, bc[cl]));
       });
     }
   }
 }
 
+// v = f * 2^e with |f| in [1, 2), exactly; 0, NaN and Inf come back as themselves with e = 0, so
+// they propagate through scaled arithmetic as they would through the plain one.
+template <class A> struct Split { A f; int e; };
+template <class A> inline Split<A> split(A v) {
+  if (v == 0 || !std::isfinite(v)) return {v, 0};
+  const int e = std::ilogb(v);
+  return {std::ldexp(v, -e), e};
+}
+
+// The backward pass works in scaled frames, so that no intermediate overflows or underflows where
+// the exact result does not (README "Non-finite policy": a finite exact value must come back
+// finite): g = gamma * dy is formed as fraction products times 2^(e_j - kg), kg the largest
+// exponent of a product in the group (|g_s| < 4, sums of m of them cannot overflow, and only
+// products 2^-149 below the group's largest lose bits); dx = rstd * bracket * 2^kg is scaled back
+// once at the end; x - mean, which overflows only for a spread near the top of the range (rstd
+// then tiny), is taken in the frame 2^-kx with kx = ilogb(max|x|); dgamma and dbeta scale each
+// channel's dy by its largest exponent.
 template <class Policy, class T>
 void backward_typed(const BackwardArgs& a) {
   using A = acc_of<T>;
@@ -164,20 +215,37 @@ void backward_typed(const BackwardArgs& a) {
   T* dx = a.dx.data<T>();
 
   std::vector<A> xs(static_cast<size_t>(m)), gs(static_cast<size_t>(m));
+  std::vector<int> ge(static_cast<size_t>(m)), kx_of(static_cast<size_t>(N * G), 0);
   const A inv_m = A(1) / static_cast<A>(m);
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t g = 0; g < G; ++g) {
       const A mu = mean_in[n * G + g], r = rstd_in[n * G + g];
+      int kg = std::numeric_limits<int>::min();
+      bool x_over = false;
+      A amax = 0;
       for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t cl) {
         xs[j] = load<A>(x[idx]);
-        const A d = load<A>(dy[idx]);
-        gs[j] = gamma ? load<A>(gamma[g * cpg + cl]) * d : d;
+        amax = std::max(amax, std::abs(xs[j]));
+        x_over = x_over || (std::isfinite(xs[j]) && std::isfinite(mu) && !std::isfinite(xs[j] - mu));
+        const Split<A> d = split(load<A>(dy[idx]));
+        const Split<A> gm = split(gamma ? load<A>(gamma[g * cpg + cl]) : A(1));
+        gs[j] = gm.f * d.f;
+        ge[j] = gm.e + d.e;
+        if (gs[j] != 0 && std::isfinite(gs[j])) kg = std::max(kg, ge[j]);
       });
-      const BwdSums<A> s = Policy::bwd_sums(gs.data(), xs.data(), m, mu, r);
+      if (kg == std::numeric_limits<int>::min()) kg = 0;
+      for (int64_t j = 0; j < m; ++j) gs[j] = std::ldexp(gs[j], ge[j] - kg);
+      const int kx = x_over ? std::ilogb(amax) : 0;
+      kx_of[n * G + g] = kx;
+      const A mu_s = std::ldexp(mu, -kx), r_s = std::ldexp(r, kx);
+      if (kx != 0)
+        for (int64_t j = 0; j < m; ++j) xs[j] = std::ldexp(xs[j], -kx);
+      const BwdSums<A> s = Policy::bwd_sums(gs.data(), xs.data(), m, mu_s, r_s);
       const A mean_g = s.sum_g * inv_m, mean_gx = s.sum_gx * inv_m;
+      const Split<A> rs = split(r);
       for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t) {
-        const A xhat = (xs[j] - mu) * r;
-        dx[idx] = store<T>(r * (gs[j] - mean_g - xhat * mean_gx));
+        const A xhat = (xs[j] - mu_s) * r_s;
+        dx[idx] = store<T>(std::ldexp(rs.f * (gs[j] - mean_g - xhat * mean_gx), rs.e + kg));
       });
     }
   }
@@ -195,20 +263,29 @@ void backward_typed(const BackwardArgs& a) {
       if (dbeta) dbeta[c] = store<T>(A(0));
       continue;
     }
+    A dmax = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t s = 0; s < S; ++s) {
+        const A d = std::abs(load<A>(dy[p.index(n, c, s)]));
+        if (std::isfinite(d)) dmax = std::max(dmax, d);
+      }
+    const int kd = split(dmax).e;
     if (dgamma) {
       for (int64_t n = 0; n < N; ++n) {
-        const A mu = mean_in[n * G + g], r = rstd_in[n * G + g];
+        const int kx = kx_of[n * G + g];
+        const A mu_s = std::ldexp(mean_in[n * G + g], -kx), r_s = std::ldexp(rstd_in[n * G + g], kx);
         for (int64_t s = 0; s < S; ++s) {
           const int64_t idx = p.index(n, c, s);
-          buf[n * S + s] = load<A>(dy[idx]) * ((load<A>(x[idx]) - mu) * r);
+          const A xhat = (std::ldexp(load<A>(x[idx]), -kx) - mu_s) * r_s;
+          buf[n * S + s] = std::ldexp(load<A>(dy[idx]), -kd) * xhat;
         }
       }
-      dgamma[c] = store<T>(Policy::sum(buf.data(), L));
+      dgamma[c] = store<T>(std::ldexp(Policy::sum(buf.data(), L), kd));
     }
     if (dbeta) {
       for (int64_t n = 0; n < N; ++n)
-        for (int64_t s = 0; s < S; ++s) buf[n * S + s] = load<A>(dy[p.index(n, c, s)]);
-      dbeta[c] = store<T>(Policy::sum(buf.data(), L));
+        for (int64_t s = 0; s < S; ++s) buf[n * S + s] = std::ldexp(load<A>(dy[p.index(n, c, s)]), -kd);
+      dbeta[c] = store<T>(std::ldexp(Policy::sum(buf.data(), L), kd));
     }
   }
 }

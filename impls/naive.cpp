@@ -19,6 +19,9 @@ struct NaivePolicy {
 
   template <class A> static cpu::Stats<A> stats(const A* x, int64_t m, A /*eps*/) {
     const Vec<A> v(x, m);
+    // A constant group has variance exactly 0 (with eps = 0 it is degenerate, as the policy
+    // says), but sum/m rounds, and that rounding error would come back as a spurious variance.
+    if ((v == v(0)).all()) return {v(0), A(0)};
     const A mean = v.sum() / static_cast<A>(m);
     const A var = (v - mean).square().sum() / static_cast<A>(m);
     return {mean, var};

@@ -54,8 +54,12 @@ uint64_t bits_from_ordinal(DType d, int64_t ord) {
 // The exact value of a finite dtype element; the first value past max_finite stands in for
 // +-Inf, so the midpoint between max and "Inf" is the overflow threshold of rounding to nearest.
 void value_of(Real& r, DType d, uint64_t bits) {
-  double v = bits_to_double(d, bits);
-  if (std::isinf(v)) v = std::copysign(std::ldexp(1.0, info(d).max_exp + 1), v);
+  const double v = bits_to_double(d, bits);
+  if (std::isinf(v)) {  // +-2^(max_exp+1), set in MPFR: for f64 it is no double (2^1024)
+    mpfr_set_prec(P(r), 53);
+    mpfr_set_si_2exp(P(r), v > 0 ? 1 : -1, info(d).max_exp + 1, MPFR_RNDN);
+    return;
+  }
   set_d(r, v);
 }
 
@@ -74,7 +78,16 @@ void set_d(Real& r, double v) {
   mpfr_set_d(P(r), v, MPFR_RNDN);
 }
 
+// Inf or NaN operands (a reference handed non-finite data) have no bits to span: the result is
+// Inf or NaN, at any precision.
+static bool special(mpfr_srcptr a, mpfr_srcptr b) { return !mpfr_number_p(a) || !mpfr_number_p(b); }
+
 void add(Real& r, const Real& a, const Real& b) {
+  if (special(P(a), P(b))) {
+    mpfr_set_prec(P(r), 53);
+    mpfr_add(P(r), P(a), P(b), MPFR_RNDN);
+    return;
+  }
   if (mpfr_zero_p(P(a))) return assign(r, b);
   if (mpfr_zero_p(P(b))) return assign(r, a);
   long hi = std::max(top(P(a)), top(P(b))) + 1;
@@ -84,6 +97,11 @@ void add(Real& r, const Real& a, const Real& b) {
 }
 
 void sub(Real& r, const Real& a, const Real& b) {
+  if (special(P(a), P(b))) {
+    mpfr_set_prec(P(r), 53);
+    mpfr_sub(P(r), P(a), P(b), MPFR_RNDN);
+    return;
+  }
   if (mpfr_zero_p(P(b))) return assign(r, a);
   if (mpfr_zero_p(P(a))) {
     assign(r, b);
@@ -109,11 +127,20 @@ void mul_si(Real& r, const Real& a, int64_t k) {
 void sum(Real& r, const std::vector<const Real*>& v) {
   std::vector<mpfr_ptr> ptrs;
   long hi = LONG_MIN, lo = LONG_MAX;
+  bool nonfinite = false;
   for (const Real* x : v) {
-    if (mpfr_zero_p(P(*x))) continue;
+    if (!mpfr_number_p(P(*x))) nonfinite = true;
+    if (mpfr_zero_p(P(*x)) || nonfinite) continue;
     hi = std::max(hi, top(P(*x)));
     lo = std::min(lo, lsb(P(*x)));
     ptrs.push_back(const_cast<mpfr_ptr>(P(*x)));
+  }
+  if (nonfinite) {
+    std::vector<mpfr_ptr> all;
+    for (const Real* x : v) all.push_back(const_cast<mpfr_ptr>(P(*x)));
+    mpfr_set_prec(P(r), 53);
+    mpfr_sum(P(r), all.data(), all.size(), MPFR_RNDN);
+    return;
   }
   if (ptrs.empty()) {
     mpfr_set_prec(P(r), 53);
@@ -216,7 +243,23 @@ uint64_t round_certified(DType d, const Real& approx, const Real& err, const Rea
     mul(w, mb, K);
     return sign_a_over_sqrt_minus_w(A, D, w);
   };
-  uint64_t cand = round_to(d, approx);
+  // The interval can span many values of d (a result at or near zero, where the error bound is
+  // absolute): bisect the ordinals between its two roundings with the exact test first, so the
+  // walk below only has the last step or two to make.
+  int64_t o_lo = ordinal(d, c_lo), o_hi = ordinal(d, c_hi);
+  // Unsigned: from -Inf to +Inf (an error bound that overflowed double) the span exceeds int64.
+  auto span = [&] { return static_cast<uint64_t>(o_hi) - static_cast<uint64_t>(o_lo); };
+  while (o_lo < o_hi && span() > 1) {
+    const int64_t mid = o_lo + static_cast<int64_t>(span() / 2);
+    const uint64_t b_mid = bits_from_ordinal(d, mid), b_next = bits_from_ordinal(d, mid + 1);
+    Real m;
+    midpoint(m, d, b_mid, b_next);
+    const int s = side(m);
+    if (s == 0) return (b_mid & 1) == 0 ? b_mid : b_next;
+    if (s > 0) o_lo = mid + 1;
+    else o_hi = mid;
+  }
+  uint64_t cand = bits_from_ordinal(d, o_lo);
   for (int step = 0; step < 64; ++step) {
     const int64_t o = ordinal(d, cand);
     const bool is_inf = std::isinf(bits_to_double(d, cand));

@@ -30,6 +30,24 @@ constexpr long kPrec = 192;
 constexpr long kMaxPrec = 4096;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+// Gradual underflow (README "Metrics and budgets"). Below the normal range each product,
+// quotient and square root of a kernel may lose up to eta (the smallest subnormal of acc_t)
+// absolutely rather than u relatively, and normalization amplifies such losses: by rstd in the
+// mean, by rstd^2 in the variance (squares of small deviations underflow), then by gamma (or G in
+// the backward pass). The scales below carry these terms in units of u_acc (the metric multiplies
+// a scale by u_acc), so each is eta/u_acc times an amplification; in the normal range they are
+// about 1e-38 (f32) or 1e-308 (f64) of the other terms. long double, because r^2 of an f64
+// group can exceed double's range where the allowance itself does not.
+long double eta_over_u(DType d) {
+  const DTypeInfo& a = info(acc_dtype(d));
+  return static_cast<long double>(a.min_subnormal) / a.unit_roundoff;
+}
+// The absolute error of one xhat from underflow, in units of eta: its own rounding, the mean's
+// (m steps, times r) and the variance's (m squares, times r^2 |xhat| / 2 through rstd).
+long double xhat_underflow(long double r, long double m, long double xh) {
+  return 1 + r * m + r * r * m * xh / 2;
+}
+
 // Element j of group (n, g), in channel-major order: channel c0 + j / S, spatial j % S.
 struct GroupIter {
   const Problem& p;
@@ -128,6 +146,20 @@ void set_value(ExactOutput& o, int64_t i, uint64_t bits, const Real& approx, dou
   o.kappa[i] = kappa;
 }
 
+// rstd = m/sqrt(D), certified-rounded to the accumulation dtype (st finite, not degenerate).
+uint64_t rstd_bits(const Problem& p, const GroupStats& st, Real& approx) {
+  const int64_t m = p.group_size();
+  Real A, one;
+  mpfr_set_prec(P(approx), kPrec);
+  mpfr_mul_si(P(approx), P(st.r), static_cast<long>(m), MPFR_RNDN);
+  const double a = std::fabs(mpfr_get_d(P(approx), MPFR_RNDN));
+  exact::set_d(A, static_cast<double>(m));
+  exact::set_d(one, 1.0);
+  const Real zero = from_double(0.0);
+  return exact::round_certified(acc_dtype(p.dtype), approx, err_real(std::ldexp(3 * a, -kPrec)),
+                                A, one, st.D, zero);
+}
+
 // mean = S/m exactly rounded; rstd = m/sqrt(D) certified.
 void write_stats(const Problem& p, const GroupStats& st, int64_t i, ExactOutput& mean,
                  ExactOutput& rstd) {
@@ -149,16 +181,11 @@ void write_stats(const Problem& p, const GroupStats& st, int64_t i, ExactOutput&
     rstd.kappa[i] = kNaN;
     return;
   }
-  Real approx, A, one;
-  mpfr_set_prec(P(approx), kPrec);
-  mpfr_mul_si(P(approx), P(st.r), static_cast<long>(m), MPFR_RNDN);
-  const double a = std::fabs(mpfr_get_d(P(approx), MPFR_RNDN));
-  exact::set_d(A, static_cast<double>(m));
-  exact::set_d(one, 1.0);
-  const Real zero = from_double(0.0);
-  const uint64_t bits = exact::round_certified(acc, approx, err_real(std::ldexp(3 * a, -kPrec)),
-                                               A, one, st.D, zero);
-  set_value(rstd, i, bits, approx, st.rstd * (st.kappa + 1), st.kappa);
+  Real approx;
+  const uint64_t bits = rstd_bits(p, st, approx);
+  const long double r = st.rstd;
+  const long double under = eta_over_u(p.dtype) * r * r * r * m / 2;  // var's m squares, via r^3
+  set_value(rstd, i, bits, approx, static_cast<double>(st.rstd * (st.kappa + 1) + under), st.kappa);
 }
 
 }  // namespace
@@ -224,7 +251,10 @@ OracleResult oracle_forward(const Case& c) {
         exact::mul(A, gam[ch], T);
         const uint64_t bits = exact::round_certified(p.dtype, ya, err, A, one, st.D, bet[ch]);
         const double xh = std::fabs(mpfr_get_d(P(xhat), MPFR_RNDN));
-        const double scale = std::fabs(gd[ch]) * st.kappa * (2 + xh) + std::fabs(bd[ch]) + yv;
+        const long double under =
+            eta_over_u(p.dtype) * (std::fabs(gd[ch]) * xhat_underflow(st.rstd, m, xh) + 1);
+        const double scale = static_cast<double>(
+            std::fabs(gd[ch]) * st.kappa * (2 + xh) + std::fabs(bd[ch]) + yv + under);
         set_value(y, off, bits, ya, scale, st.kappa);
       }
     }
@@ -268,16 +298,24 @@ OracleResult oracle_backward(const Case& c) {
       const int64_t gi = n * p.G + g;
       res.kappa[gi] = st.kappa;
       GroupIter it{p, n, g};
-      bool ok = st.finite && !st.degenerate;
-      double gmax = 0;
+      // dx needs every x, dy and gamma of the group; dgamma_c only x and channel c's own dy.
+      // Kernels get the statistics rounded to acc_t: where rstd rounds to +Inf (a spread too
+      // small for acc_t, like the degenerate D = 0), they have no finite rstd to work with.
+      Real rstd_approx;
+      const bool x_ok = st.finite && !st.degenerate &&
+                        is_finite_bits(acc_dtype(p.dtype), rstd_bits(p, st, rstd_approx));
+      bool ok = x_ok;
+      // max|gamma * dy| in long double: in double the product of two f64 values can underflow
+      // to 0 (an allowance of 0) or overflow where rstd * gmax does not.
+      long double gmax = 0;
       for (int64_t j = 0; j < m; ++j) {
         const double d = dy.get(it.offset(j));
         const int64_t ch = it.channel(j);
         if (!std::isfinite(d)) dy_finite[n * p.C + ch] = 0;
         if (!std::isfinite(d) || !std::isfinite(gd[ch])) ok = false;
-        gmax = std::max(gmax, std::fabs(d * gd[ch]));
+        gmax = std::max(gmax, std::fabs(static_cast<long double>(d) * gd[ch]));
       }
-      for (int64_t k = 0; k < cpg; ++k) nc_finite[n * p.C + g * cpg + k] = ok;
+      for (int64_t k = 0; k < cpg; ++k) nc_finite[n * p.C + g * cpg + k] = x_ok;
       if (p.affine) {
         // dbeta = sum dy depends on nothing else, so it is accumulated even where x is unusable.
         for (int64_t k = 0; k < cpg; ++k) {
@@ -290,24 +328,25 @@ OracleResult oracle_backward(const Case& c) {
           exact::sum(DB[n * p.C + ch], dys);
         }
       }
-      if (!ok) {
-        for (int64_t j = 0; j < m; ++j) set_undefined(dx, it.offset(j));
-        continue;
-      }
+      if (!ok) for (int64_t j = 0; j < m; ++j) set_undefined(dx, it.offset(j));
+      if (!x_ok) continue;
       exact::assign(Dg[gi], st.D);
       for (int64_t j = 0; j < m; ++j) {
+        exact::mul_si(mx, xs[j], m);
+        exact::sub(Ts[j], mx, st.S);
+        if (!ok) continue;
         Real dyv;
         exact::set_d(dyv, dy.get(it.offset(j)));
         exact::mul(gs[j], gam[it.channel(j)], dyv);
-        exact::mul_si(mx, xs[j], m);
-        exact::sub(Ts[j], mx, st.S);
         exact::mul(gts[j], gs[j], Ts[j]);
       }
-      exact::sum(SG, gs);
-      exact::sum(SGT, gts);
-      mpfr_set_prec(P(q), kPrec);
-      mpfr_div(P(q), P(SGT), P(st.D), MPFR_RNDN);
-      for (int64_t j = 0; j < m; ++j) {
+      if (ok) {
+        exact::sum(SG, gs);
+        exact::sum(SGT, gts);
+        mpfr_set_prec(P(q), kPrec);
+        mpfr_div(P(q), P(SGT), P(st.D), MPFR_RNDN);
+      }
+      for (int64_t j = 0; ok && j < m; ++j) {
         // u = m g - SG - T q at kPrec bits; dx = u / sqrt(D).
         mpfr_set_prec(P(a1), mpfr_get_prec(P(gs[j])) + 64);
         mpfr_mul_si(P(a1), P(gs[j]), static_cast<long>(m), MPFR_RNDN);  // exact
@@ -343,19 +382,30 @@ OracleResult oracle_backward(const Case& c) {
           return exact::round_certified(p.dtype, dxa, err, A, st.D, st.D, from_double(0.0));
         }();
         const double xh = std::fabs(mpfr_get_d(P(Ts[j]), MPFR_RNDN) * r);
-        const double scale = st.rstd * gmax * (1 + st.kappa) * (2 + xh) + vd;
+        // Underflow: g's and the sums' own losses times r, xhat's (through mean(g xhat) and
+        // mean(g)) times r G, and rstd's relative error r^2 m eta / 2 times |dx|.
+        const long double rs = st.rstd, sm = std::sqrt(static_cast<long double>(m));
+        const long double under =
+            eta_over_u(p.dtype) * (rs * (1 + m) * (1 + xh) +
+                                   rs * gmax * (sm + xh) * xhat_underflow(rs, m, sm) +
+                                   rs * rs * m * vd / 2 + 1);
+        const double scale =
+            static_cast<double>(st.rstd * gmax * (1 + st.kappa) * (2 + xh) + vd + under);
         set_value(dx, it.offset(j), bits, dxa, scale, st.kappa);
       }
       if (!p.affine) continue;
       for (int64_t k = 0; k < cpg; ++k) {
         const int64_t ch = g * cpg + k;
+        if (!dy_finite[n * p.C + ch]) continue;  // dgamma_c is undefined
         for (int64_t s = 0; s < S; ++s) {
           const int64_t j = k * S + s;
           const double d = dy.get(it.offset(j));
           exact::set_d(dys[s], d);
           exact::mul(dyts[s], dys[s], Ts[j]);
           const double xh = std::fabs(mpfr_get_d(P(Ts[j]), MPFR_RNDN) * mpfr_get_d(P(st.r), MPFR_RNDN));
-          dgamma_scale[ch] += std::fabs(d) * (st.kappa * (2 + xh) + xh);
+          dgamma_scale[ch] += std::fabs(d) * (st.kappa * (2 + xh) + xh) +
+                              static_cast<double>(eta_over_u(p.dtype) *
+                                                  (std::fabs(d) * xhat_underflow(st.rstd, m, xh) + 1));
         }
         dgamma_kappa[ch] = std::max(dgamma_kappa[ch], st.kappa);
         exact::sum(U[n * p.C + ch], dyts);

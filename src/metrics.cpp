@@ -48,6 +48,11 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact) {
   for (double h : exact.hi)
     if (std::isfinite(h)) out_scale = std::max(out_scale, std::fabs(h));
 
+  // Unsigned: for f64, ordinals of opposite signs differ by more than int64 can hold.
+  auto ulp_distance = [d](uint64_t x, uint64_t y) {
+    const auto ox = static_cast<uint64_t>(ordinal(d, x)), oy = static_cast<uint64_t>(ordinal(d, y));
+    return static_cast<double>(ordinal(d, x) > ordinal(d, y) ? ox - oy : oy - ox);
+  };
   double diff2 = 0, ref2 = 0;
   auto note_worst = [&](int64_t i, double cond, double a) {
     if (m.worst_index < 0 || cond > m.max_cond_err) {
@@ -85,13 +90,18 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact) {
     } else if (std::isnan(a)) {
       ++m.policy_violations;
       err = ulps = inf;
+    } else if (std::isinf(a) && std::isfinite(hi)) {
+      // +-Inf stands for the first value past max, as in IEEE rounding (the overflow threshold
+      // is the midpoint max + ulp/2): an exact value within the allowed error of that threshold
+      // may come back as Inf from a kernel whose error is within budget.
+      const long double past = std::copysign(std::ldexp(1.0L, info(d).max_exp + 1), a);
+      err = static_cast<double>(std::fabs((past - hi) - lo));
+      ulps = ulp_distance(ab, eb);
     } else if (std::isinf(a) || !std::isfinite(hi)) {
       err = ulps = inf;
     } else {
       err = std::fabs((a - hi) - lo);
-      ulps = std::isfinite(bits_to_double(d, eb))
-                 ? static_cast<double>(std::llabs(ordinal(d, ab) - ordinal(d, eb)))
-                 : inf;
+      ulps = std::isfinite(bits_to_double(d, eb)) ? ulp_distance(ab, eb) : inf;
     }
     m.max_ulp = std::max(m.max_ulp, ulps);
     const double u_err = err == 0 ? 0 : err / (u_out * out_scale);
@@ -106,7 +116,9 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact) {
                                 0.5L * ulp_at(d, hi) + underflow;
       cond = static_cast<double>(err / denom);
     }
-    if (u_acc * exact.kappa[i] > kIllPosed) {
+    // Ill-posed also where the error a backward-stable kernel may make, u_acc * S_i, exceeds
+    // the output dtype's range: there any value, +-Inf included, is within that bound.
+    if (u_acc * exact.kappa[i] > kIllPosed || u_acc * exact.scale[i] > info(d).max_finite) {
       ++m.ill_posed;
     } else {
       note_worst(i, cond, a);

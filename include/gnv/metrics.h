@@ -23,7 +23,8 @@ struct OutputMetrics {
   double max_cond_err = 0;   // max |err| / (u_acc * S_i + ulp(exact_i)/2): the verdict metric
   double normwise = 0;       // ||actual - exact||_2 / ||exact||_2 over finite elements
   double budget = 0;         // allowed max_cond_err
-  int64_t ill_posed = 0;     // elements with u_acc * kappa > kIllPosed: measured, not judged
+  int64_t ill_posed = 0;     // u_acc * kappa > kIllPosed, or u_acc * S_i past the dtype's max:
+                             // measured, not judged
   int64_t unwritten = 0;     // elements still holding the poison pattern
   int64_t policy_violations = 0;  // finite where the NaN/Inf policy demands non-finite, or NaN
                                   // where the exact value is finite
