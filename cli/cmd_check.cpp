@@ -30,7 +30,7 @@ std::vector<const Impl*> impls_for(const std::string& impl_name, const Problem& 
     return {&impl};
   }
   std::vector<const Impl*> out;
-  for (const Impl* impl : Registry::instance().all())
+  for (const Impl* impl : select_impls({}))
     if (unsupported_reason(*impl, p, backward).empty()) out.push_back(impl);
   if (out.empty())
     throw UsageError(fmt::format("no implementation supports dtype {} layout {}{}", name(p.dtype),

@@ -21,10 +21,11 @@ int run_list() {
   for (const Impl* impl : Registry::instance().all()) {
     const Capabilities c = impl->capabilities();
     std::string dirs = c.forward && c.backward ? "fwd+bwd" : c.forward ? "fwd" : c.backward ? "bwd" : "-";
-    fmt::print("  {:<16} dtypes={:<16} layouts={:<10} {:<8} device={:<5} {}{}\n", impl->name(),
+    fmt::print("  {:<16} dtypes={:<16} layouts={:<10} {:<8} device={:<5} {}{}{}\n", impl->name(),
                join_names(c.dtypes), join_names(c.layouts), dirs, c.device,
                c.deterministic ? "deterministic" : "nondeterministic",
-               c.control ? "  CONTROL (expected to fail)" : "");
+               c.control ? "  CONTROL (expected to fail)" : "",
+               impl_available(*impl) ? "" : "  NOT AVAILABLE on this machine");
     if (!c.summary.empty()) fmt::print("  {:<16} {}\n", "", c.summary);
   }
   // Descriptions mirror include/gnv/stress.h; the names are what --stress accepts.

@@ -62,8 +62,14 @@ Problem build_problem(const ProblemSpec& spec) {
 
 std::vector<const Impl*> select_impls(const std::vector<std::string>& names) {
   const Registry& reg = Registry::instance();
-  if (names.empty() || (names.size() == 1 && names[0] == "all")) return reg.all();
   std::vector<const Impl*> out;
+  if (names.empty() || (names.size() == 1 && names[0] == "all")) {
+    // An impl that cannot run here (a GPU impl without a GPU) is left out of "all"; named, it is
+    // kept, and the caller says why it cannot run.
+    for (const Impl* impl : reg.all())
+      if (impl_available(*impl)) out.push_back(impl);
+    return out;
+  }
   for (const std::string& n : names) {
     const Impl* impl = &reg.get(n);
     if (std::find(out.begin(), out.end(), impl) == out.end()) out.push_back(impl);
@@ -73,6 +79,9 @@ std::vector<const Impl*> select_impls(const std::vector<std::string>& names) {
 
 std::string unsupported_reason(const Impl& impl, const Problem& p, bool backward) {
   const Capabilities caps = impl.capabilities();
+  if (!impl_available(impl))
+    return fmt::format("implementation '{}' is not available on this machine (device {})", impl.name(),
+                       caps.device);
   if (!caps.supports(p.dtype))
     return fmt::format("implementation '{}' does not support dtype {}", impl.name(), name(p.dtype));
   if (!caps.supports(p.layout))

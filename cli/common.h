@@ -65,10 +65,11 @@ struct ProblemSpec {
 // Parses and validates; throws UsageError / InvalidProblem / std::invalid_argument.
 Problem build_problem(const ProblemSpec& spec);
 
-// Every registered impl named in a comma list ("all" or empty: every impl). Throws on an unknown
-// name (std::invalid_argument listing the available ones).
+// The impls named in a comma list, or for "all"/empty every impl available on this machine (a GPU
+// impl without a GPU is left out). Throws on an unknown name (std::invalid_argument listing the
+// registered ones).
 std::vector<const Impl*> select_impls(const std::vector<std::string>& names);
-// Empty when the impl can run the problem, else the reason.
+// Empty when the impl can run the problem here, else the reason (unavailable, dtype, layout, pass).
 std::string unsupported_reason(const Impl& impl, const Problem& p, bool backward);
 
 std::string verdict_label(Verdict v);  // PASS, FAIL, ERROR, UNWRITTEN

@@ -94,6 +94,7 @@ struct Bwd {
 class ImplTest : public ::testing::TestWithParam<Param> {
  protected:
   void SetUp() override {
+    if (!impl_available(impl())) GTEST_SKIP() << impl().name() << " is not available here";
     const Capabilities c = impl().capabilities();
     if (!c.supports(dtype()) || !c.supports(layout())) GTEST_SKIP() << "unsupported dtype/layout";
   }
@@ -434,6 +435,7 @@ class ImplOracleTest : public ::testing::TestWithParam<OracleParam> {};
 // f16/bf16 storage rounds the offset data itself so coarsely that no expectation is set there.
 TEST_P(ImplOracleTest, VerdictAgainstOracle) {
   const auto& [impl, dtype, layout, stress] = GetParam();
+  if (!impl_available(*impl)) GTEST_SKIP() << impl->name() << " is not available here";
   const Capabilities caps = impl->capabilities();
   if (!caps.supports(dtype) || !caps.supports(layout)) GTEST_SKIP() << "unsupported dtype/layout";
   struct Shape {

@@ -55,10 +55,16 @@ class Impl {
   virtual ~Impl() = default;
   virtual std::string_view name() const = 0;
   virtual Capabilities capabilities() const = 0;
+  // Whether this implementation can run here (a GPU implementation without a visible device stays
+  // registered, so `gnv list` shows it, but is not available; calling it throws a clear error).
+  virtual bool available() const { return true; }
   // Called only with a validated problem, a supported dtype/layout and correctly shaped tensors.
   virtual void forward(const ForwardArgs& a) const = 0;
   virtual void backward(const BackwardArgs& a) const = 0;
 };
+
+// What tests, properties and fuzzers ask before running an implementation.
+inline bool impl_available(const Impl& impl) { return impl.available(); }
 
 class Registry {
  public:

@@ -1,0 +1,83 @@
+// Backward pipelines (templates); bwd_<dtype>.cu instantiate them, one translation unit per dtype
+// so that the many kernel variants compile in parallel.
+#pragma once
+#include <exception>
+
+#include "internal.h"
+
+namespace gnv::cuda::detail {
+namespace {
+
+template <int D, int W> void run_bwd_t(const Plan& p, Args a, cudaStream_t s) {
+  using A = typename Ty<D>::A;
+  using S = typename Ty<D>::S;
+  auto* dgamma = static_cast<S*>(a.dgamma);
+  auto* dbeta = static_cast<S*>(a.dbeta);
+  if (p.nhwc) {
+    const auto kernel = bwd_nhwc<D, W, bwd_v(W)>;
+    const size_t smem = nhwc_bwd_smem<A>(p.T, W, p.CW);
+    if (p.fused) {
+      launch_blocks(kernel, p, a, kFused, smem, s, "bwd_nhwc (fused)");
+    } else {
+      launch_blocks(kernel, p, a, kPartial, smem, s, "bwd_nhwc (partial)");
+      auto* chan = static_cast<Sum2<A>*>(a.ws_chan);
+      launch_small(combine_sum2<A>, seg_grid(a.N * a.C), s, "combine_sum2 (nhwc parts -> channels)",
+                   static_cast<const Sum2<A>*>(a.ws_part), chan, a.N * a.C, p.k);
+      launch_small(nhwc_group_sums<D>, seg_grid(a.N * a.G), s, "nhwc_group_sums", static_cast<const Sum2<A>*>(chan),
+                   static_cast<const S*>(a.gamma), static_cast<Sum2<A>*>(a.ws_group), a.N * a.G, a.G, a.cpg);
+      launch_blocks(kernel, p, a, kApply, smem, s, "bwd_nhwc (apply)");
+    }
+    if (a.affine_grads) {
+      launch_small(dgamma_nhwc<D>, seg_grid(a.C), s, "dgamma_nhwc", static_cast<const Sum2<A>*>(a.ws_chan), dgamma,
+                   dbeta, a.N, a.C);
+    }
+    return;
+  }
+  const auto kernel = bwd_nchw<D, W, bwd_v(W)>;
+  const size_t smem = nchw_bwd_smem<A>(p.T, bwd_v(W), a.affine_grads);
+  if (p.fused) {
+    launch_blocks(kernel, p, a, kFused, smem, s, "bwd_nchw (fused)");
+  } else {
+    launch_blocks(kernel, p, a, kPartial, smem, s, "bwd_nchw (partial)");
+    launch_small(combine_sum2<A>, seg_grid(a.N * a.G), s, "combine_sum2 (nchw parts -> groups)",
+                 static_cast<const Sum2<A>*>(a.ws_part), static_cast<Sum2<A>*>(a.ws_group), a.N * a.G, p.k);
+    launch_blocks(kernel, p, a, kApply, smem, s, "bwd_nchw (apply)");
+  }
+  if (a.affine_grads) {
+    launch_small(dgamma_nchw<D>, seg_grid(a.C), s, "dgamma_nchw", static_cast<const Sum2<A>*>(a.ws_chan), dgamma,
+                 dbeta, a.N, a.C, a.G, a.cpg, a.S / W, p.L, p.k);
+  }
+}
+
+template <int D, int W> bool fits_t(const Plan& p, bool affine_grads) {
+  using A = typename Ty<D>::A;
+  const void* kernel = p.nhwc ? reinterpret_cast<const void*>(bwd_nhwc<D, W, bwd_v(W)>)
+                              : reinterpret_cast<const void*>(bwd_nchw<D, W, bwd_v(W)>);
+  const size_t smem = p.nhwc ? nhwc_bwd_smem<A>(p.T, W, p.CW) : nchw_bwd_smem<A>(p.T, bwd_v(W), affine_grads);
+  // A configuration the device refuses (an error here, not only a count of 0) means: not fused.
+  try {
+    ensure_attrs(kernel, smem, p.k);
+  } catch (const std::exception&) {
+    return false;
+  }
+  cudaLaunchAttribute attr[1];
+  const cudaLaunchConfig_t cfg = launch_config(p, static_cast<unsigned>(p.k), smem, nullptr, attr, true);
+  int n = 0;
+  if (cudaOccupancyMaxActiveClusters(&n, kernel, &cfg) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return n > 0;
+}
+
+}  // namespace
+
+template <int D> void run_backward_t(const Plan& p, Args a, cudaStream_t s) {
+  if (p.W > 1) run_bwd_t<D, 16 / static_cast<int>(sizeof(typename Ty<D>::S))>(p, a, s);
+  else run_bwd_t<D, 1>(p, a, s);
+}
+template <int D> bool fused_fits_backward_t(const Plan& p, bool affine_grads) {
+  return p.W > 1 ? fits_t<D, 16 / static_cast<int>(sizeof(typename Ty<D>::S))>(p, affine_grads) : fits_t<D, 1>(p, affine_grads);
+}
+
+}  // namespace gnv::cuda::detail
