@@ -6,7 +6,7 @@ packages=(
   cmake ninja-build g++ clang-14 libclang-rt-14-dev
   libeigen3-dev librapidcheck-dev libboost-dev libmpfr-dev libgmp-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev libhwy-dev
-  python3 python3-numpy
+  python3 python3-numpy python3-matplotlib
 )
 [ "${1:-}" = "--with-extra" ] && { shift; packages+=("$@"); }
 missing=()

@@ -1,0 +1,89 @@
+// `gnv merge SHARD.json...`: joins the reports of `gnv sweep --shard k/n` runs into the report of
+// the whole grid (identical to an unsharded run's apart from timing fields), copies the shards'
+// saved cases next to it, and judges it like a sweep (exit 0 pass, 1 fail, 2 bad input).
+#include <filesystem>
+#include <fmt/format.h>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "gnv/npy.h"
+#include "gnv/report.h"
+
+namespace gnv::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct MergeOptions {
+  std::vector<std::string> shards;
+  std::string out = "out";
+  bool html = true;
+  std::string write_baseline;
+};
+
+int run_merge(const MergeOptions& o) {
+  using namespace gnv::report;
+  std::vector<Report> shards;
+  Report merged;
+  try {
+    for (const std::string& s : o.shards) shards.push_back(read_report(s));
+    merged = merge_reports(shards);
+  } catch (const ReportError& e) {
+    print_error(e.what());
+    return kExitUsage;
+  }
+  const fs::path out = o.out;
+  fs::create_directories(out);
+  // Case directories are relative to their report's folder: bring them along.
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const fs::path from = fs::path(o.shards[i]).parent_path();
+    for (const Cell& c : shards[i].cells) {
+      if (c.case_dir.empty()) continue;
+      const fs::path src = from / c.case_dir, dst = out / c.case_dir;
+      std::error_code ec;
+      if (fs::equivalent(src, dst, ec)) continue;
+      if (!fs::is_directory(src)) {
+        fmt::print(stderr, "gnv: warning: {}: missing (cell {})\n", src.string(), c.id());
+        continue;
+      }
+      fs::create_directories(dst);
+      fs::copy(src, dst, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+    }
+  }
+  write_file_atomic(out / "report.json", to_json_text(merged));
+  const Report written = read_report(out / "report.json");
+  write_report_files(written, out);
+  std::string html_note;
+  if (o.html) {
+    const std::string why = write_html_report(out / "report.json", out / "report.html");
+    html_note = why.empty() ? ", report.html" : "";
+    if (!why.empty()) fmt::print(stderr, "gnv: warning: report.html not written: {}\n", why);
+  }
+  if (!o.write_baseline.empty()) write_file_atomic(o.write_baseline, to_json_text(baseline_of(written)));
+  fmt::print("{}", render_text(written));
+  fmt::print("merged {} shards into {}/report.json, report.md, junit.xml{}\n", shards.size(), out.string(),
+             html_note);
+  return summarize(written).passed_all ? kExitPass : kExitFail;
+}
+
+}  // namespace
+
+Command register_merge(CLI::App& app) {
+  auto o = std::make_shared<MergeOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "merge", "Join the report.json files of `gnv sweep --shard k/n` runs (all n shards) into one report "
+               "in --out, with their saved cases");
+  sub->add_option("SHARDS", o->shards, "report.json of every shard")->required();
+  sub->add_option("--out", o->out, "Output directory")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  sub->add_flag("--html,!--no-html", o->html, "Write report.html (needs python3-matplotlib; default on)");
+  sub->add_option("--write-baseline", o->write_baseline,
+                  "Also write the merged report's baseline form (what `gnv compare` reads) to this file");
+  return {sub, [o] { return run_merge(*o); }};
+}
+
+}  // namespace gnv::cli

@@ -1,0 +1,353 @@
+// `gnv sweep`: the main job. Runs a preset grid (impls x dtypes x layouts x shapes x groups x
+// stress classes x seeds) through the one check path, saves the case of every cell that did not
+// pass, and writes the report (report.json, the source of truth; report.md, junit.xml,
+// report.html rendered from it). Its exit code also guards the harness: a control impl that never
+// fails where the grid gave it offsets >= 1e4 means the harness is blind.
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fmt/format.h>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common.h"
+#include "gnv/npy.h"
+#include "gnv/report.h"
+
+namespace gnv::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace gnv::report;
+
+struct SweepOptions {
+  std::string preset = "smoke";
+  std::vector<std::string> impls, dtypes, layouts, stresses, sections;
+  std::vector<uint64_t> seeds;
+  std::optional<bool> backward;  // unset: the preset's
+  bool backward_flag = true;
+  std::string out = "out";
+  std::string shard;
+  int jobs = 0;
+  std::string baseline;
+  double tolerance = 2;
+  bool html = true;
+  std::string write_baseline;
+};
+
+Grid build_grid(const SweepOptions& o) {
+  Grid g = preset_grid(o.preset);
+  // "all" keeps the impls available here; one named with --impl that cannot run (a GPU impl
+  // without a GPU) is swept anyway, and its cells say why.
+  for (const Impl* impl : select_impls(o.impls)) g.impls.emplace_back(impl->name());
+  if (!o.dtypes.empty()) {
+    g.dtypes.clear();
+    for (const std::string& d : o.dtypes) g.dtypes.emplace_back(name(parse_dtype(d)));
+  }
+  if (!o.layouts.empty()) {
+    g.layouts.clear();
+    for (const std::string& l : o.layouts) g.layouts.emplace_back(name(parse_layout(l)));
+  }
+  if (o.backward) g.backward = *o.backward;
+  if (!o.sections.empty()) {
+    std::vector<Section> keep;
+    for (const std::string& s : o.sections) {
+      auto it = std::find_if(g.sections.begin(), g.sections.end(), [&](const Section& x) { return x.name == s; });
+      if (it == g.sections.end()) {
+        std::vector<std::string> names;
+        for (const Section& x : g.sections) names.push_back(x.name);
+        throw UsageError(fmt::format("--section {}: preset {} has sections {}", s, o.preset, fmt::join(names, ", ")));
+      }
+      keep.push_back(*it);
+    }
+    g.sections = std::move(keep);
+  }
+  if (!o.stresses.empty()) {
+    std::vector<std::string> st;
+    for (const std::string& s : o.stresses) {
+      const std::string c = parse_stress(s).name();
+      if (std::find(st.begin(), st.end(), c) == st.end()) st.push_back(c);
+    }
+    for (Section& s : g.sections) s.stresses = st;
+  }
+  if (!o.seeds.empty()) {
+    std::vector<uint64_t> seeds;
+    for (uint64_t s : o.seeds)
+      if (std::find(seeds.begin(), seeds.end(), s) == seeds.end()) seeds.push_back(s);
+    for (Section& s : g.sections) s.seeds = seeds;
+  }
+  for (const std::vector<std::string>* v : {&g.dtypes, &g.layouts})
+    for (size_t i = 0; i < v->size(); ++i)
+      if (std::find(v->begin(), v->begin() + static_cast<long>(i), (*v)[i]) != v->begin() + static_cast<long>(i))
+        throw UsageError(fmt::format("{} is given twice", (*v)[i]));
+  return g;
+}
+
+// Case directory names: cell ids hold '/' and ':', which paths and some shells dislike.
+std::string path_safe(std::string s) {
+  for (char& ch : s)
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-'))
+      ch = ch == '/' ? '-' : '_';
+  return s;
+}
+
+// One case of the grid with the impls that run it and the cell numbers they get.
+struct Job {
+  CaseSpec spec;
+  std::vector<const Impl*> impls;
+  std::vector<size_t> cell_index;
+};
+
+class Progress {
+ public:
+  Progress(size_t total, bool enabled) : total_(total), enabled_(enabled), start_(clock::now()) {}
+  void step(const CaseSpec& c) {
+    if (!enabled_) return;
+    std::lock_guard lock(mu_);
+    ++done_;
+    // A terminal redrawn thousands of times a second slows the sweep it reports on.
+    const auto now = clock::now();
+    if (done_ < total_ && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    const double eta = done_ ? elapsed / static_cast<double>(done_) * static_cast<double>(total_ - done_) : 0;
+    constexpr int kWidth = 30;
+    const int filled = static_cast<int>(kWidth * done_ / std::max<size_t>(total_, 1));
+    fmt::print(stderr, "\r\033[K[{:=<{}}{: <{}}] {}/{} cases, {:.0f}s left  {} {} {}", "", filled, "",
+               kWidth - filled, done_, total_, eta, name(c.problem.dtype), c.shape_name, c.stress);
+    std::fflush(stderr);
+  }
+  void finish() {
+    if (enabled_) fmt::print(stderr, "\r\033[K");
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  std::mutex mu_;
+  size_t total_, done_ = 0;
+  bool enabled_;
+  clock::time_point start_, last_{};
+};
+
+std::vector<Cell> run_job(const Job& job, const Grid& g, const fs::path& out) {
+  const CaseSpec& cs = job.spec;
+  std::vector<bool> bwd;
+  for (const Impl* impl : job.impls) bwd.push_back(g.backward && impl->capabilities().backward);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::optional<Case> c;
+  std::vector<CheckResult> results;
+  try {
+    c = make_case(cs.problem, parse_stress(cs.stress), cs.seed, g.backward);
+    results = check_case_shared(job.impls, *c, bwd);
+  } catch (const std::exception& e) {
+    results.assign(job.impls.size(), CheckResult{});
+    for (CheckResult& r : results) {
+      r.verdict = Verdict::error;
+      r.error = fmt::format("generating the case: {}", e.what());
+    }
+  }
+  // The oracle is shared, so each cell is charged an equal part of the case's time.
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+                         static_cast<double>(job.impls.size());
+  std::vector<Cell> cells;
+  for (size_t i = 0; i < job.impls.size(); ++i) {
+    const Impl& impl = *job.impls[i];
+    const Capabilities caps = impl.capabilities();
+    Cell cell;
+    cell.index = job.cell_index[i];
+    cell.case_index = cs.index;
+    cell.impl = impl.name();
+    cell.control = caps.control;
+    cell.device = caps.device;
+    cell.section = cs.section;
+    cell.shape_name = cs.shape_name;
+    cell.problem = cs.problem;
+    cell.stress = cs.stress;
+    cell.seed = cs.seed;
+    cell.backward = bwd[i];
+    cell.result = std::move(results[i]);
+    cell.reproduce = reproduce_command(cell.impl, cell.problem, cell.stress, cell.seed, cell.backward);
+    cell.seconds = seconds;
+    if (cell.result.verdict != Verdict::pass && c) {
+      // Relative to the report's folder, so shard reports merge into one that still points at them.
+      cell.case_dir = "cases/" + path_safe(cell.id());
+      Case saved = *c;
+      if (!cell.backward) saved.dy.reset();  // dy.npy asks for the backward pass on replay
+      save_case(saved, out / cell.case_dir);
+    }
+    cells.push_back(std::move(cell));
+  }
+  return cells;
+}
+
+// Prints and writes the comparison with a baseline; returns the exit code it asks for.
+int gate(const Report& base, const Report& now, double tolerance, const std::string& base_name,
+         const fs::path& out) {
+  const Comparison cmp = compare_reports(base, now, tolerance);
+  const std::string md = render_comparison(cmp, base_name, (out / "report.json").string());
+  write_file_atomic(out / "compare.md", md);
+  fmt::print("\n{}", md);
+  return cmp.regressed() ? kExitFail : kExitPass;
+}
+
+int report_error(const ReportError& e) {
+  print_error(e.what());
+  return kExitUsage;
+}
+
+int run_sweep(const SweepOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const Grid grid = build_grid(o);
+  if (grid.impls.empty()) throw UsageError("no implementation is available to sweep");
+  const Shard shard = o.shard.empty() ? Shard{} : parse_shard(o.shard);
+  if (!(o.tolerance >= 1) || !std::isfinite(o.tolerance))
+    throw UsageError(fmt::format("--tolerance {}: must be a finite factor >= 1", o.tolerance));
+  // A baseline of another grid is a usage error found before the sweep spends minutes.
+  std::optional<Report> base;
+  if (!o.baseline.empty()) {
+    try {
+      base = read_report(o.baseline);
+      if (std::string why = grid_mismatch(base->grid, base->shard, grid, shard); !why.empty())
+        throw ReportError(fmt::format("{}: {}", o.baseline, why));
+    } catch (const ReportError& e) {
+      return report_error(e);
+    }
+  }
+
+  // Plan every cell of the full grid, so a shard's cells keep their unsharded numbers.
+  std::vector<const Impl*> impls;
+  for (const std::string& n : grid.impls) impls.push_back(&Registry::instance().get(n));
+  std::vector<Job> jobs;
+  size_t next_cell = 0;
+  for (CaseSpec& cs : expand_cases(grid)) {
+    Job job{std::move(cs), {}, {}};
+    for (const Impl* impl : impls) {
+      const Capabilities caps = impl->capabilities();
+      if (caps.forward && caps.supports(job.spec.problem.dtype) && caps.supports(job.spec.problem.layout)) {
+        job.impls.push_back(impl);
+        job.cell_index.push_back(next_cell++);
+      }
+    }
+    if (!job.impls.empty() && in_shard(job.spec.index, shard)) jobs.push_back(std::move(job));
+  }
+  if (next_cell == 0) throw UsageError("no selected implementation supports the selected dtypes and layouts");
+
+  const fs::path out = o.out;
+  fs::create_directories(out);
+  // Stale failing cases from an earlier run would be mistaken for this run's findings.
+  fs::remove_all(out / "cases");
+
+  const int njobs = o.jobs > 0 ? o.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::vector<Cell>> results(jobs.size());
+  Progress progress(jobs.size(), stderr_is_tty());
+  std::atomic<size_t> next{0};
+  std::mutex err_mu;
+  std::exception_ptr failure;
+  auto worker = [&] {
+    for (size_t i; (i = next++) < jobs.size();) {
+      try {
+        results[i] = run_job(jobs[i], grid, out);
+      } catch (...) {  // save_case failing (disk full): stop the sweep, report after joining
+        std::lock_guard lock(err_mu);
+        if (!failure) failure = std::current_exception();
+        next = jobs.size();
+      }
+      progress.step(jobs[i].spec);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 1; t < std::min<int>(njobs, static_cast<int>(jobs.size())); ++t) threads.emplace_back(worker);
+  worker();
+  for (std::thread& t : threads) t.join();
+  progress.finish();
+  if (failure) std::rethrow_exception(failure);
+
+  Report r;
+  r.env = current_environment();
+  r.grid = grid;
+  r.shard = shard;
+  for (std::vector<Cell>& v : results)
+    for (Cell& c : v) r.cells.push_back(std::move(c));
+  std::sort(r.cells.begin(), r.cells.end(), [](const Cell& a, const Cell& b) { return a.index < b.index; });
+  r.timing.jobs = njobs;
+  r.timing.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  // report.json is the source of truth: every other view is rendered from the file as written.
+  write_file_atomic(out / "report.json", to_json_text(r));
+  const Report written = read_report(out / "report.json");
+  write_report_files(written, out);
+  std::string html_note;
+  if (o.html) {
+    const std::string why = write_html_report(out / "report.json", out / "report.html");
+    html_note = why.empty() ? ", report.html" : "";
+    if (!why.empty()) fmt::print(stderr, "gnv: warning: report.html not written: {}\n", why);
+  }
+  if (!o.write_baseline.empty()) write_file_atomic(o.write_baseline, to_json_text(baseline_of(written)));
+  fmt::print("{}", render_text(written));
+  fmt::print("wrote {}/report.json, report.md, junit.xml{}\n", out.string(), html_note);
+  int rc = summarize(written).passed_all ? kExitPass : kExitFail;
+  if (base) {
+    try {
+      rc = std::max(rc, gate(*base, written, o.tolerance, o.baseline, out));
+    } catch (const ReportError& e) {
+      return report_error(e);
+    }
+  }
+  return rc;
+}
+
+}  // namespace
+
+// `gnv suite` (cmd_suite.cpp) is the same command under its old name.
+Command register_sweep_named(CLI::App& app, const std::string& cmd, const std::string& description) {
+  auto o = std::make_shared<SweepOptions>();
+  CLI::App* sub = app.add_subcommand(cmd, description);
+  sub->add_option("--preset", o->preset, "Grid: smoke (default), ci or full (README \"gnv sweep\")")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  sub->add_option("--impl", o->impls, "Implementations (comma list; default: every available one)")->delimiter(',');
+  sub->add_option("--dtype", o->dtypes, "Dtypes (comma list; default: all, each impl runs those it supports)")
+      ->delimiter(',');
+  sub->add_option("--layout", o->layouts, "Layouts (comma list; default: nchw,nhwc)")->delimiter(',');
+  sub->add_option("--section", o->sections, "Keep only these sections of the preset (comma list)")->delimiter(',');
+  sub->add_option("--stress", o->stresses, "Stress classes instead of the preset's (comma list)")->delimiter(',');
+  sub->add_option("--seeds,--seed", o->seeds, "Seeds instead of the preset's (comma list)")
+      ->delimiter(',')
+      ->check(non_negative_integer());
+  CLI::Option* bwd = sub->add_flag("--backward,!--no-backward", o->backward_flag,
+                                   "Check the backward pass too (the presets do)");
+  // Last one wins, so scripts/run.sh's default --out can be overridden by its caller.
+  sub->add_option("--out", o->out, "Output directory (report.json, report.md, junit.xml, report.html, cases/)")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  sub->add_option("--shard", o->shard, "Run shard k of n (k/n): cases split round robin; join with `gnv merge`");
+  sub->add_option("--jobs,-j", o->jobs, "Cases checked in parallel (default: one per hardware thread)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--baseline", o->baseline, "Compare with this report.json at the end (as `gnv compare`)");
+  sub->add_option("--tolerance", o->tolerance, "With --baseline: allowed growth factor of an error")
+      ->capture_default_str();
+  sub->add_flag("--html,!--no-html", o->html, "Write report.html (needs python3-matplotlib; default on)");
+  sub->add_option("--write-baseline", o->write_baseline,
+                  "Also write the report's baseline form (what `gnv compare` reads) to this file");
+  return {sub, [o, bwd] {
+            if (bwd->count()) o->backward = o->backward_flag;
+            return run_sweep(*o);
+          }};
+}
+
+Command register_sweep(CLI::App& app) {
+  return register_sweep_named(
+      app, "sweep",
+      "Run a preset grid of checks (impls x dtypes x layouts x shapes x groups x stress classes x seeds); "
+      "write OUT/report.json, report.md, junit.xml, report.html and OUT/cases/ for failures");
+}
+
+}  // namespace gnv::cli

@@ -1,0 +1,249 @@
+#pragma once
+// The report model of a sweep: the grid it ran (a named preset, narrowed by options), every cell's
+// parameters and measurements, and the environment. report.json is its one serialized form and
+// the source of truth; Markdown, JUnit, HTML, merged shards and baseline comparisons are all made
+// from a parsed Report, never from the sweep's memory.
+//
+// A *case* is one generated input: (dtype, layout, section, shape, G, stress, seed). A *cell* is
+// one implementation checked on one case. Cells are numbered in the order of the full grid, so a
+// shard's cells keep the numbers they have in the unsharded run and shards merge back exactly.
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gnv/check.h"
+#include "gnv/impl.h"
+#include "gnv/metrics.h"
+#include "gnv/problem.h"
+
+namespace gnv::report {
+
+// report.json: {"format": "gnv-report", "version": kSchemaVersion, ...}. Bump the version on any
+// change a reader of the previous version would misread.
+inline constexpr std::string_view kFormat = "gnv-report";
+inline constexpr int kSchemaVersion = 1;
+
+// A malformed report file, one of another schema version, or reports that cannot be merged or
+// compared (different grids, missing shards). The CLI maps it to exit code 2.
+class ReportError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// ---- the grid ---------------------------------------------------------------------------------
+
+struct ShapeSpec {
+  std::string name;             // unique within its section: "resnet50-res5", "2x32x8x8"
+  std::string shape;            // logical N,C[,D][,H][,W], as --shape takes it
+  std::vector<int64_t> groups;  // each G gives its own case
+  bool affine = false;
+  double eps = 1e-5;
+  std::string note;             // where the shape comes from (informative)
+};
+
+// A Cartesian block of the grid: every shape x G x stress x seed (x dtype x layout x impl).
+struct Section {
+  std::string name;
+  std::vector<ShapeSpec> shapes;
+  std::vector<std::string> stresses;  // canonical names (Stress::name())
+  std::vector<uint64_t> seeds;
+};
+
+struct Grid {
+  std::string preset;               // smoke, ci, full
+  std::vector<std::string> impls;   // in run order
+  std::vector<std::string> dtypes;  // each impl runs those it supports
+  std::vector<std::string> layouts;
+  bool backward = true;             // impls without a backward pass run forward only
+  std::vector<Section> sections;
+};
+
+std::vector<std::string> preset_names();                 // smoke, ci, full
+Grid preset_grid(std::string_view name);                 // throws std::invalid_argument
+std::string describe_grid(const Grid& g);                // one paragraph per section, Markdown
+
+// One generated input of the grid.
+struct CaseSpec {
+  size_t index = 0;  // position in expand_cases(grid): the unit of sharding
+  std::string section, shape_name;
+  Problem problem;
+  std::string stress;
+  uint64_t seed = 0;
+};
+// Every case in grid order: dtype, layout, section, shape, G, stress, seed. Throws
+// std::invalid_argument for an invalid shape or stress in the grid.
+std::vector<CaseSpec> expand_cases(const Grid& g);
+
+struct Shard {
+  int index = 1, count = 1;  // 1-based: shard k of n
+  bool operator==(const Shard&) const = default;
+};
+Shard parse_shard(std::string_view s);  // "k/n", 1 <= k <= n; throws std::invalid_argument
+// Round robin over cases: every impl of a case lands in the same shard, so the shared oracle
+// runs once per case and shards of one grid are disjoint and complete.
+inline bool in_shard(size_t case_index, const Shard& s) {
+  return static_cast<int>(case_index % static_cast<size_t>(s.count)) == s.index - 1;
+}
+
+// ---- cells and the report ---------------------------------------------------------------------
+
+struct Cell {
+  size_t index = 0;       // position in the full grid's cell list
+  size_t case_index = 0;  // position of its case in expand_cases(grid): decides the shard
+  std::string impl;
+  bool control = false;
+  std::string device = "cpu";
+  std::string section, shape_name;
+  Problem problem;
+  std::string stress;
+  uint64_t seed = 0;
+  bool backward = false;
+  // The measurements (verdict, error text, per-output metrics, kappa range, undecided count).
+  CheckResult result;
+  std::string reproduce;  // command that regenerates the case and checks it
+  std::string case_dir;   // saved case of a cell that did not pass, relative to the report's folder
+  double seconds = 0;     // timing: the cell's own kernel runs and measurements
+
+  // Stable key across runs: impl/dtype/layout/section/shape/G<g>/stress/s<seed>.
+  std::string id() const;
+  // The part of the key without the impl (a case).
+  std::string case_id() const;
+};
+
+struct Environment {
+  std::string gnv_version;
+  std::string compiler, compiler_flags, build_type;
+  std::string cpu;
+  int64_t cpu_cores = 0;
+  std::string os;
+  std::string gpu;  // "none" when no GPU is visible
+  std::map<std::string, std::string> libraries;
+  std::string git_revision;
+  std::string date;  // timing field: when the run started (UTC, ISO 8601)
+  bool operator==(const Environment&) const = default;
+};
+// The environment of this process (compiler and flags from the build, CPU from /proc/cpuinfo,
+// GPU from nvidia-smi when present, git revision of the source tree, the date now).
+Environment current_environment();
+
+struct Timing {
+  double wall_s = 0;
+  int jobs = 1;
+};
+
+struct Report {
+  // "full": everything measured. "baseline": what `gnv compare` reads (per output: verdict,
+  // budget, max_cond_err, max_ulp; no worst elements, reproducers or timing), small enough to
+  // commit (baselines/ci.json). Both are schema version kSchemaVersion.
+  bool baseline_detail = false;
+  Environment env;
+  Grid grid;
+  Shard shard;
+  std::vector<Cell> cells;  // sorted by index
+  Timing timing;
+};
+
+// ---- serialization ----------------------------------------------------------------------------
+
+// report.json text: top level indented, one line per cell (diffs stay readable). NaN and Inf are
+// written as the strings "nan", "inf", "-inf". Doubles round-trip exactly. Zero counters, derived
+// fields and the worst element of an exact output (max_ulp 0) are left out.
+std::string to_json_text(const Report& r);
+// Parses report.json text. Throws ReportError, and only ReportError, on any malformed input:
+// invalid JSON, missing or mistyped fields, another format or schema version, invalid problems,
+// cells inconsistent with their problem or grid. This is the fuzz target's entry point.
+Report parse_report(std::string_view text);
+// The baseline form of a report (baseline_detail set, details dropped).
+Report baseline_of(const Report& r);
+// Reads a file; ReportError messages start with the path.
+Report read_report(const std::filesystem::path& path);
+
+// ---- derived views ----------------------------------------------------------------------------
+
+struct ControlSummary {
+  size_t cells = 0, failed = 0, errors = 0;
+  bool applicable = false;  // the control ran an offset:K >= kBlindOffset case
+  bool blind = false;       // applicable and never failed: the harness cannot see its defect
+};
+// Breakdown point of one (impl, dtype): the smallest offset:K at which some cell did not pass.
+struct Breakdown {
+  std::string impl, dtype;
+  bool control = false;
+  std::optional<double> offset;  // empty: no tested offset failed
+  double max_tested = 0;         // the largest offset tested
+};
+struct Summary {
+  size_t cells = 0, passed = 0;
+  std::vector<const Cell*> failures;  // non-control cells that did not pass
+  std::vector<const Cell*> control_errors;  // a control that errors is broken, not detected
+  std::map<std::string, ControlSummary> controls;
+  std::vector<Breakdown> breakdown;
+  bool blind_rule_applied = true;  // false for a shard: judged when the shards are merged
+  bool passed_all = true;          // the sweep's verdict (exit 0)
+};
+// A control only has to fail when the grid gave it a chance: an offset of at least this much.
+inline constexpr double kBlindOffset = 1e4;
+Summary summarize(const Report& r);
+
+double worst_cond_err(const CheckResult& r);  // NaN when any output's is NaN
+std::string verdict_label(Verdict v);          // PASS, FAIL, ERROR, UNWRITTEN
+Verdict parse_verdict(std::string_view s);     // throws ReportError
+
+std::string render_markdown(const Report& r);  // report.md
+std::string render_junit(const Report& r);     // junit.xml
+std::string render_text(const Report& r);      // what `gnv sweep` prints: table and summary
+
+// ---- merging and comparing --------------------------------------------------------------------
+
+// Joins the reports of shards 1..n of one grid into the report of the whole grid. Throws
+// ReportError when grids differ, shard counts disagree, a shard is missing or repeated.
+Report merge_reports(std::vector<Report> shards);
+
+// Why two reports cannot be compared (different grid, shard, schema) or empty when they can.
+std::string grid_mismatch(const Grid& a, const Shard& sa, const Grid& b, const Shard& sb);
+
+struct CellChange {
+  const Cell* base = nullptr;
+  const Cell* now = nullptr;
+  std::string output;  // for growth: the output whose error grew
+  double before = 0, after = 0;
+};
+struct Comparison {
+  double tolerance = 2;
+  std::vector<CellChange> regressions;   // non-control pass -> not pass
+  std::vector<CellChange> growths;       // non-control error grew beyond tolerance
+  std::vector<CellChange> improvements;  // not pass -> pass
+  std::vector<CellChange> control_changes;
+  std::vector<const Cell*> only_base, only_now;
+  size_t matched = 0;
+  bool regressed() const { return !regressions.empty() || !growths.empty(); }
+};
+// An error "grows beyond F" when after > F * max(before, 1): condition-scaled errors below 1 are
+// within the final rounding to the output dtype, so growth there is noise, and a zero baseline
+// does not make every later rounding a regression. NaN counts as infinite. Throws ReportError on
+// mismatched grids (grid_mismatch). The reports must outlive the Comparison.
+Comparison compare_reports(const Report& base, const Report& now, double tolerance);
+std::string render_comparison(const Comparison& c, const std::string& base_name,
+                              const std::string& now_name);
+
+// ---- running ----------------------------------------------------------------------------------
+
+// check_case for several impls on one case with one oracle evaluation: the same results as
+// calling check_case(impl, c, backward[i]) for each (a test holds them to it), at a third of the
+// cost for three impls, since the oracle dominates.
+std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls, const Case& c,
+                                           const std::vector<bool>& backward);
+
+// Writes report.json, report.md and junit.xml into dir, each atomically.
+void write_report_files(const Report& r, const std::filesystem::path& dir);
+
+// Renders report.html from report.json with reports/html_report.py (matplotlib, from the
+// Debian python3 or $GNV_PYTHON). Returns an empty string on success, else why it could not.
+std::string write_html_report(const std::filesystem::path& json, const std::filesystem::path& html);
+
+}  // namespace gnv::report

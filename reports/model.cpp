@@ -1,0 +1,352 @@
+// The report model's derived facts (cell keys, the summary, breakdown points), the environment
+// of a run, and the shared-oracle check the sweep runs.
+#include <boost/version.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fmt/format.h>
+#include <fstream>
+#include <gmp.h>
+#include <gnu/libc-version.h>
+#include <map>
+#include <mpfr.h>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sys/utsname.h>
+#include <thread>
+
+#include "gnv/npy.h"
+#include "gnv/oracle.h"
+#include "gnv/report.h"
+#include "gnv/stress.h"
+#include "gnv_build_info.h"
+
+namespace gnv::report {
+
+std::string Cell::case_id() const {
+  return fmt::format("{}/{}/{}/{}/G{}/{}/s{}", name(problem.dtype), name(problem.layout), section,
+                     shape_name, problem.G, stress, seed);
+}
+
+std::string Cell::id() const { return impl + "/" + case_id(); }
+
+std::string verdict_label(Verdict v) {
+  switch (v) {
+    case Verdict::pass: return "PASS";
+    case Verdict::fail: return "FAIL";
+    case Verdict::error: return "ERROR";
+    case Verdict::unwritten: return "UNWRITTEN";
+  }
+  return "?";
+}
+
+Verdict parse_verdict(std::string_view s) {
+  for (Verdict v : {Verdict::pass, Verdict::fail, Verdict::error, Verdict::unwritten})
+    if (s == verdict_label(v)) return v;
+  throw ReportError(fmt::format("unknown verdict '{}' (expected PASS, FAIL, ERROR or UNWRITTEN)", s));
+}
+
+double worst_cond_err(const CheckResult& r) {
+  double w = 0;
+  for (const OutputMetrics& m : r.outputs) {
+    if (std::isnan(m.max_cond_err)) return m.max_cond_err;
+    w = std::max(w, m.max_cond_err);
+  }
+  return w;
+}
+
+namespace {
+
+// K of an offset:K stress, or nothing.
+std::optional<double> offset_of(const std::string& stress) {
+  try {
+    const Stress s = parse_stress(stress);
+    if (s.kind == StressKind::offset) return s.param;
+  } catch (const std::invalid_argument&) {
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Summary summarize(const Report& r) {
+  Summary s;
+  s.cells = r.cells.size();
+  s.blind_rule_applied = r.shard.count == 1;
+  // (impl, dtype) -> (smallest failing K, largest tested K), in grid order.
+  std::map<std::pair<std::string, std::string>, Breakdown> bd;
+  for (const Cell& c : r.cells) {
+    const bool ok = c.result.verdict == Verdict::pass;
+    s.passed += ok;
+    const std::optional<double> k = offset_of(c.stress);
+    if (c.control) {
+      ControlSummary& cs = s.controls[c.impl];
+      ++cs.cells;
+      if (c.result.verdict == Verdict::error) {
+        ++cs.errors;
+        s.control_errors.push_back(&c);
+      } else if (!ok) {
+        ++cs.failed;
+      }
+      if (k && *k >= kBlindOffset) cs.applicable = true;
+    } else if (!ok) {
+      s.failures.push_back(&c);
+    }
+    if (k) {
+      Breakdown& b = bd[{c.impl, std::string(name(c.problem.dtype))}];
+      b.impl = c.impl;
+      b.dtype = name(c.problem.dtype);
+      b.control = c.control;
+      b.max_tested = std::max(b.max_tested, *k);
+      if (!ok && (!b.offset || *k < *b.offset)) b.offset = *k;
+    }
+  }
+  for (const std::string& impl : r.grid.impls)
+    for (const std::string& d : r.grid.dtypes)
+      if (auto it = bd.find({impl, d}); it != bd.end()) s.breakdown.push_back(it->second);
+  bool blind = false;
+  for (auto& [impl, cs] : s.controls) {
+    cs.blind = cs.applicable && cs.failed == 0;
+    blind = blind || cs.blind;
+  }
+  s.passed_all = s.failures.empty() && s.control_errors.empty() && !(s.blind_rule_applied && blind);
+  return s;
+}
+
+// ---- environment ------------------------------------------------------------------------------
+
+namespace {
+
+// First line of a command's output, trimmed; empty when it fails.
+std::string command_output(const std::string& cmd) {
+  std::FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) return {};
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, f)) out += buf;
+  const int status = ::pclose(f);
+  if (status != 0) return {};
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0 || line.rfind("Processor", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos) {
+        std::string v = line.substr(colon + 1);
+        v.erase(0, v.find_first_not_of(' '));
+        return v;
+      }
+    }
+  }
+  return "unknown";
+}
+
+std::string utc_now() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+Environment current_environment() {
+  Environment e;
+  e.gnv_version = GNV_BUILD_VERSION;
+  e.compiler = GNV_BUILD_COMPILER;
+  e.compiler_flags = GNV_BUILD_CXX_FLAGS;
+  e.build_type = GNV_BUILD_TYPE;
+  e.cpu = cpu_model();
+  e.cpu_cores = std::thread::hardware_concurrency();
+  utsname u{};
+  e.os = ::uname(&u) == 0 ? fmt::format("{} {} {}", u.sysname, u.release, u.machine) : "unknown";
+  const std::string gpu =
+      command_output("command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi "
+                     "--query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | paste -sd ';'");
+  e.gpu = gpu.empty() ? "none" : gpu;
+  e.libraries = {
+      {"boost", fmt::format("{}.{}.{}", BOOST_VERSION / 100000, BOOST_VERSION / 100 % 1000, BOOST_VERSION % 100)},
+      {"mpfr", mpfr_get_version()},
+      {"gmp", gmp_version},
+      {"eigen", fmt::format("{}.{}.{}", EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION)},
+      {"fmt", fmt::format("{}.{}.{}", FMT_VERSION / 10000, FMT_VERSION / 100 % 100, FMT_VERSION % 100)},
+      {"nlohmann_json", fmt::format("{}.{}.{}", NLOHMANN_JSON_VERSION_MAJOR, NLOHMANN_JSON_VERSION_MINOR,
+                                    NLOHMANN_JSON_VERSION_PATCH)},
+      {"glibc", gnu_get_libc_version()},
+  };
+  // The revision of the tree the binary was built from; "+dirty" when tracked files differ.
+  const std::string git = fmt::format("git -C '{}'", GNV_SOURCE_DIR);
+  std::string rev = command_output(git + " rev-parse HEAD 2>/dev/null");
+  if (rev.empty()) {
+    rev = "unknown";
+  } else if (!command_output(git + " status --porcelain --untracked-files=no 2>/dev/null").empty()) {
+    rev += "+dirty";
+  }
+  e.git_revision = rev;
+  e.date = utc_now();
+  return e;
+}
+
+// ---- files ------------------------------------------------------------------------------------
+
+void write_report_files(const Report& r, const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  write_file_atomic(dir / "report.json", to_json_text(r));
+  write_file_atomic(dir / "report.md", render_markdown(r));
+  write_file_atomic(dir / "junit.xml", render_junit(r));
+}
+
+namespace {
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
+}  // namespace
+
+std::string write_html_report(const std::filesystem::path& json, const std::filesystem::path& html) {
+  // The first python3 on PATH may be a pyenv/venv one without matplotlib; Debian's has it
+  // (scripts/bootstrap.sh installs python3-matplotlib).
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("GNV_PYTHON"); env && *env) candidates.emplace_back(env);
+  candidates.insert(candidates.end(), {"/usr/bin/python3", "python3"});
+  std::string python;
+  for (const std::string& c : candidates) {
+    const std::string probe = shell_quote(c) + " -c 'import matplotlib, numpy' >/dev/null 2>&1";
+    if (std::system(probe.c_str()) == 0) {
+      python = c;
+      break;
+    }
+  }
+  if (python.empty())
+    return "no python3 with matplotlib (scripts/bootstrap.sh installs python3-matplotlib; or set GNV_PYTHON)";
+  const std::string script = std::string(GNV_SOURCE_DIR) + "/reports/html_report.py";
+  const std::string cmd = fmt::format("{} {} {} -o {}", shell_quote(python), shell_quote(script),
+                                      shell_quote(json.string()), shell_quote(html.string()));
+  const int rc = std::system(cmd.c_str());
+  if (rc != 0) return fmt::format("{} failed (status {})", script, rc);
+  return {};
+}
+
+// ---- the shared-oracle check ------------------------------------------------------------------
+
+namespace {
+
+// The same checks, in the same order and with the same messages, as check_case's (src/check.cpp).
+std::string unsupported(const Impl& impl, const Problem& p, bool backward) {
+  const Capabilities caps = impl.capabilities();
+  if (!caps.supports(p.dtype)) return fmt::format("dtype: {} does not support {}", impl.name(), name(p.dtype));
+  if (!caps.supports(p.layout))
+    return fmt::format("layout: {} does not support {}", impl.name(), name(p.layout));
+  if (backward && !caps.backward) return fmt::format("backward: {} has no backward pass", impl.name());
+  return {};
+}
+
+void set_kappa_range(CheckResult& r, const std::vector<double>& kappa) {
+  bool any = false;
+  for (double k : kappa) {
+    if (!std::isfinite(k)) continue;
+    r.kappa_min = any ? std::min(r.kappa_min, k) : k;
+    r.kappa_max = any ? std::max(r.kappa_max, k) : k;
+    any = true;
+  }
+}
+
+void judge(CheckResult& r) {
+  for (const OutputMetrics& m : r.outputs) {
+    if (m.verdict == Verdict::unwritten) r.verdict = Verdict::unwritten;
+    else if (m.verdict == Verdict::fail && r.verdict == Verdict::pass) r.verdict = Verdict::fail;
+  }
+}
+
+}  // namespace
+
+std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls, const Case& c,
+                                           const std::vector<bool>& backward) {
+  if (backward.size() != impls.size()) throw std::logic_error("check_case_shared: one flag per impl");
+  std::vector<CheckResult> res(impls.size());
+  auto error_all = [&](const std::string& msg) {
+    for (CheckResult& r : res) {
+      r = CheckResult{};
+      r.verdict = Verdict::error;
+      r.error = msg;
+    }
+    return res;
+  };
+  try {
+    c.validate();
+  } catch (const std::exception& e) {
+    return error_all(e.what());
+  }
+  std::vector<bool> bwd(impls.size());
+  std::vector<bool> runs(impls.size(), false);
+  bool any = false, any_bwd = false;
+  for (size_t i = 0; i < impls.size(); ++i) {
+    bwd[i] = backward[i] && c.has_backward();
+    if (std::string why = unsupported(*impls[i], c.problem, bwd[i]); !why.empty()) {
+      res[i].verdict = Verdict::error;
+      res[i].error = why;
+      continue;
+    }
+    runs[i] = any = true;
+    any_bwd = any_bwd || bwd[i];
+  }
+  if (!any) return res;
+  std::optional<OracleResult> fwd_exact, bwd_exact;
+  std::string fwd_error, bwd_error;
+  try {
+    fwd_exact = oracle_forward(c);
+  } catch (const std::exception& e) {
+    fwd_error = e.what();
+  }
+  if (fwd_exact && any_bwd) {
+    try {
+      bwd_exact = oracle_backward(c);
+    } catch (const std::exception& e) {
+      bwd_error = e.what();
+    }
+  }
+  for (size_t i = 0; i < impls.size(); ++i) {
+    if (!runs[i]) continue;
+    CheckResult& r = res[i];
+    try {
+      if (!fwd_exact) throw std::runtime_error(fwd_error);
+      r.oracle_undecided += fwd_exact->undecided;
+      set_kappa_range(r, fwd_exact->kappa);
+      const ForwardResult fwd = run_forward(*impls[i], c);
+      r.outputs.push_back(measure(fwd.y, fwd_exact->get("y")));
+      r.outputs.push_back(measure(fwd.mean, fwd_exact->get("mean")));
+      r.outputs.push_back(measure(fwd.rstd, fwd_exact->get("rstd")));
+      if (bwd[i]) {
+        if (!bwd_exact) throw std::runtime_error(bwd_error);
+        r.oracle_undecided += bwd_exact->undecided;
+        const BackwardResult b = run_backward(*impls[i], c, fwd_exact->get("mean").rounded,
+                                              fwd_exact->get("rstd").rounded);
+        r.outputs.push_back(measure(b.dx, bwd_exact->get("dx")));
+        if (c.problem.affine) {
+          r.outputs.push_back(measure(b.dgamma, bwd_exact->get("dgamma")));
+          r.outputs.push_back(measure(b.dbeta, bwd_exact->get("dbeta")));
+        }
+      }
+      judge(r);
+    } catch (const std::exception& e) {
+      r.verdict = Verdict::error;
+      r.error = e.what();
+    }
+  }
+  return res;
+}
+
+}  // namespace gnv::report

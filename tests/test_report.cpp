@@ -1,0 +1,574 @@
+// The report model: JSON round trips, the strict reader, shard merging, the regression gate's
+// comparison, JUnit well-formedness, the summary's control rule, the shared-oracle check, and
+// atomic writes.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include "gnv/npy.h"
+#include "gnv/report.h"
+#include "gnv/stress.h"
+
+namespace gnv::report {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A small real grid, run in-process the way `gnv sweep` runs it: welford passes, onepass (the
+// control) fails at large offsets, so the report holds passes, failures and real metrics.
+Grid small_grid() {
+  Grid g = preset_grid("smoke");
+  g.impls = {"welford", "onepass"};
+  g.dtypes = {"f32", "f16"};
+  g.layouts = {"nchw"};
+  g.sections.resize(1);  // "small"
+  g.sections[0].stresses = {"normal", "offset:1000000", "special"};
+  g.sections[0].seeds = {0, 5};
+  return g;
+}
+
+Report run_grid(const Grid& g) {
+  Report r;
+  r.env.gnv_version = "test";
+  r.env.compiler = "cc";
+  r.env.libraries = {{"fmt", "9"}};
+  r.env.date = "2024-01-01T00:00:00Z";
+  r.grid = g;
+  std::vector<const Impl*> impls;
+  for (const std::string& n : g.impls) impls.push_back(&Registry::instance().get(n));
+  size_t index = 0;
+  for (const CaseSpec& cs : expand_cases(g)) {
+    const Case c = make_case(cs.problem, parse_stress(cs.stress), cs.seed, g.backward);
+    const std::vector<CheckResult> res = check_case_shared(impls, c, std::vector<bool>(impls.size(), g.backward));
+    for (size_t i = 0; i < impls.size(); ++i) {
+      Cell cell;
+      cell.index = index++;
+      cell.case_index = cs.index;
+      cell.impl = impls[i]->name();
+      cell.control = impls[i]->capabilities().control;
+      cell.section = cs.section;
+      cell.shape_name = cs.shape_name;
+      cell.problem = cs.problem;
+      cell.stress = cs.stress;
+      cell.seed = cs.seed;
+      cell.backward = g.backward;
+      cell.result = res[i];
+      cell.reproduce = "gnv check --impl " + cell.impl;
+      if (cell.result.verdict != Verdict::pass) cell.case_dir = "cases/x" + std::to_string(cell.index);
+      cell.seconds = 0.001 * static_cast<double>(cell.index);
+      r.cells.push_back(std::move(cell));
+    }
+  }
+  return r;
+}
+
+const Report& sample() {
+  static const Report r = run_grid(small_grid());
+  return r;
+}
+
+// Timing fields are the only ones allowed to differ between equivalent runs.
+std::string without_timing(Report r) {
+  r.env.date.clear();
+  r.timing = {};
+  for (Cell& c : r.cells) c.seconds = 0;
+  return to_json_text(r);
+}
+
+TEST(Report, SampleHasPassesAndControlFailures) {
+  const Summary s = summarize(sample());
+  EXPECT_GT(s.passed, 0u);
+  EXPECT_LT(s.passed, s.cells);
+  EXPECT_TRUE(s.failures.empty()) << s.failures.front()->id();
+  ASSERT_TRUE(s.controls.count("onepass"));
+  EXPECT_GT(s.controls.at("onepass").failed, 0u);
+  EXPECT_TRUE(s.passed_all);
+}
+
+TEST(Report, JsonRoundTripIsIdentical) {
+  const std::string text = to_json_text(sample());
+  const Report parsed = parse_report(text);
+  EXPECT_EQ(to_json_text(parsed), text);
+  ASSERT_EQ(parsed.cells.size(), sample().cells.size());
+  // Values survive exactly, not just their text.
+  for (size_t i = 0; i < parsed.cells.size(); ++i) {
+    const Cell &a = sample().cells[i], &b = parsed.cells[i];
+    EXPECT_EQ(a.id(), b.id());
+    EXPECT_EQ(a.result.verdict, b.result.verdict);
+    ASSERT_EQ(a.result.outputs.size(), b.result.outputs.size());
+    for (size_t k = 0; k < a.result.outputs.size(); ++k) {
+      const double x = a.result.outputs[k].max_cond_err, y = b.result.outputs[k].max_cond_err;
+      EXPECT_TRUE(x == y || (std::isnan(x) && std::isnan(y))) << a.id();
+    }
+  }
+}
+
+TEST(Report, RoundTripKeepsNonFiniteValuesAndOddStrings) {
+  Report r = sample();
+  Cell& c = r.cells.front();
+  c.result.verdict = Verdict::error;
+  c.result.error = "kernel threw: <\"&'> \x01 ü \xff";  // invalid UTF-8 is replaced, not fatal
+  c.result.kappa_max = std::numeric_limits<double>::infinity();
+  c.result.outputs.at(0).max_cond_err = std::numeric_limits<double>::quiet_NaN();
+  c.result.outputs.at(0).unwritten = 3;
+  const std::string text = to_json_text(r);
+  const Report p = parse_report(text);
+  EXPECT_EQ(to_json_text(p), text);
+  EXPECT_TRUE(std::isnan(p.cells.front().result.outputs.at(0).max_cond_err));
+  EXPECT_TRUE(std::isinf(p.cells.front().result.kappa_max));
+  EXPECT_EQ(p.cells.front().result.outputs.at(0).unwritten, 3);
+  EXPECT_EQ(p.cells.front().result.verdict, Verdict::error);
+}
+
+TEST(Report, BaselineFormRoundTripsAndCompares) {
+  const Report b = baseline_of(sample());
+  const std::string text = to_json_text(b);
+  EXPECT_LT(text.size(), to_json_text(sample()).size() / 3);
+  const Report p = parse_report(text);
+  EXPECT_TRUE(p.baseline_detail);
+  EXPECT_EQ(to_json_text(p), text);
+  const Comparison c = compare_reports(p, sample(), 2);
+  EXPECT_FALSE(c.regressed());
+  EXPECT_EQ(c.matched, sample().cells.size());
+}
+
+// ---- the strict reader ------------------------------------------------------------------------
+
+void expect_report_error(const std::string& text, const std::string& what) {
+  try {
+    (void)parse_report(text);
+    ADD_FAILURE() << "accepted: " << what;
+  } catch (const ReportError&) {
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << what << ": threw a non-ReportError: " << e.what();
+  }
+}
+
+// Replaces the first occurrence of `from` in the cells when it occurs there (the summary is
+// derived and not read back), else the first one at all.
+std::string replace_once(std::string s, const std::string& from, const std::string& to) {
+  size_t at = s.find(from, s.find("\"cells\": ["));
+  if (at == std::string::npos) at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) s.replace(at, from.size(), to);
+  return s;
+}
+
+TEST(Report, MalformedInputsThrowReportError) {
+  const std::string good = to_json_text(sample());
+  expect_report_error("", "empty");
+  expect_report_error("not json", "not JSON");
+  expect_report_error("[]", "an array");
+  expect_report_error(std::string(100000, '['), "deep nesting");
+  expect_report_error(replace_once(good, "\"version\": 1", "\"version\": 2"), "schema version 2");
+  expect_report_error(replace_once(good, "\"version\": 1", "\"version\": \"1\""), "version as a string");
+  expect_report_error(replace_once(good, "\"gnv-report\"", "\"gnv-suite\""), "other format");
+  expect_report_error(replace_once(good, "\"detail\": \"full\"", "\"detail\": \"some\""), "bad detail");
+  expect_report_error(replace_once(good, "\"G\":8,", "\"G\":7,"), "C % G != 0");
+  expect_report_error(replace_once(good, "\"G\":8,", "\"G\":\"8\","), "G as a string");
+  expect_report_error(replace_once(good, "\"dtype\":\"f32\"", "\"dtype\":\"f8\""), "bad dtype");
+  expect_report_error(replace_once(good, "\"verdict\":\"PASS\"", "\"verdict\":\"MAYBE\""), "bad verdict");
+  expect_report_error(replace_once(good, "\"stress\":\"normal\"", "\"stress\":\"offset:3\""), "stress not in grid");
+  expect_report_error(replace_once(good, "\"impl\":\"welford\"", "\"impl\":\"nosuch\""), "impl not in grid");
+  expect_report_error(replace_once(good, "\"max_ulp\":", "\"max_ulp\":[],\"x\":"), "array for a number");
+  expect_report_error(replace_once(good, "{\"index\":1,\"id\"", "{\"index\":0,\"id\""), "repeated index");
+  expect_report_error(replace_once(good, "\"count\":1}", "\"count\":0}"), "shard count 0");
+  expect_report_error(replace_once(good, "\"seed\":5", "\"seed\":-5"), "negative seed");
+  expect_report_error(replace_once(good, "\"seed\":5", "\"seed\":6"), "seed not in the grid");
+  // A worst element outside its output.
+  const size_t w = good.find("\"worst\":{\"index\":");
+  ASSERT_NE(w, std::string::npos);
+  std::string bad = good;
+  bad.replace(w, std::string("\"worst\":{\"index\":").size(), "\"worst\":{\"index\":99999999,\"i\":");
+  expect_report_error(bad, "worst index out of range");
+  // Every truncation of a valid report is malformed (sampled: the file is long).
+  for (size_t n = 0; n < good.size(); n += 97) expect_report_error(good.substr(0, n), "truncated");
+}
+
+TEST(Report, ReadReportNamesTheFile) {
+  const fs::path p = fs::temp_directory_path() / "gnv_report_test_bad.json";
+  write_file_atomic(p, "{\"format\": \"gnv-report\", \"version\": 7}");
+  try {
+    (void)read_report(p);
+    FAIL() << "accepted version 7";
+  } catch (const ReportError& e) {
+    EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("version 7"), std::string::npos) << e.what();
+  }
+  fs::remove(p);
+}
+
+// ---- merging ----------------------------------------------------------------------------------
+
+std::vector<Report> split(const Report& r, int n) {
+  std::vector<Report> shards;
+  for (int k = 1; k <= n; ++k) {
+    Report s = r;
+    s.shard = {k, n};
+    s.cells.clear();
+    for (const Cell& c : r.cells)
+      if (in_shard(c.case_index, s.shard)) s.cells.push_back(c);
+    s.env.date = "2024-01-0" + std::to_string(k) + "T00:00:00Z";
+    s.timing.wall_s = k;
+    shards.push_back(parse_report(to_json_text(s)));  // shards are files in real life
+  }
+  return shards;
+}
+
+TEST(Report, MergeOfShardsEqualsTheWhole) {
+  for (int n : {1, 2, 3, 7}) {
+    std::vector<Report> shards = split(sample(), n);
+    std::reverse(shards.begin(), shards.end());  // order of the arguments does not matter
+    const Report merged = merge_reports(shards);
+    EXPECT_EQ(without_timing(merged), without_timing(sample())) << n << " shards";
+    EXPECT_EQ(merged.shard, (Shard{1, 1}));
+  }
+}
+
+TEST(Report, ShardsAreDisjointAndComplete) {
+  const std::vector<CaseSpec> cases = expand_cases(small_grid());
+  for (int n : {2, 5}) {
+    for (const CaseSpec& c : cases) {
+      int owners = 0;
+      for (int k = 1; k <= n; ++k) owners += in_shard(c.index, {k, n});
+      EXPECT_EQ(owners, 1);
+    }
+  }
+}
+
+TEST(Report, MergeRejectsMissingRepeatedAndForeignShards) {
+  std::vector<Report> shards = split(sample(), 3);
+  EXPECT_THROW(merge_reports({shards[0], shards[2]}), ReportError);
+  EXPECT_THROW(merge_reports({shards[0], shards[1], shards[1], shards[2]}), ReportError);
+  EXPECT_THROW(merge_reports({}), ReportError);
+  Report other = shards[1];
+  other.grid.sections[0].seeds = {0};
+  EXPECT_THROW(merge_reports({shards[0], other, shards[2]}), ReportError);
+  Report fewer = shards[1];
+  fewer.grid.impls = {"welford"};
+  EXPECT_THROW(merge_reports({shards[0], fewer, shards[2]}), ReportError);
+  EXPECT_THROW(merge_reports({shards[0], split(sample(), 2)[1], shards[2]}), ReportError);
+  EXPECT_THROW(parse_shard("0/3"), std::invalid_argument);
+  EXPECT_THROW(parse_shard("4/3"), std::invalid_argument);
+  EXPECT_THROW(parse_shard("1/"), std::invalid_argument);
+  EXPECT_EQ(parse_shard("2/3"), (Shard{2, 3}));
+}
+
+// ---- comparing --------------------------------------------------------------------------------
+
+Cell* find_cell(Report& r, bool control, Verdict v) {
+  for (Cell& c : r.cells)
+    if (c.control == control && c.result.verdict == v) return &c;
+  return nullptr;
+}
+
+TEST(Report, CompareIdenticalIsClean) {
+  const Comparison c = compare_reports(sample(), sample(), 2);
+  EXPECT_FALSE(c.regressed());
+  EXPECT_EQ(c.matched, sample().cells.size());
+  EXPECT_TRUE(c.only_base.empty() && c.only_now.empty() && c.improvements.empty());
+}
+
+TEST(Report, CompareFlagsPassToFail) {
+  Report now = sample();
+  Cell* cell = find_cell(now, false, Verdict::pass);
+  ASSERT_NE(cell, nullptr);
+  cell->result.verdict = Verdict::fail;
+  const Comparison c = compare_reports(sample(), now, 2);
+  EXPECT_TRUE(c.regressed());
+  ASSERT_EQ(c.regressions.size(), 1u);
+  EXPECT_EQ(c.regressions[0].now->id(), cell->id());
+  // The other way round it is an improvement, not a regression.
+  const Comparison back = compare_reports(now, sample(), 2);
+  EXPECT_FALSE(back.regressed());
+  EXPECT_EQ(back.improvements.size(), 1u);
+  EXPECT_NE(render_comparison(c, "a", "b").find("REGRESSION"), std::string::npos);
+}
+
+TEST(Report, CompareGrowthUsesToleranceWithAFloorOfOne) {
+  Report base = sample(), now = sample();
+  Cell* b = find_cell(base, false, Verdict::pass);
+  ASSERT_NE(b, nullptr);
+  Cell* n = &now.cells[static_cast<size_t>(b - base.cells.data())];
+  auto set = [&](double before, double after) {
+    b->result.outputs[0].max_cond_err = before;
+    n->result.outputs[0].max_cond_err = after;
+    return compare_reports(base, now, 2);
+  };
+  EXPECT_FALSE(set(3, 5.9).regressed());  // within 2x
+  EXPECT_TRUE(set(3, 6.1).regressed());   // beyond 2x, still passing: a growth
+  EXPECT_EQ(set(3, 6.1).growths.size(), 1u);
+  EXPECT_FALSE(set(0, 0.9).regressed());  // 0 -> 0.9: rounding noise, not infinite growth
+  EXPECT_FALSE(set(0, 2.0).regressed());  // exactly F * max(0, 1)
+  EXPECT_TRUE(set(0, 2.1).regressed());
+  EXPECT_TRUE(set(1, std::numeric_limits<double>::quiet_NaN()).regressed());  // NaN counts as infinite
+  EXPECT_FALSE(set(std::numeric_limits<double>::quiet_NaN(), 1).regressed());
+  EXPECT_FALSE(compare_reports(base, now, 1e9).regressed());
+  EXPECT_THROW(compare_reports(base, now, 0.5), std::invalid_argument);
+}
+
+TEST(Report, CompareIgnoresControlsButListsThem) {
+  Report now = sample();
+  Cell* cell = find_cell(now, true, Verdict::pass);
+  ASSERT_NE(cell, nullptr);
+  cell->result.verdict = Verdict::fail;
+  const Comparison c = compare_reports(sample(), now, 2);
+  EXPECT_FALSE(c.regressed());
+  EXPECT_EQ(c.control_changes.size(), 1u);
+}
+
+TEST(Report, CompareListsCellsOnlyOnOneSide) {
+  Report now = sample();
+  now.grid.impls = {"welford", "onepass", "naive"};
+  Cell extra = now.cells.back();
+  extra.impl = "naive";
+  extra.control = false;
+  extra.index = now.cells.back().index + 1;
+  now.cells.push_back(extra);
+  const std::string gone = now.cells.front().id();
+  now.cells.erase(now.cells.begin());
+  const Comparison c = compare_reports(sample(), now, 2);
+  EXPECT_FALSE(c.regressed());
+  ASSERT_EQ(c.only_base.size(), 1u);
+  EXPECT_EQ(c.only_base[0]->id(), gone);
+  ASSERT_EQ(c.only_now.size(), 1u);
+  const std::string md = render_comparison(c, "base.json", "new.json");
+  EXPECT_NE(md.find(gone), std::string::npos);
+  EXPECT_NE(md.find(extra.id()), std::string::npos);
+}
+
+TEST(Report, CompareRejectsOtherGridsAndShards) {
+  Report other = sample();
+  other.grid.sections[0].stresses.push_back("huge");
+  EXPECT_THROW(compare_reports(sample(), other, 2), ReportError);
+  Report preset = sample();
+  preset.grid.preset = "ci";
+  EXPECT_THROW(compare_reports(sample(), preset, 2), ReportError);
+  EXPECT_THROW(compare_reports(sample(), split(sample(), 2)[0], 2), ReportError);
+}
+
+// ---- the summary ------------------------------------------------------------------------------
+
+TEST(Report, ControlRule) {
+  Report r = sample();
+  for (Cell& c : r.cells)
+    if (c.control) c.result.verdict = Verdict::pass;
+  // Never failing where offsets >= 1e4 ran: the harness is blind.
+  EXPECT_TRUE(summarize(r).controls.at("onepass").blind);
+  EXPECT_FALSE(summarize(r).passed_all);
+  // A shard is judged when merged.
+  r.shard = {1, 1};
+  Report shard = r;
+  shard.shard = {1, 2};
+  EXPECT_TRUE(summarize(shard).passed_all);
+  // Without a large offset the rule does not apply.
+  Report small = r;
+  std::erase_if(small.cells, [](const Cell& c) { return c.stress == "offset:1000000"; });
+  EXPECT_FALSE(summarize(small).controls.at("onepass").applicable);
+  EXPECT_TRUE(summarize(small).passed_all);
+  // A control that errors is broken, not caught.
+  Report err = sample();
+  find_cell(err, true, Verdict::fail)->result.verdict = Verdict::error;
+  EXPECT_FALSE(summarize(err).passed_all);
+  // A non-control failure fails the sweep.
+  Report fail = sample();
+  find_cell(fail, false, Verdict::pass)->result.verdict = Verdict::fail;
+  EXPECT_FALSE(summarize(fail).passed_all);
+}
+
+TEST(Report, BreakdownIsTheSmallestFailingOffset) {
+  const Summary s = summarize(sample());
+  bool saw_onepass = false;
+  for (const Breakdown& b : s.breakdown) {
+    EXPECT_EQ(b.max_tested, 1e6);
+    if (b.impl == "welford") EXPECT_FALSE(b.offset.has_value()) << b.dtype;
+    if (b.impl == "onepass" && b.dtype == "f32") {
+      saw_onepass = true;
+      EXPECT_EQ(b.offset, std::optional<double>(1e6));
+    }
+  }
+  EXPECT_TRUE(saw_onepass);
+}
+
+// ---- views ------------------------------------------------------------------------------------
+
+// A minimal XML well-formedness check for what render_junit emits: balanced tags, quoted
+// attributes, no raw '<' or '&' in text or attributes.
+bool well_formed_xml(const std::string& s, std::string* why) {
+  std::vector<std::string> stack;
+  size_t i = 0;
+  if (s.rfind("<?xml", 0) == 0) i = s.find("?>") + 2;
+  while (i < s.size()) {
+    if (s[i] == '&') {
+      const size_t semi = s.find(';', i);
+      const std::string ent = s.substr(i, semi == std::string::npos ? 0 : semi - i + 1);
+      if (ent != "&amp;" && ent != "&lt;" && ent != "&gt;" && ent != "&quot;" && ent != "&apos;") {
+        *why = "bad entity at " + std::to_string(i);
+        return false;
+      }
+      i = semi + 1;
+    } else if (s[i] == '<') {
+      const size_t end = s.find('>', i);
+      if (end == std::string::npos) return *why = "unclosed tag", false;
+      std::string tag = s.substr(i + 1, end - i - 1);
+      if (tag.find('<') != std::string::npos) return *why = "'<' inside a tag", false;
+      if (std::count(tag.begin(), tag.end(), '"') % 2) return *why = "unbalanced quotes: " + tag, false;
+      if (tag[0] == '/') {
+        if (stack.empty() || stack.back() != tag.substr(1)) return *why = "mismatched </" + tag.substr(1) + ">", false;
+        stack.pop_back();
+      } else if (tag.back() != '/') {
+        stack.push_back(tag.substr(0, tag.find_first_of(" \n")));
+      }
+      i = end + 1;
+    } else {
+      ++i;
+    }
+  }
+  if (!stack.empty()) return *why = "unclosed <" + stack.back() + ">", false;
+  return true;
+}
+
+TEST(Report, JunitIsWellFormedWithOneTestcasePerCell) {
+  Report r = sample();
+  find_cell(r, false, Verdict::pass)->result.verdict = Verdict::fail;
+  Cell* e = find_cell(r, false, Verdict::pass);
+  e->result.verdict = Verdict::error;
+  e->result.error = "bad <thing> & \"quote\" \x02";
+  const std::string x = render_junit(parse_report(to_json_text(r)));
+  std::string why;
+  EXPECT_TRUE(well_formed_xml(x, &why)) << why;
+  size_t testcases = 0;
+  for (size_t at = 0; (at = x.find("<testcase ", at)) != std::string::npos; ++at) ++testcases;
+  EXPECT_EQ(testcases, r.cells.size() + 1);  // + "control is caught"
+  EXPECT_NE(x.find("failures=\"1\""), std::string::npos);
+  EXPECT_NE(x.find("errors=\"1\""), std::string::npos);
+  EXPECT_NE(x.find("&lt;thing&gt; &amp; &quot;quote&quot;"), std::string::npos);
+  // The well-formedness check itself can fail.
+  EXPECT_FALSE(well_formed_xml("<a><b></a>", &why));
+  EXPECT_FALSE(well_formed_xml("<a>x & y</a>", &why));
+}
+
+TEST(Report, MarkdownHasTheTableBreakdownAndEnvironment) {
+  Report r = sample();
+  Cell* f = find_cell(r, false, Verdict::pass);
+  f->result.verdict = Verdict::fail;
+  f->case_dir = "cases/failing";
+  const std::string md = render_markdown(r);
+  EXPECT_NE(md.find("**Result: FAIL**"), std::string::npos);
+  EXPECT_NE(md.find("| welford | f32 | nchw |"), std::string::npos);
+  EXPECT_NE(md.find("onepass (control)"), std::string::npos);
+  EXPECT_NE(md.find("## Breakdown points"), std::string::npos);
+  EXPECT_NE(md.find(f->id()), std::string::npos);
+  EXPECT_NE(md.find("gnv check --case cases/failing --impl welford"), std::string::npos);
+  EXPECT_NE(md.find("## Environment"), std::string::npos);
+  EXPECT_NE(render_markdown(sample()).find("**Result: PASS**"), std::string::npos);
+}
+
+// ---- presets ----------------------------------------------------------------------------------
+
+TEST(Report, PresetsExpandToValidCasesWithModelShapesAndAllOffsets) {
+  for (const std::string& name : preset_names()) {
+    Grid g = preset_grid(name);
+    const std::vector<CaseSpec> cases = expand_cases(g);
+    EXPECT_FALSE(cases.empty()) << name;
+    std::set<double> offsets;
+    std::set<size_t> ranks;
+    for (const CaseSpec& c : cases) {
+      const Stress s = parse_stress(c.stress);
+      if (s.kind == StressKind::offset) offsets.insert(s.param);
+      ranks.insert(c.problem.spatial.size());
+    }
+    EXPECT_EQ(offsets.size(), 9u) << name << ": offsets 1e0..1e8";
+    EXPECT_EQ(ranks.size(), 4u) << name << ": spatial ranks 0..3";
+  }
+  EXPECT_THROW(preset_grid("huge"), std::invalid_argument);
+}
+
+// ---- the shared-oracle check ------------------------------------------------------------------
+
+TEST(Report, SharedOracleCheckEqualsCheckCase) {
+  std::vector<const Impl*> impls = Registry::instance().all();
+  for (const char* stress : {"normal", "offset:100000", "special"}) {
+    for (bool affine : {false, true}) {
+      Problem p;
+      parse_shape("2,12,5", p);
+      p.G = 3;
+      p.affine = affine;
+      const Case c = make_case(p, parse_stress(stress), 1, true);
+      std::vector<bool> bwd;
+      for (size_t i = 0; i < impls.size(); ++i) bwd.push_back(i % 2 == 0);
+      const std::vector<CheckResult> shared = check_case_shared(impls, c, bwd);
+      for (size_t i = 0; i < impls.size(); ++i) {
+        const CheckResult one = check_case(*impls[i], c, bwd[i]);
+        const std::string where = std::string(impls[i]->name()) + " " + stress;
+        EXPECT_EQ(shared[i].verdict, one.verdict) << where;
+        EXPECT_EQ(shared[i].error, one.error) << where;
+        EXPECT_EQ(shared[i].kappa_min, one.kappa_min) << where;
+        EXPECT_EQ(shared[i].kappa_max, one.kappa_max) << where;
+        ASSERT_EQ(shared[i].outputs.size(), one.outputs.size()) << where;
+        for (size_t k = 0; k < one.outputs.size(); ++k) {
+          const OutputMetrics &a = shared[i].outputs[k], &b = one.outputs[k];
+          EXPECT_EQ(a.name, b.name);
+          EXPECT_EQ(a.verdict, b.verdict) << where << " " << a.name;
+          EXPECT_TRUE(a.max_cond_err == b.max_cond_err || (std::isnan(a.max_cond_err) && std::isnan(b.max_cond_err)));
+          EXPECT_EQ(a.worst_index, b.worst_index);
+        }
+      }
+    }
+  }
+}
+
+// ---- atomic writes ----------------------------------------------------------------------------
+
+TEST(Report, KilledWriterNeverLeavesAPartialReport) {
+  const fs::path dir = fs::temp_directory_path() / ("gnv_atomic_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path target = dir / "report.json";
+  // Two large, distinguishable whole files; a partial write would be a prefix of one of them.
+  const std::string a = std::string(8 << 20, 'a') + "END", b = std::string(8 << 20, 'b') + "END";
+  for (int round = 0; round < 5; ++round) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      for (int i = 0;; ++i) write_file_atomic(target, i % 2 ? a : b);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(30 + 17 * round));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (!fs::exists(target)) continue;  // killed before the first rename
+    std::ifstream in(target, std::ios::binary);
+    const std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_TRUE(got == a || got == b) << "round " << round << ": a partial file of " << got.size() << " bytes";
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Report, FailedWriteLeavesWholeFilesAndNoTemporaries) {
+  const fs::path dir = fs::temp_directory_path() / ("gnv_atomic_fail_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  write_report_files(sample(), dir);
+  // A directory where junit.xml should go makes the last write fail.
+  fs::remove(dir / "junit.xml");
+  fs::create_directories(dir / "junit.xml" / "x");
+  Report changed = sample();
+  changed.grid.preset = "changed";
+  EXPECT_ANY_THROW(write_report_files(changed, dir));
+  // The files written before the failure are whole (the new report parses), and no temporary
+  // file is left behind.
+  EXPECT_EQ(read_report(dir / "report.json").grid.preset, "changed");
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace gnv::report
