@@ -8,6 +8,13 @@
 
 #include "common.h"
 
+namespace gnv::cli {
+Command register_replay(CLI::App& app);  // cmd_replay.cpp: fuzzer inputs, fuzz/decode.h
+Command register_sweep(CLI::App& app);    // cmd_sweep.cpp, cmd_compare.cpp, cmd_merge.cpp:
+Command register_compare(CLI::App& app);  // sweeps, reports, the regression gate (reports/)
+Command register_merge(CLI::App& app);
+}
+
 int main(int argc, char** argv) {
   using namespace gnv::cli;
   CLI::App app{"gnv: numerical verification of GroupNorm kernels against an exact oracle.\n"
@@ -16,7 +23,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1, 1);
   app.fallthrough(false);
   const std::vector<Command> commands{register_list(app), register_check(app),
-                                      register_oracle(app), register_suite(app)};
+                                      register_oracle(app), register_sweep(app),
+                                      register_compare(app), register_merge(app),
+                                      register_suite(app), register_replay(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -29,7 +38,7 @@ int main(int argc, char** argv) {
       return c.app->check_name(argv[1]);
     });
     if (argc > 1 && argv[1][0] != '-' && !known)
-      msg = fmt::format("unknown subcommand '{}' (expected list, check, oracle or suite)", argv[1]);
+      msg = fmt::format("unknown subcommand '{}' (expected list, check, oracle, sweep, compare, merge, suite or replay)", argv[1]);
     print_error(msg);
     fmt::print(stderr, "Run with --help for more information.\n");
     return kExitUsage;
