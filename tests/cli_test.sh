@@ -41,7 +41,7 @@ small=(--dtype f32 --layout nchw --shape 2,16,5,5 --groups 4)
 
 # --- usage --------------------------------------------------------------------------------------
 expect_rc "--help" 0 "$gnv" --help
-expect_grep "--help lists the subcommands" "$tmp/out" "suite"
+expect_grep "--help lists the subcommands" "$tmp/out" "sweep"
 expect_rc "check --help" 0 "$gnv" check --help
 expect_rc "no subcommand" 2 "$gnv"
 expect_rc "unknown subcommand" 2 "$gnv" frobnicate
@@ -87,6 +87,17 @@ expect_grep "onepass prints FAIL" "$tmp/out" "FAIL"
 expect_grep "onepass is marked as a control" "$tmp/out" "control, expected"
 expect_rc "--impl all" 1 "$gnv" check --impl all "${small[@]}" --stress offset:1e6
 expect_grep "--impl all runs welford" "$tmp/out" "^check welford"
+# An impl that cannot run here (cuda without a GPU) is left out of "all" and refused by name.
+"$gnv" list >"$tmp/list"
+if grep -q "NOT AVAILABLE" "$tmp/list"; then
+  gone=$(grep "NOT AVAILABLE" "$tmp/list" | awk '{print $1}' | head -1)
+  expect_rc "--impl all skips the unavailable $gone" 0 "$gnv" check --impl all "${small[@]}"
+  if grep -q "^check $gone" "$tmp/out"; then bad "--impl all ran the unavailable $gone"; else ok "--impl all leaves out $gone"; fi
+  expect_rc "--impl $gone where it is unavailable" 2 "$gnv" check --impl "$gone" "${small[@]}"
+  expect_grep "the refusal says it is not available" "$tmp/err" "not available on this machine"
+else
+  echo "note every registered impl is available here; the unavailable-impl checks do not apply"
+fi
 
 # --- saved cases replay -------------------------------------------------------------------------
 # verdict_and_metrics FILE: the lines that must not change when a case is replayed.
@@ -163,22 +174,129 @@ malformed "affine case without gamma.npy" "gamma"
 expect_rc "check, missing case directory" 2 "$gnv" check --case "$tmp/nonexistent" --impl welford
 expect_rc "oracle, missing case directory" 2 "$gnv" oracle --case "$tmp/nonexistent"
 
-# --- suite (a slice of it: the whole one is scripts/run.sh) -------------------------------------
-expect_rc "suite welford+onepass f32 nchw" 0 "$gnv" suite --impl welford,onepass --dtype f32 \
-  --layout nchw --out "$tmp/suite"
-expect_grep "suite names the control" "$tmp/out" "onepass \(control\)"
-if "$py" -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if d["cells"] and d["summary"]["result"] == "PASS" else "summary: %s" % d["summary"])' \
-  "$tmp/suite/suite.json" 2>"$tmp/err"; then ok "suite.json parses and says PASS"; else bad "suite.json"; fi
-[ -s "$tmp/suite/suite.md" ] && ok "suite.md written" || bad "suite.md missing"
-replay=$(ls -d "$tmp"/suite/cases/onepass-* 2>/dev/null | head -1)
-if [ -n "$replay" ]; then
-  expect_rc "a failing suite cell replays with check --case" 1 "$gnv" check --case "$replay" --impl onepass
+# --- sweep, merge, compare (slices of the presets: the whole ones are scripts/run.sh and the
+# baseline_gate test) --------------------------------------------------------------------------
+# The HTML report needs matplotlib, which the first python3 on PATH may lack: use one that has it.
+for cand in "$py" /usr/bin/python3; do
+  if "$cand" -c 'import matplotlib' 2>/dev/null; then export GNV_PYTHON=$cand; break; fi
+done
+slice=(--impl welford,onepass --dtype f32,f16 --layout nchw --stress normal,offset:1e6,special)
+expect_rc "sweep slice" 0 "$gnv" sweep "${slice[@]}" --jobs 2 --out "$tmp/sw"
+expect_grep "sweep names the control" "$tmp/out" "onepass \(control\)"
+expect_grep "sweep prints the breakdown points" "$tmp/out" "breakdown points.*onepass/f32=1e6"
+[ ! -s "$tmp/err" ] && ok "sweep is quiet on stderr when it is not a terminal" || bad "sweep wrote to stderr"
+for f in report.json report.md junit.xml report.html; do
+  [ -s "$tmp/sw/$f" ] && ok "sweep wrote $f" || bad "sweep did not write $f"
+done
+if "$py" - "$tmp/sw/report.json" <<'PY' 2>"$tmp/err"; then ok "report.json: schema, environment, cells"; else bad "report.json"; fi
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["format"] == "gnv-report" and d["version"] == 1, d["version"]
+env = d["environment"]
+for k in ("compiler", "compiler_flags", "cpu", "gpu", "libraries", "git_revision", "date"):
+    assert env[k], k
+c = d["cells"][0]
+for k in ("impl", "problem", "stress", "seed", "verdict", "outputs", "kappa_min", "kappa_max", "reproduce"):
+    assert k in c, k
+for k in ("max_ulp", "max_u_err", "max_cond_err", "normwise", "budget"):
+    assert k in c["outputs"][0], k
+assert d["summary"]["result"] == "PASS"
+assert any(c.get("case_dir") for c in d["cells"] if c["verdict"] != "PASS")
+PY
+if "$py" -c 'import sys, xml.etree.ElementTree as ET; r = ET.parse(sys.argv[1]).getroot(); n = sum(1 for _ in r.iter("testcase")); sys.exit(0 if r.tag == "testsuites" and n > 10 else 1)' \
+  "$tmp/sw/junit.xml" 2>"$tmp/err"; then ok "junit.xml is well-formed XML with testcases"; else bad "junit.xml"; fi
+if grep -q "<svg" "$tmp/sw/report.html" && ! grep -Eq '(src|href)="(https?:)?//' "$tmp/sw/report.html"; then
+  ok "report.html is self-contained with inline plots"
 else
-  bad "suite saved no failing onepass case"
+  bad "report.html has no inline plot or loads something from outside"
 fi
-# With no control selected, passing everything is success.
-expect_rc "suite with only a passing impl" 0 "$gnv" suite --impl welford --dtype f32 --layout nhwc \
-  --no-backward --out "$tmp/suite2"
+expect_grep "report.md has the table" "$tmp/sw/report.md" "^\| welford \| f32 \| nchw \|"
+expect_grep "report.md has breakdown points" "$tmp/sw/report.md" "Breakdown points"
+expect_grep "report.md names reproduce commands" "$tmp/sw/report.md" "reproduce: .gnv check --impl onepass"
+replay=$(ls -d "$tmp"/sw/cases/onepass-* 2>/dev/null | head -1)
+if [ -n "$replay" ]; then
+  expect_rc "a failing sweep cell replays with check --case" 1 "$gnv" check --case "$replay" --impl onepass
+else
+  bad "sweep saved no failing onepass case"
+fi
+# Parallelism and sharding change nothing but timing fields.
+strip_timing() {
+  "$py" - "$@" <<'PY'
+import json, sys
+for path in sys.argv[1:]:
+    d = json.load(open(path))
+    d.pop("timing"); d["environment"].pop("date")
+    for c in d["cells"]:
+        c.pop("seconds")
+    print(json.dumps(d, sort_keys=True))
+PY
+}
+expect_rc "sweep slice, one job" 0 "$gnv" sweep "${slice[@]}" --jobs 1 --no-html --out "$tmp/sw1"
+[ "$(strip_timing "$tmp/sw/report.json")" = "$(strip_timing "$tmp/sw1/report.json")" ] &&
+  ok "--jobs 1 and --jobs 2 give the same report" || bad "--jobs changes the report"
+for k in 1 2 3; do
+  expect_rc "shard $k/3" 0 "$gnv" sweep "${slice[@]}" --shard "$k/3" --no-html --out "$tmp/shard$k"
+done
+expect_rc "merge 3 shards" 0 "$gnv" merge "$tmp"/shard{3,1,2}/report.json --out "$tmp/merged"
+[ "$(strip_timing "$tmp/sw/report.json")" = "$(strip_timing "$tmp/merged/report.json")" ] &&
+  ok "merged shards == unsharded report (timing aside)" || bad "merged shards differ from the unsharded report"
+replay=$(ls -d "$tmp"/merged/cases/onepass-* 2>/dev/null | head -1)
+[ -n "$replay" ] && ok "merge brings the shards' cases along" || bad "merge lost the cases"
+expect_rc "merge with a shard missing" 2 "$gnv" merge "$tmp"/shard{1,2}/report.json --out "$tmp/merged2"
+expect_grep "merge names the missing shard" "$tmp/err" "missing shard.*3"
+expect_rc "bad --shard" 2 "$gnv" sweep "${slice[@]}" --shard 4/3 --out "$tmp/x"
+expect_rc "unknown preset" 2 "$gnv" sweep --preset enormous --out "$tmp/x"
+# compare: exit 0 clean, 1 regression, 2 malformed or mismatched.
+expect_rc "compare a report with itself" 0 "$gnv" compare "$tmp/sw/report.json" "$tmp/sw1/report.json"
+expect_grep "compare prints Markdown" "$tmp/out" "Result: OK"
+# craft NAME EXPR: a copy of the report with a Python edit applied to its JSON (d).
+craft() {
+  "$py" - "$tmp/sw/report.json" "$tmp/$1.json" "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+exec(sys.argv[3])
+json.dump(d, open(sys.argv[2], "w"))
+PY
+}
+first_pass='next(c for c in d["cells"] if c["verdict"] == "PASS" and not c["control"])'
+craft regressed "c = $first_pass; c['verdict'] = 'FAIL'"
+expect_rc "compare: pass -> fail" 1 "$gnv" compare "$tmp/sw/report.json" "$tmp/regressed.json"
+expect_grep "compare lists the regression" "$tmp/out" "Regressions"
+craft grown "c = $first_pass; c['outputs'][0]['max_cond_err'] = 3 * max(c['outputs'][0]['max_cond_err'], 1) + 0.5"
+expect_rc "compare: error grown beyond 2x" 1 "$gnv" compare "$tmp/sw/report.json" "$tmp/grown.json"
+expect_rc "compare: the same growth within --tolerance 10" 0 "$gnv" compare --tolerance 10 "$tmp/sw/report.json" "$tmp/grown.json"
+craft missing "d['cells'] = d['cells'][1:]"
+expect_rc "compare: cells missing in NEW are listed, not a failure" 0 "$gnv" compare "$tmp/sw/report.json" "$tmp/missing.json"
+expect_grep "compare lists the missing cell" "$tmp/out" "Only in"
+craft version "d['version'] = 2"
+expect_rc "compare: other schema version" 2 "$gnv" compare "$tmp/sw/report.json" "$tmp/version.json"
+expect_grep "schema version message" "$tmp/err" "gnv: error: .*schema version 2"
+craft grid "d['grid']['sections'][0]['seeds'] = [0, 1]"
+expect_rc "compare: different grid" 2 "$gnv" compare "$tmp/sw/report.json" "$tmp/grid.json"
+expect_grep "different grid message" "$tmp/err" "different grids"
+head -c 2000 "$tmp/sw/report.json" >"$tmp/truncated.json"
+expect_rc "compare: truncated JSON" 2 "$gnv" compare "$tmp/sw/report.json" "$tmp/truncated.json"
+expect_rc "compare: missing file" 2 "$gnv" compare "$tmp/sw/report.json" "$tmp/nonexistent.json"
+# sweep --baseline: the gate at the end of a sweep.
+expect_rc "sweep --baseline, no change" 0 "$gnv" sweep "${slice[@]}" --no-html --out "$tmp/sw3" \
+  --baseline "$tmp/sw/report.json" --write-baseline "$tmp/sw3/baseline.json"
+[ -s "$tmp/sw3/compare.md" ] && ok "sweep --baseline writes compare.md" || bad "no compare.md"
+expect_rc "compare with the baseline form" 0 "$gnv" compare "$tmp/sw3/baseline.json" "$tmp/sw/report.json"
+# A past in which the cell with the largest error was exact: today's error (about 2) has grown
+# beyond --tolerance 1.5 over max(0, 1).
+craft better "c = max((c for c in d['cells'] if c['verdict'] == 'PASS' and not c['control']), key=lambda c: max(o['max_cond_err'] for o in c['outputs'])); [o.update(max_cond_err=0) for o in c['outputs']]"
+expect_rc "sweep --baseline of a better past" 1 "$gnv" sweep "${slice[@]}" --no-html --out "$tmp/sw4" \
+  --baseline "$tmp/better.json" --tolerance 1.5
+expect_grep "the sweep's gate names the grown error" "$tmp/out" "Errors grown beyond the tolerance"
+expect_rc "sweep --baseline of another grid" 2 "$gnv" sweep "${slice[@]}" --no-html --out "$tmp/sw5" \
+  --baseline "$tmp/grid.json"
+# The control rule: no offset >= 1e4 in the grid, so onepass need not fail.
+expect_rc "sweep without large offsets" 0 "$gnv" sweep --impl onepass --dtype f32 --layout nchw \
+  --stress normal --no-html --out "$tmp/sw6"
+# `gnv suite` is the same command under its old name.
+expect_rc "suite alias" 0 "$gnv" suite --impl welford --dtype f32 --layout nhwc --no-backward \
+  --stress normal --no-html --out "$tmp/suite"
+[ -s "$tmp/suite/report.json" ] && ok "suite alias writes report.json" || bad "suite alias wrote no report.json"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
