@@ -48,6 +48,16 @@ long double xhat_underflow(long double r, long double m, long double xh) {
   return 1 + r * m + r * r * m * xh / 2;
 }
 
+// |xhat| = |T| * r in MPFR, then rounded: |xhat| <= sqrt(m), but T (up to 2 m max|x|) can
+// overflow double where r is tiny, and Inf * tiny or Inf * 0 in a scale would be NaN, leaving the
+// element silently unjudged.
+double xhat_abs(const Real& T, const Real& r) {
+  Real t;
+  mpfr_set_prec(P(t), 64);
+  mpfr_mul(P(t), P(T), P(r), MPFR_RNDN);
+  return std::fabs(mpfr_get_d(P(t), MPFR_RNDN));
+}
+
 // Element j of group (n, g), in channel-major order: channel c0 + j / S, spatial j % S.
 struct GroupIter {
   const Problem& p;
@@ -381,7 +391,7 @@ OracleResult oracle_backward(const Case& c) {
           exact::sub(A, t1, tq);
           return exact::round_certified(p.dtype, dxa, err, A, st.D, st.D, from_double(0.0));
         }();
-        const double xh = std::fabs(mpfr_get_d(P(Ts[j]), MPFR_RNDN) * r);
+        const double xh = xhat_abs(Ts[j], st.r);
         // Underflow: g's and the sums' own losses times r, xhat's (through mean(g xhat) and
         // mean(g)) times r G, and rstd's relative error r^2 m eta / 2 times |dx|.
         const long double rs = st.rstd, sm = std::sqrt(static_cast<long double>(m));
@@ -402,7 +412,7 @@ OracleResult oracle_backward(const Case& c) {
           const double d = dy.get(it.offset(j));
           exact::set_d(dys[s], d);
           exact::mul(dyts[s], dys[s], Ts[j]);
-          const double xh = std::fabs(mpfr_get_d(P(Ts[j]), MPFR_RNDN) * mpfr_get_d(P(st.r), MPFR_RNDN));
+          const double xh = xhat_abs(Ts[j], st.r);
           dgamma_scale[ch] += std::fabs(d) * (st.kappa * (2 + xh) + xh) +
                               static_cast<double>(eta_over_u(p.dtype) *
                                                   (std::fabs(d) * xhat_underflow(st.rstd, m, xh) + 1));

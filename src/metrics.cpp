@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -121,6 +122,12 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact) {
     if (u_acc * exact.kappa[i] > kIllPosed || u_acc * exact.scale[i] > info(d).max_finite) {
       ++m.ill_posed;
     } else {
+      // A NaN here would compare false everywhere and let the element pass unjudged; it can only
+      // come from a NaN scale, which is a bug of the oracle, not of the kernel.
+      if (std::isnan(cond))
+        throw std::logic_error(fmt::format(
+            "metrics: element {} has no usable condition scale (scale {}, exact {}): oracle bug", i,
+            exact.scale[i], hi));
       note_worst(i, cond, a);
     }
     if (std::isfinite(a) && std::isfinite(hi)) {

@@ -102,6 +102,27 @@ TEST(Oracle, HugeMagnitudesDoNotOverflow) {
   EXPECT_NEAR(y.get(1), 2 / std::sqrt(2.5), 1e-6);
 }
 
+TEST(Oracle, BackwardScalesStayFiniteForHugeSpreadsAndZeroGamma) {
+  // m*x - S overflows double for x near f64's max; with gamma = 0 (max|gamma*dy| = 0) a scale
+  // computed as 0 * Inf would be NaN, and the element would silently escape judgement.
+  Case c = make({-0x1.8p1023, 0x1.8p1023, -0x1p1022, 0x1p1022}, 2, {2}, 1, 1e-5);
+  c.problem.affine = true;
+  c.gamma = Tensor(DType::f64, {2});
+  c.beta = Tensor(DType::f64, {2});
+  c.gamma.set(0, 0.0);
+  c.gamma.set(1, 0.0);
+  c.beta.set(0, 1.0);
+  c.beta.set(1, 1.0);
+  c.dy = Tensor(DType::f64, c.problem.x_shape());
+  for (int64_t i = 0; i < 4; ++i) c.dy->set(i, 1.0 - i);
+  const OracleResult r = oracle_backward(c);
+  for (const char* name : {"dx", "dgamma", "dbeta"}) {
+    const ExactOutput& o = r.get(name);
+    for (size_t i = 0; i < o.scale.size(); ++i)
+      EXPECT_TRUE(std::isfinite(o.scale[i])) << name << "[" << i << "] scale " << o.scale[i];
+  }
+}
+
 // Brute force: the correctly rounded f16/bf16/f32 value of an exact y is the nearest of all
 // representable neighbours of a coarse guess, ties to even.
 TEST(Oracle, RoundToMatchesBruteForceIncludingTiesAndSubnormals) {
