@@ -11,9 +11,15 @@ cd "$SRC/gnv"
 deps=/opt/gnv-deps/include
 inc=(-Iinclude -I. -I"$deps" -I"$deps/eigen3" -I/usr/include/eigen3)
 defs=(-DFMT_HEADER_ONLY -std=c++20 -ffp-contract=off -fno-fast-math)
-mkdir -p "$WORK/gnv-obj"
+mkdir -p "$WORK/gnv-obj/generated"
+# The build facts that CMake configures into gnv_build_info.h (reports/build_info.h.in).
+sed -e "s|@GNV_BUILD_COMPILER@|$CXX|" -e "s|@GNV_BUILD_CXX_FLAGS@|$CXXFLAGS|" \
+    -e "s|@GNV_BUILD_TYPE@|clusterfuzzlite|" -e "s|@GNV_BUILD_VERSION@|unknown|" \
+    -e "s|@GNV_SOURCE_DIR@|$SRC/gnv|" reports/build_info.h.in >"$WORK/gnv-obj/generated/gnv_build_info.h"
+inc+=(-I"$WORK/gnv-obj/generated")
 objs=()
-for f in src/*.cpp oracles/*.cpp impls/*.cpp fuzz/decode.cpp; do
+# impls/simd.cpp needs Highway (a compiled library, not in these images): not fuzzed here.
+for f in src/*.cpp oracles/*.cpp reports/*.cpp $(ls impls/*.cpp | grep -v simd) fuzz/decode.cpp; do
   o="$WORK/gnv-obj/${f//\//_}.o"
   $CXX $CXXFLAGS "${defs[@]}" "${inc[@]}" -c "$f" -o "$o"
   objs+=("$o")
