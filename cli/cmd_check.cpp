@@ -19,6 +19,7 @@ struct CheckOptions {
   std::string save_case;
   bool backward = false;
   ProblemSpec spec;
+  ExternalOptions ext;
 };
 
 // The impls to run: one named impl must support the problem (else exit 2, since asking for it
@@ -56,7 +57,15 @@ bool check_one(const Impl& impl, const Case& c, bool backward, const std::string
   return passed;
 }
 
-int run_check(const CheckOptions& o) {
+int run_check(CheckOptions o) {
+  std::string load;  // how the reproducer loads an external impl again
+  if (!o.ext.plugins.empty() || !o.ext.runners.empty()) {
+    const std::vector<ExternalImpl> ext = register_external(o.ext);
+    if (o.impl.empty() && ext.size() == 1) o.impl = ext.front().name;
+    for (const ExternalImpl& e : ext)
+      if (e.name == o.impl) load = " " + e.load;
+  }
+  if (o.impl.empty()) throw UsageError("--impl is required (a name from `gnv list`, or all)");
   Case c;
   bool backward = o.backward;
   std::string stress;
@@ -87,9 +96,10 @@ int run_check(const CheckOptions& o) {
   for (const Impl* impl : impls_for(o.impl, c.problem, backward)) {
     if (!first) fmt::print("\n");
     first = false;
-    const std::string repro =
+    std::string repro =
         o.case_dir.empty() ? reproduce_command(std::string(impl->name()), c.problem, stress, seed, backward)
                            : reproduce_case_command(std::string(impl->name()), o.case_dir);
+    if (!load.empty() && impl->name() == o.impl) repro.insert(std::string_view("gnv check").size(), load);
     all_passed = check_one(*impl, c, backward, stress, seed, repro) && all_passed;
   }
   return all_passed ? kExitPass : kExitFail;
@@ -102,7 +112,9 @@ Command register_check(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "check", "Check one case against an implementation (or all): generated from --shape/--groups/"
                "--stress/--seed, or replayed with --case DIR");
-  sub->add_option("--impl", o->impl, "Implementation name, or 'all' (see `gnv list`)")->required();
+  sub->add_option("--impl", o->impl,
+                  "Implementation name, or 'all' (see `gnv list`); required unless one --plugin/--runner is given");
+  add_external_options(sub, o->ext);
   auto* case_opt = sub->add_option("--case", o->case_dir, "Replay a saved case directory");
   sub->add_flag("--backward", o->backward,
                 "Also check the backward pass (with --case: requires dy.npy, which runs it anyway)");

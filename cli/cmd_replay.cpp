@@ -63,6 +63,13 @@ int replay_npy(const ReplayOptions& o, const std::string& bytes) {
   return out.finding ? kExitFail : kExitPass;
 }
 
+int replay_report(const ReplayOptions& o, const std::string& bytes) {
+  if (!o.save_case.empty()) throw UsageError("--save-case applies to --target differential and case");
+  const fuzz::Outcome out = fuzz::check_report(bytes);
+  fmt::print("{}result: {}\n", out.report, out.finding ? "FINDING" : "no finding");
+  return out.finding ? kExitFail : kExitPass;
+}
+
 int replay_case(const ReplayOptions& o, const std::string& bytes) {
   const std::filesystem::path dir =
       o.save_case.empty() ? fuzz::scratch_dir() / "case" : std::filesystem::path(o.save_case);
@@ -81,6 +88,7 @@ int run_replay(const ReplayOptions& o) {
   fmt::print("replay {} ({} bytes) --target {}\n", o.file, bytes.size(), o.target);
   if (o.target == "differential") return replay_differential(o, bytes);
   if (o.target == "npy") return replay_npy(o, bytes);
+  if (o.target == "report") return replay_report(o, bytes);
   return replay_case(o, bytes);
 }
 
@@ -92,9 +100,9 @@ Command register_replay(CLI::App& app) {
       "replay", "Re-run one fuzzer input (e.g. a libFuzzer crash file) outside libFuzzer and print "
                 "what it finds; exit 1 on a finding");
   sub->add_option("file", o->file, "The input file")->required()->check(CLI::ExistingFile);
-  sub->add_option("--target", o->target, "The fuzz target it belongs to: differential, npy, case")
+  sub->add_option("--target", o->target, "The fuzz target it belongs to: differential, npy, case, report")
       ->required()
-      ->check(CLI::IsMember({"differential", "npy", "case"}));
+      ->check(CLI::IsMember({"differential", "npy", "case", "report"}));
   sub->add_option("--save-case", o->save_case,
                   "Write the input as a case directory (differential: the decoded case; case: the "
                   "split files), replayable with `gnv check --case DIR`");

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common.h"
+#include "gnv/external.h"
 #include "gnv/npy.h"
 #include "gnv/report.h"
 
@@ -41,13 +42,22 @@ struct SweepOptions {
   double tolerance = 2;
   bool html = true;
   std::string write_baseline;
+  // `gnv validate`: the impls are the external ones (plus --impl, if given), loaded at run time.
+  bool validate = false;
+  ExternalOptions ext;
+  std::vector<std::string> external_impls;
+  std::map<std::string, std::string> external;  // impl -> the options that load it
 };
 
 Grid build_grid(const SweepOptions& o) {
   Grid g = preset_grid(o.preset);
   // "all" keeps the impls available here; one named with --impl that cannot run (a GPU impl
   // without a GPU) is swept anyway, and its cells say why.
-  for (const Impl* impl : select_impls(o.impls)) g.impls.emplace_back(impl->name());
+  if (!o.validate || !o.impls.empty())
+    for (const Impl* impl : select_impls(o.impls))
+      if (!o.external.count(std::string(impl->name()))) g.impls.emplace_back(impl->name());
+  for (const std::string& n : o.external_impls) g.impls.push_back(n);
+  g.external = o.external;
   if (!o.dtypes.empty()) {
     g.dtypes.clear();
     for (const std::string& d : o.dtypes) g.dtypes.emplace_back(name(parse_dtype(d)));
@@ -175,6 +185,8 @@ std::vector<Cell> run_job(const Job& job, const Grid& g, const fs::path& out) {
     cell.backward = bwd[i];
     cell.result = std::move(results[i]);
     cell.reproduce = reproduce_command(cell.impl, cell.problem, cell.stress, cell.seed, cell.backward);
+    if (auto it = g.external.find(cell.impl); it != g.external.end())
+      cell.reproduce.insert(std::string_view("gnv check").size(), " " + it->second);
     cell.seconds = seconds;
     if (cell.result.verdict != Verdict::pass && c) {
       // Relative to the report's folder, so shard reports merge into one that still points at them.
@@ -239,6 +251,18 @@ int run_sweep(const SweepOptions& o) {
     if (!job.impls.empty() && in_shard(job.spec.index, shard)) jobs.push_back(std::move(job));
   }
   if (next_cell == 0) throw UsageError("no selected implementation supports the selected dtypes and layouts");
+
+  // External runners run their cases in one batch each, before the checks read the outputs.
+  for (const Impl* impl : impls) {
+    const auto* batch = dynamic_cast<const BatchImpl*>(impl);
+    if (!batch) continue;
+    const bool bwd = grid.backward && impl->capabilities().backward;
+    for (const Job& job : jobs)
+      if (std::find(job.impls.begin(), job.impls.end(), impl) != job.impls.end())
+        batch->enqueue(make_case(job.spec.problem, parse_stress(job.spec.stress), job.spec.seed, bwd));
+    fmt::print(stderr, "gnv: running runner {} on {} case(s)...\n", impl->name(), batch->queued());
+    fmt::print(stderr, "gnv: {}\n", batch->run_queued());
+  }
 
   const fs::path out = o.out;
   fs::create_directories(out);
@@ -306,10 +330,9 @@ int run_sweep(const SweepOptions& o) {
 
 }  // namespace
 
-// `gnv suite` (cmd_suite.cpp) is the same command under its old name.
-Command register_sweep_named(CLI::App& app, const std::string& cmd, const std::string& description) {
-  auto o = std::make_shared<SweepOptions>();
-  CLI::App* sub = app.add_subcommand(cmd, description);
+namespace {
+
+CLI::Option* add_sweep_options(CLI::App* sub, const std::shared_ptr<SweepOptions>& o) {
   sub->add_option("--preset", o->preset, "Grid: smoke (default), ci or full (README \"gnv sweep\")")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -337,8 +360,43 @@ Command register_sweep_named(CLI::App& app, const std::string& cmd, const std::s
   sub->add_flag("--html,!--no-html", o->html, "Write report.html (needs python3-matplotlib; default on)");
   sub->add_option("--write-baseline", o->write_baseline,
                   "Also write the report's baseline form (what `gnv compare` reads) to this file");
+  return bwd;
+}
+
+}  // namespace
+
+// `gnv suite` (cmd_suite.cpp) is the same command under its old name.
+Command register_sweep_named(CLI::App& app, const std::string& cmd, const std::string& description) {
+  auto o = std::make_shared<SweepOptions>();
+  CLI::App* sub = app.add_subcommand(cmd, description);
+  CLI::Option* bwd = add_sweep_options(sub, o);
   return {sub, [o, bwd] {
             if (bwd->count()) o->backward = o->backward_flag;
+            return run_sweep(*o);
+          }};
+}
+
+Command register_validate(CLI::App& app) {
+  auto o = std::make_shared<SweepOptions>();
+  o->validate = true;
+  CLI::App* sub = app.add_subcommand(
+      "validate",
+      "Validate third-party kernels: a plugin (--plugin lib.so, C ABI of include/gnv/plugin.h, every call in "
+      "a child process) or an external runner (--runner CMD, any language) through the same grid, oracle, "
+      "verdicts and reports as `gnv sweep`");
+  CLI::Option* bwd = add_sweep_options(sub, o);
+  add_external_options(sub, o->ext);
+  return {sub, [o, sub, bwd] {
+            if (bwd->count()) o->backward = o->backward_flag;
+            if (o->ext.plugins.empty() && o->ext.runners.empty())
+              throw UsageError("validate: give a kernel to validate with --plugin PATH or --runner CMD");
+            if (!sub->count("--out")) o->out = "out/validate";
+            std::error_code ec;
+            o->ext.runner_dir = std::filesystem::absolute(o->out, ec) / "runner";
+            for (const ExternalImpl& e : register_external(o->ext)) {
+              o->external_impls.push_back(e.name);
+              o->external[e.name] = e.load;
+            }
             return run_sweep(*o);
           }};
 }

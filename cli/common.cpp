@@ -98,6 +98,8 @@ std::string verdict_label(Verdict v) {
     case Verdict::fail: return "FAIL";
     case Verdict::error: return "ERROR";
     case Verdict::unwritten: return "UNWRITTEN";
+    case Verdict::crash: return "CRASH";
+    case Verdict::timeout: return "TIMEOUT";
   }
   return "?";
 }
@@ -139,7 +141,7 @@ double worst_cond_err(const CheckResult& r) {
 }
 
 void print_result(std::FILE* out, const Problem& p, const CheckResult& r) {
-  if (r.verdict == Verdict::error) fmt::print(out, "  ERROR: {}\n", r.error);
+  if (no_result(r.verdict)) fmt::print(out, "  {}: {}\n", verdict_label(r.verdict), r.error);
   for (const OutputMetrics& m : r.outputs) {
     std::string line = fmt::format("  {:<6} {:<9} max_cond_err={} budget={} max_ulp={} max_u_err={} "
                                    "normwise={:.2e}",
@@ -199,7 +201,7 @@ nlohmann::json to_json(const Problem& p, const CheckResult& r) {
                       {"kappa_min", json_number(r.kappa_min)},
                       {"kappa_max", json_number(r.kappa_max)},
                       {"oracle_undecided", r.oracle_undecided}};
-  if (r.verdict == Verdict::error) j["error"] = r.error;
+  if (no_result(r.verdict)) j["error"] = r.error;
   return j;
 }
 
@@ -212,5 +214,66 @@ CLI::Validator non_negative_integer() {
 }
 
 bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
+
+void add_external_options(CLI::App* sub, ExternalOptions& o) {
+  sub->add_option("--plugin", o.plugins, "A plugin library (C ABI of include/gnv/plugin.h); repeatable");
+  sub->add_option("--runner", o.runners,
+                  "An external runner command, run as `CMD BATCH_DIR` (README \"Validating third-party kernels\"); "
+                  "repeatable");
+  sub->add_option("--runner-name", o.runner_names, "Impl names of the runners, in order (default: runner, runner-2, ...)")
+      ->delimiter(',');
+  sub->add_option("--timeout", o.timeout,
+                  "Seconds allowed per plugin call (default 60) and per runner batch (default 1800)")
+      ->check(CLI::PositiveNumber);
+  sub->add_flag("--no-stats", o.no_stats, "The runners do not write mean.npy and rstd.npy: judge y (and the backward) only");
+  sub->add_option("--runner-device", o.runner_device, "Device named in the report for the runners' cells")
+      ->capture_default_str();
+}
+
+std::string shell_quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./=:,+") ==
+                        std::string::npos)
+    return s;
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::vector<ExternalImpl> register_external(const ExternalOptions& o) {
+  std::vector<ExternalImpl> out;
+  const std::string timeout = o.timeout > 0 ? fmt::format(" --timeout {}", o.timeout) : "";
+  auto add = [&](std::unique_ptr<Impl> impl, std::string load) {
+    const std::string n(impl->name());
+    if (Registry::instance().find(n))
+      throw UsageError(fmt::format("an implementation named '{}' is already registered; rename the {}", n,
+                                   load.rfind("--plugin", 0) == 0 ? "plugin's kernel" : "runner (--runner-name)"));
+    Registry::instance().add(std::move(impl));
+    out.push_back({n, std::move(load)});
+  };
+  for (const std::string& p : o.plugins) {
+    std::unique_ptr<Impl> impl = load_plugin(p, o.timeout > 0 ? o.timeout : 60);
+    std::error_code ec;
+    add(std::move(impl), "--plugin " + shell_quote(std::filesystem::absolute(p, ec).string()) + timeout);
+  }
+  if (!o.runner_names.empty() && o.runner_names.size() != o.runners.size())
+    throw UsageError(fmt::format("--runner-name: {} name(s) for {} runner(s)", o.runner_names.size(), o.runners.size()));
+  for (size_t i = 0; i < o.runners.size(); ++i) {
+    RunnerOptions r;
+    r.command = o.runners[i];
+    r.name = !o.runner_names.empty() ? o.runner_names[i] : i == 0 ? "runner" : fmt::format("runner-{}", i + 1);
+    for (char c : r.name)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '+' || c == '-'))
+        throw UsageError(fmt::format("--runner-name '{}': use [A-Za-z0-9_.+-]", r.name));
+    if (!o.runner_dir.empty()) r.work_dir = std::filesystem::path(o.runner_dir) / r.name;
+    if (o.timeout > 0) r.timeout_s = o.timeout;
+    r.statistics = !o.no_stats;
+    r.device = o.runner_device;
+    std::string load = fmt::format("--runner {} --runner-name {}{}{}", shell_quote(r.command), r.name,
+                                   o.no_stats ? " --no-stats" : "", timeout);
+    if (o.runner_device != "external") load += " --runner-device " + shell_quote(o.runner_device);
+    add(make_runner(r), std::move(load));
+  }
+  return out;
+}
 
 }  // namespace gnv::cli

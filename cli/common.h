@@ -12,6 +12,7 @@
 
 #include "gnv/case.h"
 #include "gnv/check.h"
+#include "gnv/external.h"
 #include "gnv/impl.h"
 #include "gnv/problem.h"
 #include "gnv/stress.h"
@@ -92,6 +93,27 @@ nlohmann::json to_json(const Problem& p);
 nlohmann::json to_json(const Problem& p, const CheckResult& r);
 
 bool stderr_is_tty();
+
+// Third-party kernels given on the command line (`gnv validate`, `gnv check`): plugins and
+// external runners (gnv/external.h), registered as impls for this run.
+struct ExternalOptions {
+  std::vector<std::string> plugins;
+  std::vector<std::string> runners;
+  std::vector<std::string> runner_names;
+  double timeout = 0;  // 0: 60 s per plugin call, 1800 s per runner batch
+  bool no_stats = false;
+  std::string runner_device = "external";
+  std::string runner_dir;  // batches go to runner_dir/NAME; empty: a fresh temp directory
+};
+void add_external_options(CLI::App* sub, ExternalOptions& o);
+struct ExternalImpl {
+  std::string name;
+  std::string load;  // the options that load it again: "--plugin /abs/lib.so", "--runner 'CMD' ..."
+};
+// Loads, validates and registers every plugin and runner; throws ExternalError / UsageError.
+std::vector<ExternalImpl> register_external(const ExternalOptions& o);
+// 'text' quoted for a POSIX shell.
+std::string shell_quote(const std::string& s);
 
 // CLI11 converts "-1" into an unsigned option by wrapping it to 2^64-1; seeds must not wrap.
 CLI::Validator non_negative_integer();

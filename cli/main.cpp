@@ -13,6 +13,7 @@ Command register_replay(CLI::App& app);  // cmd_replay.cpp: fuzzer inputs, fuzz/
 Command register_sweep(CLI::App& app);    // cmd_sweep.cpp, cmd_compare.cpp, cmd_merge.cpp:
 Command register_compare(CLI::App& app);  // sweeps, reports, the regression gate (reports/)
 Command register_merge(CLI::App& app);
+Command register_validate(CLI::App& app);  // cmd_sweep.cpp: third-party kernels (external/)
 }
 
 int main(int argc, char** argv) {
@@ -25,7 +26,8 @@ int main(int argc, char** argv) {
   const std::vector<Command> commands{register_list(app), register_check(app),
                                       register_oracle(app), register_sweep(app),
                                       register_compare(app), register_merge(app),
-                                      register_suite(app), register_replay(app)};
+                                      register_suite(app), register_replay(app),
+                                      register_validate(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -38,7 +40,7 @@ int main(int argc, char** argv) {
       return c.app->check_name(argv[1]);
     });
     if (argc > 1 && argv[1][0] != '-' && !known)
-      msg = fmt::format("unknown subcommand '{}' (expected list, check, oracle, sweep, compare, merge, suite or replay)", argv[1]);
+      msg = fmt::format("unknown subcommand '{}' (expected list, check, oracle, sweep, compare, merge, suite, replay or validate)", argv[1]);
     print_error(msg);
     fmt::print(stderr, "Run with --help for more information.\n");
     return kExitUsage;

@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "gnv/npy.h"
+#include "gnv/report.h"
 
 namespace gnv::fuzz {
 
@@ -286,6 +287,32 @@ Outcome check_npy(std::string_view bytes) {
   } catch (const std::exception& e) {
     o.finding = true;
     o.report = fmt::format("FINDING: parse_npy threw something other than NpyError: {}\n", e.what());
+  }
+  return o;
+}
+
+Outcome check_report(std::string_view bytes) {
+  Outcome o;
+  try {
+    const report::Report r = report::parse_report(bytes);
+    o.report = fmt::format("parsed: {} cells\n", r.cells.size());
+    const std::string text = report::to_json_text(r);
+    const std::string again = report::to_json_text(report::parse_report(text));
+    if (again != text) {
+      o.finding = true;
+      o.report += "FINDING: to_json_text(parse_report(to_json_text(r))) differs from to_json_text(r)\n";
+    }
+    (void)report::render_markdown(r);
+    (void)report::render_junit(r);
+    (void)report::render_text(r);
+    (void)report::to_json_text(report::baseline_of(r));
+    o.report += "serialize, re-parse and render: consistent\n";
+  } catch (const report::ReportError& e) {
+    o.report = fmt::format("rejected (ReportError): {}\n", e.what());
+  } catch (const std::exception& e) {
+    o.finding = true;
+    o.report += fmt::format("FINDING: a report function threw something other than ReportError: {}\n",
+                            e.what());
   }
   return o;
 }

@@ -64,6 +64,12 @@ Outcome judge_differential(const Case& c, const std::vector<ImplCheck>& checks);
 // descr is one of ours must convert with to_tensor, serialize and re-parse to the same array.
 Outcome check_npy(std::string_view bytes);
 
+// ---- report -----------------------------------------------------------------------------------
+// parse_report (report.json) on arbitrary bytes: ReportError is the only acceptable failure. A
+// report that parses must serialize and re-parse to the same text, and render (Markdown, JUnit,
+// text, the baseline form) without throwing.
+Outcome check_report(std::string_view bytes);
+
 // ---- case -------------------------------------------------------------------------------------
 // A case directory split out of arbitrary bytes: a flags byte (the last byte: which of gamma,
 // beta, dy exist), then case.json, x.npy, gamma.npy, beta.npy as FuzzedDataProvider random-length

@@ -213,7 +213,7 @@ def table_html(report):
             if s not in stresses:
                 stresses.append(s)
     rows = {}
-    sev = {"PASS": 0, "FAIL": 1, "UNWRITTEN": 2, "ERROR": 3}
+    sev = {"PASS": 0, "FAIL": 1, "UNWRITTEN": 2, "TIMEOUT": 3, "CRASH": 4, "ERROR": 5}
     for c in report["cells"]:
         key = (c["impl"], dtype_of(c), layout_of(c))
         row = rows.setdefault(key, {"control": c["control"], "e": {}})
@@ -240,7 +240,7 @@ def table_html(report):
                 continue
             v, w = row["e"][s]
             cls = "pass" if v == "PASS" else ("ctl" if row["control"] else "fail")
-            mark = "✓" if v == "PASS" else ("⚠" if v == "ERROR" else "✗")
+            mark = "✓" if v == "PASS" else ("⚠" if v in ("ERROR", "CRASH", "TIMEOUT") else "✗")
             out.append(f'<td class="{cls}">{mark} {fmt(w)}</td>')
         out.append("</tr>")
     out.append("</table>")
@@ -275,7 +275,7 @@ def breakdown_html(report):
 
 
 def failures_html(report):
-    fails = [c for c in report["cells"] if c["verdict"] != "PASS" and (not c["control"] or c["verdict"] == "ERROR")]
+    fails = [c for c in report["cells"] if c["verdict"] != "PASS" and (not c["control"] or c["verdict"] in ("ERROR", "CRASH", "TIMEOUT"))]
     if not fails:
         return "<p>No non-control cell failed.</p>"
     out = ["<ul>"]

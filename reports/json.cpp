@@ -79,7 +79,7 @@ ojson cell_json(const Cell& c, bool baseline) {
   j["seed"] = c.seed;
   j["backward"] = c.backward;
   j["verdict"] = verdict_label(c.result.verdict);
-  if (c.result.verdict == Verdict::error) j["error"] = c.result.error;
+  if (no_result(c.result.verdict)) j["error"] = c.result.error;
   if (baseline) {
     ojson errs = ojson::array();
     for (const OutputMetrics& m : c.result.outputs) errs.push_back({m.name, number(m.max_cond_err)});
@@ -108,8 +108,10 @@ ojson grid_json(const Grid& g) {
     secs.push_back({{"name", s.name}, {"shapes", std::move(shapes)}, {"stresses", s.stresses},
                     {"seeds", s.seeds}});
   }
-  return {{"preset", g.preset}, {"impls", g.impls},       {"dtypes", g.dtypes},
-          {"layouts", g.layouts}, {"backward", g.backward}, {"sections", std::move(secs)}};
+  ojson j = {{"preset", g.preset}, {"impls", g.impls},       {"dtypes", g.dtypes},
+             {"layouts", g.layouts}, {"backward", g.backward}, {"sections", std::move(secs)}};
+  if (!g.external.empty()) j["external"] = g.external;
+  return j;
 }
 
 ojson summary_json(const Report& r) {
@@ -309,6 +311,16 @@ Grid read_grid(const json& o) {
     fail(where, e.what());
   }
   g.backward = get_bool(o, "backward", where);
+  if (o.contains("external")) {
+    const json& ext = o["external"];
+    if (!ext.is_object()) fail(at(where, "external"), "expected an object");
+    for (const auto& [k, v] : ext.items()) {
+      if (!v.is_string()) fail(fmt::format("{}.external.{}", where, k), "expected a string");
+      if (std::find(g.impls.begin(), g.impls.end(), k) == g.impls.end())
+        fail(fmt::format("{}.external.{}", where, k), "is not in the grid's impls");
+      g.external[k] = v.get<std::string>();
+    }
+  }
   const json& secs = get_array(o, "sections", where);
   std::set<std::string> names;
   for (size_t i = 0; i < secs.size(); ++i) {
@@ -443,7 +455,7 @@ Cell read_cell(const json& o, const Grid& g, bool baseline, const std::string& w
   if (!contains(sec->seeds, c.seed)) fail(at(where, "seed"), fmt::format("{} is not in section '{}'", c.seed, c.section));
   c.backward = get_bool(o, "backward", where);
   c.result.verdict = parse_verdict(get_string(o, "verdict", where));
-  if (c.result.verdict == Verdict::error) c.result.error = get_string(o, "error", where);
+  if (no_result(c.result.verdict)) c.result.error = get_string(o, "error", where);
   std::set<std::string> names;
   if (baseline) {
     const json& errs = get_array(o, "max_cond_err", where);

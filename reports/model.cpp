@@ -39,12 +39,14 @@ std::string verdict_label(Verdict v) {
     case Verdict::fail: return "FAIL";
     case Verdict::error: return "ERROR";
     case Verdict::unwritten: return "UNWRITTEN";
+    case Verdict::crash: return "CRASH";
+    case Verdict::timeout: return "TIMEOUT";
   }
   return "?";
 }
 
 Verdict parse_verdict(std::string_view s) {
-  for (Verdict v : {Verdict::pass, Verdict::fail, Verdict::error, Verdict::unwritten})
+  for (Verdict v : {Verdict::pass, Verdict::fail, Verdict::error, Verdict::unwritten, Verdict::crash, Verdict::timeout})
     if (s == verdict_label(v)) return v;
   throw ReportError(fmt::format("unknown verdict '{}' (expected PASS, FAIL, ERROR or UNWRITTEN)", s));
 }
@@ -85,7 +87,7 @@ Summary summarize(const Report& r) {
     if (c.control) {
       ControlSummary& cs = s.controls[c.impl];
       ++cs.cells;
-      if (c.result.verdict == Verdict::error) {
+      if (no_result(c.result.verdict)) {
         ++cs.errors;
         s.control_errors.push_back(&c);
       } else if (!ok) {
@@ -327,8 +329,10 @@ std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls
       set_kappa_range(r, fwd_exact->kappa);
       const ForwardResult fwd = run_forward(*impls[i], c);
       r.outputs.push_back(measure(fwd.y, fwd_exact->get("y")));
-      r.outputs.push_back(measure(fwd.mean, fwd_exact->get("mean")));
-      r.outputs.push_back(measure(fwd.rstd, fwd_exact->get("rstd")));
+      if (impls[i]->capabilities().statistics) {
+        r.outputs.push_back(measure(fwd.mean, fwd_exact->get("mean")));
+        r.outputs.push_back(measure(fwd.rstd, fwd_exact->get("rstd")));
+      }
       if (bwd[i]) {
         if (!bwd_exact) throw std::runtime_error(bwd_error);
         r.oracle_undecided += bwd_exact->undecided;
@@ -341,6 +345,9 @@ std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls
         }
       }
       judge(r);
+    } catch (const KernelAborted& e) {  // outputs measured before the crash are kept
+      r.verdict = e.verdict();
+      r.error = e.what();
     } catch (const std::exception& e) {
       r.verdict = Verdict::error;
       r.error = e.what();

@@ -24,9 +24,11 @@ int severity(Verdict v) {
     case Verdict::pass: return 0;
     case Verdict::fail: return 1;
     case Verdict::unwritten: return 2;
-    case Verdict::error: return 3;
+    case Verdict::timeout: return 3;
+    case Verdict::crash: return 4;
+    case Verdict::error: return 5;
   }
-  return 3;
+  return 5;
 }
 
 // Column headers: "offset:100000000" is too wide for a table column.
@@ -93,7 +95,8 @@ Table make_table(const Report& r) {
 
 std::string entry_text(const Entry& e, bool markdown, bool control) {
   if (!e.present) return "-";
-  if (e.verdict == Verdict::error) return markdown ? "⚠ ERROR" : "ERROR";
+  if (no_result(e.verdict))
+    return markdown ? "⚠ " + verdict_label(e.verdict) : verdict_label(e.verdict);
   if (!markdown) return fmt::format("{} {}", verdict_label(e.verdict), num(e.worst));
   const char* mark = e.verdict == Verdict::pass ? "✓" : control ? "✗ctl" : "✗";
   const char* extra = e.verdict == Verdict::unwritten ? " UNWRITTEN" : "";
@@ -124,7 +127,7 @@ std::string breakdown_text(const Breakdown& b) {
 // One line per output that did not pass, with the numbers that explain it.
 std::string failure_detail(const Cell& c) {
   std::string s;
-  if (c.result.verdict == Verdict::error) s += " error: " + c.result.error;
+  if (no_result(c.result.verdict)) s += fmt::format(" {}: {}", name(c.result.verdict), c.result.error);
   for (const OutputMetrics& m : c.result.outputs) {
     if (m.verdict == Verdict::pass) continue;
     s += fmt::format(" [{} {} max_cond_err={} budget={} max_ulp={}", m.name, verdict_label(m.verdict),
@@ -142,9 +145,15 @@ std::string failure_detail(const Cell& c) {
   return s;
 }
 
-std::string replay_command(const Cell& c) {
-  return fmt::format("gnv check --case {} --impl {}", c.case_dir, c.impl);
+}  // namespace
+
+std::string replay_command(const Report& r, const Cell& c) {
+  const auto it = r.grid.external.find(c.impl);
+  const std::string load = it == r.grid.external.end() ? "" : " " + it->second;
+  return fmt::format("gnv check --case {}{} --impl {}", c.case_dir, load, c.impl);
 }
+
+namespace {
 
 std::string headline(const Report& r, const Summary& s) {
   std::string h = fmt::format("{} cells, {} pass, {} non-control failures", s.cells, s.passed,
@@ -260,7 +269,7 @@ std::string render_markdown(const Report& r) {
     md += fmt::format("- `{}` ({}, G={}{}): **{}**{}\n  - reproduce: `{}`\n", c.id(), c.problem.shape_string(),
                       c.problem.G, c.problem.affine ? ", affine" : "", verdict_label(c.result.verdict),
                       md_escape(failure_detail(c)), c.reproduce);
-    if (!c.case_dir.empty()) md += fmt::format("  - replay (from the report's folder): `{}`\n", replay_command(c));
+    if (!c.case_dir.empty()) md += fmt::format("  - replay (from the report's folder): `{}`\n", replay_command(r, c));
   }
   if (listed.size() > kMaxListed)
     md += fmt::format("- … and {} more in report.json\n", listed.size() - kMaxListed);
@@ -337,7 +346,7 @@ std::string render_text(const Report& r) {
     const Cell& c = *listed[i];
     text += fmt::format("- {} {}{}\n  reproduce: {}\n", c.id(), verdict_label(c.result.verdict),
                         failure_detail(c), c.reproduce);
-    if (!c.case_dir.empty()) text += fmt::format("  replay:    {}\n", replay_command(c));
+    if (!c.case_dir.empty()) text += fmt::format("  replay:    {}\n", replay_command(r, c));
   }
   if (listed.size() > kMaxListed) text += fmt::format("- ... and {} more in report.json\n", listed.size() - kMaxListed);
   for (const std::string& l : control_lines(s)) text += l + "\n";
@@ -370,13 +379,13 @@ std::string render_junit(const Report& r) {
                            c->seconds);
       const std::string detail = xml_escape(fmt::format("{}{}\nreproduce: {}{}", verdict_label(c->result.verdict),
                                                         failure_detail(*c), c->reproduce,
-                                                        c->case_dir.empty() ? "" : "\nreplay: " + replay_command(*c)));
+                                                        c->case_dir.empty() ? "" : "\nreplay: " + replay_command(r, *c)));
       if (c->result.verdict == Verdict::pass) {
         cases += "/>\n";
-      } else if (c->result.verdict == Verdict::error) {
+      } else if (no_result(c->result.verdict)) {
         ++e;
-        cases += fmt::format(">\n      <error type=\"ERROR\" message=\"{}\">{}</error>\n    </testcase>\n",
-                             xml_escape(c->result.error), detail);
+        cases += fmt::format(">\n      <error type=\"{}\" message=\"{}\">{}</error>\n    </testcase>\n",
+                             verdict_label(c->result.verdict), xml_escape(c->result.error), detail);
       } else if (c->control) {
         cases += fmt::format(">\n      <system-out>control, expected to fail: {}</system-out>\n    </testcase>\n", detail);
       } else {

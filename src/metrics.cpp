@@ -14,6 +14,8 @@ std::string_view name(Verdict v) {
     case Verdict::fail: return "fail";
     case Verdict::error: return "error";
     case Verdict::unwritten: return "unwritten";
+    case Verdict::crash: return "crash";
+    case Verdict::timeout: return "timeout";
   }
   return "?";
 }

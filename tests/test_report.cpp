@@ -389,7 +389,9 @@ TEST(Report, BreakdownIsTheSmallestFailingOffset) {
   bool saw_onepass = false;
   for (const Breakdown& b : s.breakdown) {
     EXPECT_EQ(b.max_tested, 1e6);
-    if (b.impl == "welford") EXPECT_FALSE(b.offset.has_value()) << b.dtype;
+    if (b.impl == "welford") {
+      EXPECT_FALSE(b.offset.has_value()) << b.dtype;
+    }
     if (b.impl == "onepass" && b.dtype == "f32") {
       saw_onepass = true;
       EXPECT_EQ(b.offset, std::optional<double>(1e6));

@@ -1,6 +1,7 @@
 #pragma once
 // The one path from a Case and an Impl to a verdict: validate, poison, run, compare with the
 // oracle, judge. Used by `gnv check`, the suite, tests and (later) sweeps and fuzzers.
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,17 @@
 #include "gnv/metrics.h"
 
 namespace gnv {
+
+// Thrown by an isolated implementation (a plugin run in a child process) whose call crashed or
+// hung: the check records verdict() (crash or timeout) with what() as the error text.
+class KernelAborted : public std::runtime_error {
+ public:
+  KernelAborted(Verdict v, const std::string& msg) : std::runtime_error(msg), verdict_(v) {}
+  Verdict verdict() const { return verdict_; }
+
+ private:
+  Verdict verdict_;
+};
 
 struct CheckResult {
   Verdict verdict = Verdict::pass;

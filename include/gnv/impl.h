@@ -19,6 +19,7 @@ struct Capabilities {
   std::string device = "cpu";
   bool deterministic = true;  // bitwise the same output for the same input, every call
   bool control = false;       // expected to fail (a negative control such as `onepass`)
+  bool statistics = true;     // writes mean and rstd (an external runner may not: only y is judged)
   std::string summary;        // one line: the algorithm, in words
 
   bool supports(DType d) const;

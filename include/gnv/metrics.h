@@ -12,8 +12,12 @@
 
 namespace gnv {
 
-enum class Verdict { pass, fail, error, unwritten };
+// crash and timeout: an isolated kernel (a plugin, an external runner) died or hung; like error,
+// the cell has no measurement, and its error text says how it ended (signal, time limit).
+enum class Verdict { pass, fail, error, unwritten, crash, timeout };
 std::string_view name(Verdict v);
+// error, crash, timeout: the kernel produced nothing to measure.
+inline bool no_result(Verdict v) { return v == Verdict::error || v == Verdict::crash || v == Verdict::timeout; }
 
 struct OutputMetrics {
   std::string name;

@@ -61,6 +61,10 @@ struct Grid {
   std::vector<std::string> layouts;
   bool backward = true;             // impls without a backward pass run forward only
   std::vector<Section> sections;
+  // Impls loaded at run time by `gnv validate` (a plugin, an external runner): impl -> the
+  // options that load it again ("--plugin PATH", "--runner 'CMD'"), so that reproducers and
+  // replays of their cells work. Written as grid.external, only when not empty.
+  std::map<std::string, std::string> external;
 };
 
 std::vector<std::string> preset_names();                 // smoke, ci, full
@@ -197,6 +201,8 @@ Verdict parse_verdict(std::string_view s);     // throws ReportError
 std::string render_markdown(const Report& r);  // report.md
 std::string render_junit(const Report& r);     // junit.xml
 std::string render_text(const Report& r);      // what `gnv sweep` prints: table and summary
+// The command that checks a failing cell's saved case again (its case_dir, from the report's folder).
+std::string replay_command(const Report& r, const Cell& c);
 
 // ---- merging and comparing --------------------------------------------------------------------
 

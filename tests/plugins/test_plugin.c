@@ -1,0 +1,133 @@
+/* Deliberately broken plugins for tests/cli_test.sh and tests/CMakeLists.txt: one source, one
+ * library per GNV_TEST_MODE. The arithmetic is the example plugin's (adapters/example_plugin.c). */
+#define GNV_EXAMPLE_NO_EXPORTS
+#include "../../adapters/example_plugin.c"
+
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MODE_OK 0
+#define MODE_CRASH 1      /* channels-last forward: SIGSEGV */
+#define MODE_HANG 2       /* channels-last forward: never returns */
+#define MODE_ABI 3        /* reports ABI version 99 */
+#define MODE_MISSING 4    /* does not export gnv_plugin_kernel */
+#define MODE_NULLFWD 5    /* forward pointer is null */
+#define MODE_WRONG 6      /* one-pass f32 variance: wrong on offset inputs */
+#define MODE_EXIT 7       /* channels-last forward: exit(3) */
+#define MODE_STATUS 8     /* channels-last forward: returns GNV_ERR_UNSUPPORTED */
+#define MODE_UNWRITTEN 9  /* never writes the last element of y */
+#define MODE_LOADCRASH 10 /* gnv_plugin_kernel() itself crashes */
+#define MODE_BWDCRASH 11  /* backward: SIGABRT */
+
+/* unused in the modes that never hand out the kernel (MISSING, NULLFWD) */
+__attribute__((unused)) static int32_t test_forward(const gnv_forward_args* a, char* msg, size_t msg_size) {
+  const int nhwc = a->problem->layout == GNV_LAYOUT_NHWC;
+#if GNV_TEST_MODE == MODE_CRASH
+  if (nhwc) {
+    volatile int* p = NULL;
+    *p = 1;
+  }
+#elif GNV_TEST_MODE == MODE_HANG
+  if (nhwc)
+    for (;;) pause();
+#elif GNV_TEST_MODE == MODE_EXIT
+  if (nhwc) exit(3);
+#elif GNV_TEST_MODE == MODE_STATUS
+  if (nhwc) {
+    snprintf(msg, msg_size, "channels-last is not supported by this test kernel");
+    return GNV_ERR_UNSUPPORTED;
+  }
+#endif
+  (void)nhwc;
+  int32_t st = forward(a, msg, msg_size);
+#if GNV_TEST_MODE == MODE_WRONG
+  /* Redo the statistics the textbook one-pass way in f32: E[x^2] - E[x]^2 cancels at offsets. */
+  {
+    const gnv_problem* p = a->problem;
+    const dims d = dims_of(p);
+    const int r = p->spatial_rank;
+    const float m = (float)(d.cpg * d.D * d.H * d.W);
+    for (int64_t n = 0; n < d.N; ++n)
+      for (int64_t g = 0; g < d.G; ++g) {
+        float s = 0, q = 0;
+        FOR_GROUP(a->x, r, d, n, g, o, {
+          const float v = (float)get(a->x, o);
+          s += v;
+          q += v * v;
+        })
+        const float mean = s / m;
+        float var = q / m - mean * mean;
+        if (var < 0) var = 0;
+        const float rstd = 1.0f / sqrtf(var + (float)p->eps);
+        set(a->mean, n * d.G + g, mean);
+        set(a->rstd, n * d.G + g, rstd);
+        FOR_GROUP(a->x, r, d, n, g, o, {
+          double v = ((float)get(a->x, o) - mean) * rstd;
+          if (p->affine) v = v * get(a->gamma, c) + get(a->beta, c);
+          set(a->y, at(a->y, r, n, c, dd, hh, ww), v);
+          (void)o;
+        })
+      }
+  }
+#endif
+  return st;
+}
+
+#if GNV_TEST_MODE == MODE_UNWRITTEN
+/* Saves the poisoned last element of y before the real kernel runs and puts it back after. */
+static int32_t unwritten_forward(const gnv_forward_args* a, char* msg, size_t msg_size) {
+  const gnv_buffer* y = a->y;
+  int64_t last = 0;
+  for (int i = 0; i < y->rank; ++i) last += (y->shape[i] - 1) * y->strides[i];
+  const size_t es = y->dtype == GNV_DTYPE_F64 ? 8 : 4;
+  unsigned char saved[8];
+  memcpy(saved, (unsigned char*)y->data + last * (int64_t)es, es);
+  const int32_t st = test_forward(a, msg, msg_size);
+  memcpy((unsigned char*)y->data + last * (int64_t)es, saved, es);
+  return st;
+}
+#define FORWARD unwritten_forward
+#else
+#define FORWARD test_forward
+#endif
+
+static int32_t test_backward(const gnv_backward_args* a, char* msg, size_t msg_size) {
+#if GNV_TEST_MODE == MODE_BWDCRASH
+  abort();
+#endif
+  return backward(a, msg, msg_size);
+}
+
+__attribute__((unused)) static const gnv_kernel test_kernel = {
+    sizeof(gnv_kernel),
+    GNV_TEST_NAME,
+    "test plugin",
+    "cpu",
+    GNV_DTYPE_BIT(GNV_DTYPE_F32) | GNV_DTYPE_BIT(GNV_DTYPE_F64),
+    GNV_LAYOUT_BIT(GNV_LAYOUT_NCHW) | GNV_LAYOUT_BIT(GNV_LAYOUT_NHWC),
+    GNV_KERNEL_DETERMINISTIC,
+#if GNV_TEST_MODE == MODE_NULLFWD
+    NULL,
+#else
+    FORWARD,
+#endif
+    test_backward,
+};
+
+uint32_t gnv_plugin_abi_version(void) {
+#if GNV_TEST_MODE == MODE_ABI
+  return 99;
+#else
+  return GNV_PLUGIN_ABI_VERSION;
+#endif
+}
+
+#if GNV_TEST_MODE != MODE_MISSING
+const gnv_kernel* gnv_plugin_kernel(void) {
+#if GNV_TEST_MODE == MODE_LOADCRASH
+  raise(SIGSEGV);
+#endif
+  return &test_kernel;
+}
+#endif

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# `gnv validate` end to end: plugins that crash, hang, lie about their ABI or compute wrong
+# answers, and external runners that fail in every way a program can. Each check can fail.
+# Usage: validate_test.sh /path/to/gnv /path/to/plugin/dir
+set -u
+gnv=${1:?usage: validate_test.sh GNV PLUGIN_DIR}
+plugins=${2:?usage: validate_test.sh GNV PLUGIN_DIR}
+gnv=$(cd "$(dirname "$gnv")" && pwd)/$(basename "$gnv")
+plugins=$(cd "$plugins" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() {
+  failed=$((failed + 1))
+  echo "FAIL $1"
+  [ -f "$tmp/out" ] && sed -n '1,15s/^/     out| /p' "$tmp/out"
+  [ -f "$tmp/err" ] && sed -n '1,15s/^/     err| /p' "$tmp/err"
+}
+expect_rc() {
+  local what=$1 want=$2
+  shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  if [ "$rc" -eq "$want" ]; then ok "$what (exit $rc)"; else bad "$what: exit $rc, expected $want"; fi
+}
+expect_grep() {
+  if grep -Eq -- "$3" "$2"; then ok "$1"; else bad "$1: /$3/ not in $(basename "$2")"; fi
+}
+# count FILE REGEX: number of matching lines
+count() { grep -Ec -- "$2" "$1" || true; }
+
+grid=(--dtype f32 --section small --stress normal,offset:1e4 --no-html)
+p() { echo "$plugins/libtest_plugin_$1.so"; }
+
+# ---- plugins -----------------------------------------------------------------------------------
+expect_rc "example plugin passes" 0 "$gnv" validate --plugin "$plugins/libexample_plugin.so" "${grid[@]}" --out "$tmp/ex"
+expect_grep "example plugin: report names it" "$tmp/ex/report.json" '"impl":"example_c"'
+expect_grep "example plugin: grid records how to load it" "$tmp/ex/report.json" '"external":\{"example_c":"--plugin '
+
+expect_rc "crashing plugin fails" 1 "$gnv" validate --plugin "$(p crash)" "${grid[@]}" --out "$tmp/crash"
+expect_grep "crash verdict names the signal" "$tmp/crash/report.json" 'SIGSEGV \(Segmentation fault\)'
+n_crash=$(count "$tmp/crash/report.json" '"verdict":"CRASH"')
+n_pass=$(count "$tmp/crash/report.json" '"verdict":"PASS"')
+[ "$n_crash" -gt 0 ] && [ "$n_pass" -gt 0 ] && [ "$n_crash" -eq "$n_pass" ] \
+  && ok "after crashes gnv goes on: $n_crash CRASH (nhwc), $n_pass PASS (nchw)" \
+  || bad "crash plugin: $n_crash CRASH, $n_pass PASS (expected equal and > 0)"
+expect_grep "junit has the crash as an error" "$tmp/crash/junit.xml" '<error type="CRASH"'
+expect_grep "markdown shows CRASH" "$tmp/crash/report.md" 'CRASH'
+case_dir=$(cd "$tmp/crash" && ls -d cases/*nhwc* | head -1)
+[ -n "$case_dir" ] && ok "a crashed cell saves its case" || bad "no case saved for a crashed cell"
+(cd "$tmp/crash" && expect_rc "replaying the crashed case crashes again" 1 "$gnv" check --case "$case_dir" --plugin "$(p crash)" --impl test_crash)
+expect_grep "replay says CRASH" "$tmp/out" 'verdict: CRASH'
+expect_rc "gnv compare reads a report with crashes" 0 "$gnv" compare "$tmp/crash/report.json" "$tmp/crash/report.json"
+
+start=$(date +%s)
+expect_rc "hanging plugin times out" 1 "$gnv" validate --plugin "$(p hang)" "${grid[@]}" --timeout 0.5 --out "$tmp/hang"
+expect_grep "timeout verdict" "$tmp/hang/report.json" '"verdict":"TIMEOUT".*did not return within 0.5 s'
+[ $(( $(date +%s) - start )) -lt 60 ] && ok "timeouts are bounded" || bad "hang test took too long"
+[ "$(count "$tmp/hang/report.json" '"verdict":"PASS"')" -gt 0 ] && ok "hang: the other cells pass" || bad "hang: no PASS cells"
+
+expect_rc "plugin exiting mid-call" 1 "$gnv" validate --plugin "$(p exit)" "${grid[@]}" --out "$tmp/exit"
+expect_grep "exit is a crash with its status" "$tmp/exit/report.json" '"verdict":"CRASH".*exited with status 3'
+expect_rc "plugin returning an error status" 1 "$gnv" validate --plugin "$(p status)" "${grid[@]}" --out "$tmp/status"
+expect_grep "status and message reported" "$tmp/status/report.json" 'GNV_ERR_UNSUPPORTED \(1\): channels-last is not supported'
+expect_rc "plugin crashing in backward" 1 "$gnv" validate --plugin "$(p bwdcrash)" "${grid[@]}" --out "$tmp/bwd"
+expect_grep "backward crash keeps the forward's measurements" "$tmp/bwd/report.json" '"verdict":"CRASH".*"outputs":\[\{"name":"y"'
+expect_rc "plugin leaving y unwritten" 1 "$gnv" validate --plugin "$(p unwritten)" "${grid[@]}" --out "$tmp/unw"
+expect_grep "outputs are poisoned: UNWRITTEN" "$tmp/unw/report.json" '"verdict":"UNWRITTEN"'
+expect_rc "wrong-answer plugin fails" 1 "$gnv" validate --plugin "$(p wrong)" "${grid[@]}" --out "$tmp/wrong"
+expect_grep "wrong answers fail on offsets only" "$tmp/wrong/report.json" '"stress":"offset:10000".*"verdict":"FAIL"'
+[ "$(count "$tmp/wrong/report.json" '"stress":"normal".*"verdict":"PASS"')" -gt 0 ] && ok "wrong plugin passes normal inputs" || bad "wrong plugin: no normal PASS"
+
+expect_rc "wrong ABI version rejected" 2 "$gnv" validate --plugin "$(p abi)" "${grid[@]}" --out "$tmp/x"
+expect_grep "ABI message" "$tmp/err" 'plugin ABI version 99, this gnv speaks version 1'
+expect_rc "missing symbol rejected" 2 "$gnv" validate --plugin "$(p missing)" "${grid[@]}" --out "$tmp/x"
+expect_grep "missing symbol message" "$tmp/err" 'missing symbol gnv_plugin_kernel'
+expect_rc "null forward rejected" 2 "$gnv" validate --plugin "$(p nullfwd)" "${grid[@]}" --out "$tmp/x"
+expect_grep "null forward message" "$tmp/err" 'forward function pointer is null'
+expect_rc "plugin crashing while loading rejected" 2 "$gnv" validate --plugin "$(p loadcrash)" "${grid[@]}" --out "$tmp/x"
+expect_grep "load crash message" "$tmp/err" 'querying its kernel crashed: SIGSEGV'
+expect_rc "not a library" 2 "$gnv" validate --plugin "$here/validate_test.sh" "${grid[@]}" --out "$tmp/x"
+expect_grep "not a library message" "$tmp/err" 'cannot load plugin'
+expect_rc "no such plugin" 2 "$gnv" validate --plugin "$tmp/nope.so" --out "$tmp/x"
+expect_rc "validate without a kernel" 2 "$gnv" validate --out "$tmp/x"
+expect_rc "two kernels of one name" 2 "$gnv" validate --plugin "$(p ok)" --plugin "$(p ok)" --out "$tmp/x"
+expect_rc "check --plugin" 0 "$gnv" check --plugin "$plugins/libexample_plugin.so" --shape 2,8,3,3 --groups 2 --backward --affine
+expect_grep "check --plugin reproducer loads the plugin" "$tmp/out" 'reproduce: gnv check --plugin .*libexample_plugin.so --impl example_c'
+
+# ---- external runners --------------------------------------------------------------------------
+py=""
+for cand in /usr/bin/python3 python3; do
+  if "$cand" -c 'import numpy' 2>/dev/null; then py=$cand; break; fi
+done
+if [ -z "$py" ]; then
+  echo "validate_test.sh: no python3 with numpy: runner tests not run"
+  exit 1
+fi
+r() { echo "$py $here/runners/numpy_runner.py --mode $1"; }
+rgrid=(--dtype f32,f64 --section small --stress normal,offset:1e4 --no-html)
+expect_rc "correct runner passes" 0 "$gnv" validate --runner "$(r ok)" --runner-name np "${rgrid[@]}" --out "$tmp/rok"
+expect_grep "runner batch directory kept" "$tmp/rok/runner/np/batch-1/c00000/case.json" '"gnv-case"'
+[ -f "$tmp/rok/runner/np/batch-1/c00000/y.npy" ] && ok "runner wrote y.npy into the case directory" || bad "no y.npy"
+expect_rc "one-pass runner fails" 1 "$gnv" validate --runner "$(r onepass)" --dtype f32 --section small --stress normal,offset:1e4 --no-html --out "$tmp/r1"
+expect_grep "one-pass runner: FAIL on offset" "$tmp/r1/report.json" '"stress":"offset:10000".*"verdict":"FAIL"'
+fcase=$(cd "$tmp/r1" && ls -d cases/* | head -1)
+(cd "$tmp/r1" && expect_rc "replaying a runner failure fails again" 1 "$gnv" check --case "$fcase" --runner "$(r onepass)" --impl runner)
+expect_rc "runner exiting 1" 1 "$gnv" validate --runner "$(r exit1)" "${rgrid[@]}" --out "$tmp/r2"
+expect_grep "exit status and stderr reported per case" "$tmp/r2/report.json" '"verdict":"ERROR".*exited with status 1.*failing on purpose'
+expect_rc "runner missing a file" 1 "$gnv" validate --runner "$(r missing)" "${rgrid[@]}" --out "$tmp/r3"
+expect_grep "missing file named" "$tmp/r3/report.json" 'rstd.npy: missing \(the runner did not write it\)'
+expect_rc "runner writing a wrong shape" 1 "$gnv" validate --runner "$(r wrongshape)" "${rgrid[@]}" --out "$tmp/r4"
+expect_grep "wrong shape named" "$tmp/r4/report.json" 'y.npy: shape \(.*\), expected \('
+expect_rc "runner writing garbage" 1 "$gnv" validate --runner "$(r garbage)" "${rgrid[@]}" --out "$tmp/r5"
+expect_grep "garbage npy named" "$tmp/r5/report.json" '"verdict":"ERROR".*y.npy'
+expect_rc "runner declining cases" 1 "$gnv" validate --runner "$(r error)" "${rgrid[@]}" --out "$tmp/r6"
+expect_grep "error.txt reported" "$tmp/r6/report.json" 'could not run forward .*numpy_runner: f32 nhwc not supported'
+[ "$(count "$tmp/r6/report.json" '"layout":"nchw".*"verdict":"PASS"')" -gt 0 ] && ok "declined cases do not affect others" || bad "no nchw PASS"
+expect_rc "runner killed by a signal" 1 "$gnv" validate --runner "$(r crash)" "${rgrid[@]}" --out "$tmp/r7"
+expect_grep "runner crash verdict" "$tmp/r7/report.json" '"verdict":"CRASH".*SIGSEGV'
+expect_rc "hanging runner" 1 "$gnv" validate --runner "$(r hang)" "${rgrid[@]}" --timeout 1 --out "$tmp/r8"
+expect_grep "runner timeout verdict" "$tmp/r8/report.json" '"verdict":"TIMEOUT"'
+expect_rc "runner without statistics, --no-stats" 0 "$gnv" validate --runner "$(r nostats)" --no-stats "${rgrid[@]}" --out "$tmp/r9"
+expect_rc "runner without statistics, stats expected" 1 "$gnv" validate --runner "$(r nostats)" "${rgrid[@]}" --out "$tmp/r10"
+expect_grep "missing mean.npy named" "$tmp/r10/report.json" 'mean.npy: missing'
+expect_rc "empty runner command" 2 "$gnv" validate --runner " " --out "$tmp/x"
+expect_rc "plugin and runner in one validation" 0 "$gnv" validate --plugin "$plugins/libexample_plugin.so" --runner "$(r ok)" \
+  --dtype f32 --section small --stress normal --no-html --out "$tmp/both"
+expect_grep "both impls in one report" "$tmp/both/report.json" '"impls":\["example_c","runner"\]'
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
