@@ -1,5 +1,6 @@
 #pragma once
-// The one driver behind the CPU implementations (naive, welford, onepass). They differ only in
+// The one driver behind the CPU implementations (naive, welford, onepass; simd falls back to it
+// group by group). They differ only in
 // their reduction policy, so a difference in their results is a difference in reductions and
 // never in gathering, channel mapping or the affine step.
 //
@@ -114,8 +115,18 @@ Rescued<A> rescued_stats(const std::vector<A>& xs, A amax, A eps, std::vector<A>
   return {true, {k, st.mean, rstd_s}, mean, std::ldexp(rstd_s, -k)};
 }
 
+// Per-call scratch for forward_group, sized for one group.
+template <class A> struct ForwardScratch {
+  std::vector<A> xs, scratch, gc, bc;
+  explicit ForwardScratch(const Problem& p)
+      : xs(static_cast<size_t>(p.group_size())), gc(static_cast<size_t>(p.channels_per_group())),
+        bc(static_cast<size_t>(p.channels_per_group())) {}
+};
+
+// One group (n, g) of the forward pass: writes its y, mean and rstd and touches nothing else, so
+// another kernel (simd) can hand the groups it does not take on to this one.
 template <class Policy, class T>
-void forward_typed(const ForwardArgs& a) {
+void forward_group(const ForwardArgs& a, int64_t n, int64_t g, ForwardScratch<acc_of<T>>& sc) {
   using A = acc_of<T>;
   const Problem& p = a.p;
   const int64_t G = p.G, cpg = p.channels_per_group(), m = p.group_size();
@@ -127,62 +138,66 @@ void forward_typed(const ForwardArgs& a) {
   const T* beta = p.affine && a.beta ? a.beta->data<T>() : nullptr;
   const A eps = static_cast<A>(p.eps);
   const A nan = std::numeric_limits<A>::quiet_NaN();
+  std::vector<A>& xs = sc.xs;
+  std::vector<A>& gc = sc.gc;
+  std::vector<A>& bc = sc.bc;
 
-  std::vector<A> xs(static_cast<size_t>(m)), scratch, gc(static_cast<size_t>(cpg)),
-      bc(static_cast<size_t>(cpg));
-  for (int64_t n = 0; n < p.N; ++n) {
-    for (int64_t g = 0; g < G; ++g) {
-      bool finite = true;
-      A amax = 0;
-      for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t) {
-        const A v = load<A>(x[idx]);
-        xs[j] = v;
-        finite = finite && std::isfinite(v);
-        amax = std::max(amax, std::abs(v));
-      });
+  bool finite = true;
+  A amax = 0;
+  for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t) {
+    const A v = load<A>(x[idx]);
+    xs[j] = v;
+    finite = finite && std::isfinite(v);
+    amax = std::max(amax, std::abs(v));
+  });
 
-      const Stats<A> st = Policy::stats(xs.data(), m, eps);
-      A mean = st.mean, rstd = A(1) / std::sqrt(st.var + eps);
-      Frame<A> f{0, mean, rstd};
-      if (!finite) {
-        // Explicit rather than left to propagation: a clamped variance (onepass) or a policy that
-        // skips values would otherwise hand back a finite rstd for a group with Inf in it.
-        if (std::isfinite(mean)) mean = nan;
-        rstd = nan;
-        f = {0, mean, rstd};
-      } else if constexpr (Policy::kRescue) {
-        const bool overflow = !std::isfinite(st.mean) || !std::isfinite(st.var + eps);
-        const bool underflow = amax > 0 && !(st.var + eps >= std::numeric_limits<A>::min());
-        if (overflow || underflow) {
-          const Rescued<A> r = rescued_stats<Policy>(xs, amax, eps, scratch);
-          if (r.ok) {
-            f = r.f;
-            mean = r.mean;
-            rstd = r.rstd;
-          }
-        }
+  const Stats<A> st = Policy::stats(xs.data(), m, eps);
+  A mean = st.mean, rstd = A(1) / std::sqrt(st.var + eps);
+  Frame<A> f{0, mean, rstd};
+  if (!finite) {
+    // Explicit rather than left to propagation: a clamped variance (onepass) or a policy that
+    // skips values would otherwise hand back a finite rstd for a group with Inf in it.
+    if (std::isfinite(mean)) mean = nan;
+    rstd = nan;
+    f = {0, mean, rstd};
+  } else if constexpr (Policy::kRescue) {
+    const bool overflow = !std::isfinite(st.mean) || !std::isfinite(st.var + eps);
+    const bool underflow = amax > 0 && !(st.var + eps >= std::numeric_limits<A>::min());
+    if (overflow || underflow) {
+      const Rescued<A> r = rescued_stats<Policy>(xs, amax, eps, sc.scratch);
+      if (r.ok) {
+        f = r.f;
+        mean = r.mean;
+        rstd = r.rstd;
       }
-      mean_out[n * G + g] = mean;
-      rstd_out[n * G + g] = rstd;
-
-      // y = gamma * xhat + beta with xhat formed first. The fused form x * (gamma * rstd) +
-      // (beta - mean * gamma * rstd) saves an operation, but its coefficients overflow or
-      // underflow where y does not (gamma * rstd beyond the range of acc_t; x * a and mean * a
-      // both near Inf with a moderate difference). gamma * xhat overflows only when |gamma| is
-      // near max; beta may still bring the sum back into range, which one fused multiply-add
-      // (exact product, one rounding) gets right.
-      for (int64_t cl = 0; cl < cpg; ++cl) {
-        const int64_t c = g * cpg + cl;
-        gc[cl] = gamma ? load<A>(gamma[c]) : A(1);
-        bc[cl] = beta ? load<A>(beta[c]) : A(0);
-      }
-      for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t cl) {
-        const A xhat = ((f.k == 0 ? xs[j] : std::ldexp(xs[j], -f.k)) - f.mean_s) * f.rstd_s;
-        const A t = gc[cl] * xhat;
-        y[idx] = store<T>(std::isfinite(t) ? t + bc[cl] : std::fma(gc[cl], xhat, bc[cl]));
-      });
     }
   }
+  mean_out[n * G + g] = mean;
+  rstd_out[n * G + g] = rstd;
+
+  // y = gamma * xhat + beta with xhat formed first. The fused form x * (gamma * rstd) +
+  // (beta - mean * gamma * rstd) saves an operation, but its coefficients overflow or
+  // underflow where y does not (gamma * rstd beyond the range of acc_t; x * a and mean * a
+  // both near Inf with a moderate difference). gamma * xhat overflows only when |gamma| is
+  // near max; beta may still bring the sum back into range, which one fused multiply-add
+  // (exact product, one rounding) gets right.
+  for (int64_t cl = 0; cl < cpg; ++cl) {
+    const int64_t c = g * cpg + cl;
+    gc[cl] = gamma ? load<A>(gamma[c]) : A(1);
+    bc[cl] = beta ? load<A>(beta[c]) : A(0);
+  }
+  for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t cl) {
+    const A xhat = ((f.k == 0 ? xs[j] : std::ldexp(xs[j], -f.k)) - f.mean_s) * f.rstd_s;
+    const A t = gc[cl] * xhat;
+    y[idx] = store<T>(std::isfinite(t) ? t + bc[cl] : std::fma(gc[cl], xhat, bc[cl]));
+  });
+}
+
+template <class Policy, class T>
+void forward_typed(const ForwardArgs& a) {
+  ForwardScratch<acc_of<T>> sc(a.p);
+  for (int64_t n = 0; n < a.p.N; ++n)
+    for (int64_t g = 0; g < a.p.G; ++g) forward_group<Policy, T>(a, n, g, sc);
 }
 
 // v = f * 2^e with |f| in [1, 2), exactly; 0, NaN and Inf come back as themselves with e = 0, so
@@ -192,6 +207,108 @@ template <class A> inline Split<A> split(A v) {
   if (v == 0 || !std::isfinite(v)) return {v, 0};
   const int e = std::ilogb(v);
   return {std::ldexp(v, -e), e};
+}
+
+template <class A> struct BackwardScratch {
+  std::vector<A> xs, gs;
+  std::vector<int> ge;
+  explicit BackwardScratch(const Problem& p)
+      : xs(static_cast<size_t>(p.group_size())), gs(static_cast<size_t>(p.group_size())),
+        ge(static_cast<size_t>(p.group_size())) {}
+};
+
+// dx of one group (n, g); returns the frame exponent kx its x was taken in, which the dgamma
+// pass of the group's channels needs (backward_channel).
+template <class Policy, class T>
+int backward_group(const BackwardArgs& a, int64_t n, int64_t g, BackwardScratch<acc_of<T>>& sc) {
+  using A = acc_of<T>;
+  const Problem& p = a.p;
+  const int64_t G = p.G, cpg = p.channels_per_group(), m = p.group_size();
+  const T* x = a.x.data<T>();
+  const T* dy = a.dy.data<T>();
+  const A* mean_in = a.mean.data<A>();
+  const A* rstd_in = a.rstd.data<A>();
+  const T* gamma = p.affine && a.gamma ? a.gamma->data<T>() : nullptr;
+  T* dx = a.dx.data<T>();
+  std::vector<A>& xs = sc.xs;
+  std::vector<A>& gs = sc.gs;
+  std::vector<int>& ge = sc.ge;
+  const A inv_m = A(1) / static_cast<A>(m);
+
+  const A mu = mean_in[n * G + g], r = rstd_in[n * G + g];
+  int kg = std::numeric_limits<int>::min();
+  bool x_over = false;
+  A amax = 0;
+  for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t cl) {
+    xs[j] = load<A>(x[idx]);
+    amax = std::max(amax, std::abs(xs[j]));
+    x_over = x_over || (std::isfinite(xs[j]) && std::isfinite(mu) && !std::isfinite(xs[j] - mu));
+    const Split<A> d = split(load<A>(dy[idx]));
+    const Split<A> gm = split(gamma ? load<A>(gamma[g * cpg + cl]) : A(1));
+    gs[j] = gm.f * d.f;
+    ge[j] = gm.e + d.e;
+    if (gs[j] != 0 && std::isfinite(gs[j])) kg = std::max(kg, ge[j]);
+  });
+  if (kg == std::numeric_limits<int>::min()) kg = 0;
+  for (int64_t j = 0; j < m; ++j) gs[j] = std::ldexp(gs[j], ge[j] - kg);
+  const int kx = x_over ? std::ilogb(amax) : 0;
+  const A mu_s = std::ldexp(mu, -kx), r_s = std::ldexp(r, kx);
+  if (kx != 0)
+    for (int64_t j = 0; j < m; ++j) xs[j] = std::ldexp(xs[j], -kx);
+  const BwdSums<A> s = Policy::bwd_sums(gs.data(), xs.data(), m, mu_s, r_s);
+  const A mean_g = s.sum_g * inv_m, mean_gx = s.sum_gx * inv_m;
+  const Split<A> rs = split(r);
+  for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t) {
+    const A xhat = (xs[j] - mu_s) * r_s;
+    dx[idx] = store<T>(std::ldexp(rs.f * (gs[j] - mean_g - xhat * mean_gx), rs.e + kg));
+  });
+  return kx;
+}
+
+// dgamma[c] and dbeta[c] (whichever are non-null), given the frame exponents of every group.
+template <class Policy, class T>
+void backward_channel(const BackwardArgs& a, int64_t c, const int* kx_of, std::vector<acc_of<T>>& buf) {
+  using A = acc_of<T>;
+  const Problem& p = a.p;
+  const int64_t N = p.N, G = p.G, S = p.S(), cpg = p.channels_per_group();
+  const T* x = a.x.data<T>();
+  const T* dy = a.dy.data<T>();
+  const A* mean_in = a.mean.data<A>();
+  const A* rstd_in = a.rstd.data<A>();
+  T* dgamma = a.dgamma ? a.dgamma->data<T>() : nullptr;
+  T* dbeta = a.dbeta ? a.dbeta->data<T>() : nullptr;
+  const int64_t L = N * S;
+  buf.resize(static_cast<size_t>(L));
+  const int64_t g = c / cpg;
+  if (L == 0) {
+    if (dgamma) dgamma[c] = store<T>(A(0));
+    if (dbeta) dbeta[c] = store<T>(A(0));
+    return;
+  }
+  A dmax = 0;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t s = 0; s < S; ++s) {
+      const A d = std::abs(load<A>(dy[p.index(n, c, s)]));
+      if (std::isfinite(d)) dmax = std::max(dmax, d);
+    }
+  const int kd = split(dmax).e;
+  if (dgamma) {
+    for (int64_t n = 0; n < N; ++n) {
+      const int kx = kx_of[n * G + g];
+      const A mu_s = std::ldexp(mean_in[n * G + g], -kx), r_s = std::ldexp(rstd_in[n * G + g], kx);
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t idx = p.index(n, c, s);
+        const A xhat = (std::ldexp(load<A>(x[idx]), -kx) - mu_s) * r_s;
+        buf[n * S + s] = std::ldexp(load<A>(dy[idx]), -kd) * xhat;
+      }
+    }
+    dgamma[c] = store<T>(std::ldexp(Policy::sum(buf.data(), L), kd));
+  }
+  if (dbeta) {
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t s = 0; s < S; ++s) buf[n * S + s] = std::ldexp(load<A>(dy[p.index(n, c, s)]), -kd);
+    dbeta[c] = store<T>(std::ldexp(Policy::sum(buf.data(), L), kd));
+  }
 }
 
 // The backward pass works in scaled frames, so that no intermediate overflows or underflows where
@@ -206,88 +323,14 @@ template <class Policy, class T>
 void backward_typed(const BackwardArgs& a) {
   using A = acc_of<T>;
   const Problem& p = a.p;
-  const int64_t N = p.N, G = p.G, S = p.S(), cpg = p.channels_per_group(), m = p.group_size();
-  const T* x = a.x.data<T>();
-  const T* dy = a.dy.data<T>();
-  const A* mean_in = a.mean.data<A>();
-  const A* rstd_in = a.rstd.data<A>();
-  const T* gamma = p.affine && a.gamma ? a.gamma->data<T>() : nullptr;
-  T* dx = a.dx.data<T>();
-
-  std::vector<A> xs(static_cast<size_t>(m)), gs(static_cast<size_t>(m));
-  std::vector<int> ge(static_cast<size_t>(m)), kx_of(static_cast<size_t>(N * G), 0);
-  const A inv_m = A(1) / static_cast<A>(m);
-  for (int64_t n = 0; n < N; ++n) {
-    for (int64_t g = 0; g < G; ++g) {
-      const A mu = mean_in[n * G + g], r = rstd_in[n * G + g];
-      int kg = std::numeric_limits<int>::min();
-      bool x_over = false;
-      A amax = 0;
-      for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t cl) {
-        xs[j] = load<A>(x[idx]);
-        amax = std::max(amax, std::abs(xs[j]));
-        x_over = x_over || (std::isfinite(xs[j]) && std::isfinite(mu) && !std::isfinite(xs[j] - mu));
-        const Split<A> d = split(load<A>(dy[idx]));
-        const Split<A> gm = split(gamma ? load<A>(gamma[g * cpg + cl]) : A(1));
-        gs[j] = gm.f * d.f;
-        ge[j] = gm.e + d.e;
-        if (gs[j] != 0 && std::isfinite(gs[j])) kg = std::max(kg, ge[j]);
-      });
-      if (kg == std::numeric_limits<int>::min()) kg = 0;
-      for (int64_t j = 0; j < m; ++j) gs[j] = std::ldexp(gs[j], ge[j] - kg);
-      const int kx = x_over ? std::ilogb(amax) : 0;
-      kx_of[n * G + g] = kx;
-      const A mu_s = std::ldexp(mu, -kx), r_s = std::ldexp(r, kx);
-      if (kx != 0)
-        for (int64_t j = 0; j < m; ++j) xs[j] = std::ldexp(xs[j], -kx);
-      const BwdSums<A> s = Policy::bwd_sums(gs.data(), xs.data(), m, mu_s, r_s);
-      const A mean_g = s.sum_g * inv_m, mean_gx = s.sum_gx * inv_m;
-      const Split<A> rs = split(r);
-      for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t) {
-        const A xhat = (xs[j] - mu_s) * r_s;
-        dx[idx] = store<T>(std::ldexp(rs.f * (gs[j] - mean_g - xhat * mean_gx), rs.e + kg));
-      });
-    }
-  }
-
+  BackwardScratch<A> sc(p);
+  std::vector<int> kx_of(static_cast<size_t>(p.N * p.G), 0);
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t g = 0; g < p.G; ++g) kx_of[n * p.G + g] = backward_group<Policy, T>(a, n, g, sc);
   if (!p.affine) return;
-  T* dgamma = a.dgamma ? a.dgamma->data<T>() : nullptr;
-  T* dbeta = a.dbeta ? a.dbeta->data<T>() : nullptr;
-  if (!dgamma && !dbeta) return;
-  const int64_t L = N * S;
-  std::vector<A> buf(static_cast<size_t>(L));
-  for (int64_t c = 0; c < p.C; ++c) {
-    const int64_t g = c / cpg;
-    if (L == 0) {
-      if (dgamma) dgamma[c] = store<T>(A(0));
-      if (dbeta) dbeta[c] = store<T>(A(0));
-      continue;
-    }
-    A dmax = 0;
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t s = 0; s < S; ++s) {
-        const A d = std::abs(load<A>(dy[p.index(n, c, s)]));
-        if (std::isfinite(d)) dmax = std::max(dmax, d);
-      }
-    const int kd = split(dmax).e;
-    if (dgamma) {
-      for (int64_t n = 0; n < N; ++n) {
-        const int kx = kx_of[n * G + g];
-        const A mu_s = std::ldexp(mean_in[n * G + g], -kx), r_s = std::ldexp(rstd_in[n * G + g], kx);
-        for (int64_t s = 0; s < S; ++s) {
-          const int64_t idx = p.index(n, c, s);
-          const A xhat = (std::ldexp(load<A>(x[idx]), -kx) - mu_s) * r_s;
-          buf[n * S + s] = std::ldexp(load<A>(dy[idx]), -kd) * xhat;
-        }
-      }
-      dgamma[c] = store<T>(std::ldexp(Policy::sum(buf.data(), L), kd));
-    }
-    if (dbeta) {
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t s = 0; s < S; ++s) buf[n * S + s] = std::ldexp(load<A>(dy[p.index(n, c, s)]), -kd);
-      dbeta[c] = store<T>(std::ldexp(Policy::sum(buf.data(), L), kd));
-    }
-  }
+  if (!a.dgamma && !a.dbeta) return;
+  std::vector<A> buf;
+  for (int64_t c = 0; c < p.C; ++c) backward_channel<Policy, T>(a, c, kx_of.data(), buf);
 }
 
 // The Impl every CPU policy is exposed as; an implementation file only names its policy.

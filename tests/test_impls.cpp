@@ -18,6 +18,7 @@
 #include "gnv/problem.h"
 #include "gnv/stress.h"
 #include "gnv/tensor.h"
+#include "gnv/threads.h"
 #include "gnv/welford.h"
 
 namespace gnv {
@@ -408,6 +409,62 @@ TEST_P(ImplTest, OverflowRescue) {
           EXPECT_NEAR(y, want, tol) << "n=" << n << " c=" << c << " s=" << s;
         }
     }
+}
+
+// (g) Results do not depend on the thread count (gnv/threads.h): bitwise the same outputs for 1,
+// 2, 3 and 8 threads. Shapes with few, large groups make a multi-threaded kernel split inside a
+// group (simd: 1024-element blocks channels-first, 256-row blocks channels-last), so a combine
+// in completion order rather than a fixed tree would show here; one has groups with Inf and
+// huge values so the scalar fallback runs concurrently too. Every shape has more than 2^14
+// elements, simd's threshold for going parallel at all. Single-threaded kernels pass trivially.
+TEST_P(ImplTest, ThreadCountInvariance) {
+  struct Shape {
+    int64_t N, C;
+    std::vector<int64_t> sp;
+    int64_t G;
+  };
+  struct Restore {
+    ~Restore() { set_cpu_threads(0); }
+  } restore;
+  for (const Shape& sh : {Shape{1, 6, {67, 71}, 2}, Shape{2, 8, {40, 40}, 2}, Shape{1, 5, {4111}, 1},
+                          Shape{3, 12, {9, 70}, 3}}) {
+    const Problem p = problem(sh.N, sh.C, sh.sp, sh.G, 1e-5, true);
+    Logical l = logical(p), d = logical(p);
+    for (double& v : l.v) v = 3 + normal();
+    for (double& v : d.v) v = normal();
+    if (p.N * p.G > 2) {  // a non-finite group and a huge one: the fallback runs next to the rest
+      l.at(0, 0, 3) = std::numeric_limits<double>::infinity();
+      for (int64_t c = p.C - p.channels_per_group(); c < p.C; ++c)
+        for (int64_t s = 0; s < p.S(); ++s) l.at(p.N - 1, c, s) *= 1e37;
+    }
+    std::vector<double> gv(static_cast<size_t>(p.C)), bv(gv.size());
+    for (size_t c = 0; c < gv.size(); ++c) {
+      gv[c] = 1 + 0.5 * normal();
+      bv[c] = 0.5 * normal();
+    }
+    const Tensor x = to_tensor(p, l), dy = to_tensor(p, d);
+    const Tensor gamma = channel_tensor(p, gv), beta = channel_tensor(p, bv);
+    auto run = [&](int threads) {
+      set_cpu_threads(threads);
+      Fwd f = forward(p, x, &gamma, &beta);
+      Bwd b = backward(p, dy, x, f.mean, f.rstd, &gamma);
+      return std::make_pair(std::move(f), std::move(b));
+    };
+    const auto ref = run(1);
+    for (int threads : {2, 3, 8}) {
+      const auto got = run(threads);
+      const std::pair<const char*, std::pair<const Tensor*, const Tensor*>> outs[] = {
+          {"y", {&ref.first.y, &got.first.y}},        {"mean", {&ref.first.mean, &got.first.mean}},
+          {"rstd", {&ref.first.rstd, &got.first.rstd}}, {"dx", {&ref.second.dx, &got.second.dx}},
+          {"dgamma", {&ref.second.dgamma, &got.second.dgamma}}, {"dbeta", {&ref.second.dbeta, &got.second.dbeta}}};
+      for (const auto& [what, t] : outs) {
+        ASSERT_EQ(t.first->numel(), t.second->numel());
+        for (int64_t i = 0; i < t.first->numel(); ++i)
+          ASSERT_EQ(t.first->bits(i), t.second->bits(i))
+              << what << "[" << i << "] differs between 1 and " << threads << " threads, " << p.describe();
+      }
+    }
+  }
 }
 
 std::string param_name(const ::testing::TestParamInfo<Param>& info) {
