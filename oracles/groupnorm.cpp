@@ -48,10 +48,12 @@ long double xhat_underflow(long double r, long double m, long double xh) {
   return 1 + r * m + r * r * m * xh / 2;
 }
 
-// |xhat| = |T| * r in MPFR, then rounded: |xhat| <= sqrt(m), but T (up to 2 m max|x|) can
-// overflow double where r is tiny, and Inf * tiny or Inf * 0 in a scale would be NaN, leaving the
-// element silently unjudged.
+// |xhat| = |T| * r: at most sqrt(m), but T (up to 2 m max|x|) can overflow double where r is
+// tiny, and Inf * tiny (or Inf * 0 in a scale) would be NaN, leaving the element silently
+// unjudged; then, and where T underflows, the product is taken in MPFR.
 double xhat_abs(const Real& T, const Real& r) {
+  const double fast = std::fabs(mpfr_get_d(P(T), MPFR_RNDN) * mpfr_get_d(P(r), MPFR_RNDN));
+  if (std::isfinite(fast) && fast > 0) return fast;  // the common case: both in double's range
   Real t;
   mpfr_set_prec(P(t), 64);
   mpfr_mul(P(t), P(T), P(r), MPFR_RNDN);
