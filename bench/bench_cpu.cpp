@@ -95,24 +95,20 @@ void bench_impl(benchmark::State& st, const Impl* impl, Problem p, bool bwd, int
   st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(d.x.nbytes()) * (bwd ? 3 : 2));
 }
 
-// The roofline: x's bytes copied into a preallocated buffer, split over the same thread count.
+// The roofline: x's bytes copied into a preallocated buffer, split over the same thread count
+// (one contiguous part per thread).
 void bench_copy(benchmark::State& st, Problem p, int threads) {
   Data d(p);
   const char* src = static_cast<const char*>(d.x.raw());
   char* dst = static_cast<char*>(d.y.raw());
   const size_t n = d.x.nbytes();
   for (auto _ : st) {
-    if (threads <= 1) {
-      std::memcpy(dst, src, n);
-    } else {
-      std::vector<std::thread> pool;
-      const size_t part = (n + threads - 1) / threads;
-      for (int t = 0; t < threads; ++t) {
-        const size_t lo = std::min(n, t * part), hi = std::min(n, lo + part);
-        pool.emplace_back([=] { std::memcpy(dst + lo, src + lo, hi - lo); });
-      }
-      for (std::thread& th : pool) th.join();
-    }
+    // The same persistent pool simd uses, so neither side pays for thread creation.
+    const size_t part = (n + threads - 1) / threads;
+    ThreadPool::instance().run(threads, threads, [&](int64_t t) {
+      const size_t lo = std::min(n, static_cast<size_t>(t) * part), hi = std::min(n, lo + part);
+      std::memcpy(dst + lo, src + lo, hi - lo);
+    });
     benchmark::ClobberMemory();
   }
   st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(n) * 2);

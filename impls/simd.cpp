@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -95,7 +96,7 @@ template <class D> HWY_INLINE hn::Vec<D> LoadA(D d, const Eigen::half* p) {
 
 template <class D> HWY_INLINE void StoreA(D d, hn::Vec<D> v, float* p) { hn::StoreU(v, d, p); }
 template <class D> HWY_INLINE void StoreA(D d, hn::Vec<D> v, double* p) { hn::StoreU(v, d, p); }
-template <class D> HWY_INLINE void StoreA(D d, hn::Vec<D> v, Eigen::bfloat16* p) {
+template <class D> HWY_INLINE void StoreA(D /*d*/, hn::Vec<D> v, Eigen::bfloat16* p) {
   // Round to nearest even in integer arithmetic (Highway 1.0's DemoteTo to bf16 truncates), NaN
   // to Eigen's canonical quiet NaN with the sign kept: the same bits as cpu::store.
   const hn::RebindToUnsigned<D> du;
@@ -135,38 +136,41 @@ template <class D> HWY_INLINE VW<D> CombineV(D d, const VW<D>& a, const VW<D>& b
 }
 
 // Two-pass state of k vectors at p, p + step, ..., with four independent accumulators (k <= 32).
+// The loops advance a pointer rather than computing i * step, so no index product can overflow.
 template <class D, class T>
 HWY_INLINE VW<D> ChunkV(D d, const T* p, int64_t step, int64_t k, hn::Vec<D>& vmax) {
   using A = hn::TFromD<D>;
   auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+  const T* q = p;
   int64_t i = 0;
-  for (; i + 4 <= k; i += 4) {
-    const auto v0 = LoadA(d, p + (i + 0) * step), v1 = LoadA(d, p + (i + 1) * step);
-    const auto v2 = LoadA(d, p + (i + 2) * step), v3 = LoadA(d, p + (i + 3) * step);
+  for (; i + 4 <= k; i += 4, q += 4 * step) {
+    const auto v0 = LoadA(d, q), v1 = LoadA(d, q + step);
+    const auto v2 = LoadA(d, q + 2 * step), v3 = LoadA(d, q + 3 * step);
     s0 = hn::Add(s0, v0);
     s1 = hn::Add(s1, v1);
     s2 = hn::Add(s2, v2);
     s3 = hn::Add(s3, v3);
     vmax = hn::Max(vmax, hn::Max(hn::Max(hn::Abs(v0), hn::Abs(v1)), hn::Max(hn::Abs(v2), hn::Abs(v3))));
   }
-  for (; i < k; ++i) {
-    const auto v = LoadA(d, p + i * step);
+  for (; i < k; ++i, q += step) {
+    const auto v = LoadA(d, q);
     s0 = hn::Add(s0, v);
     vmax = hn::Max(vmax, hn::Abs(v));
   }
   const auto mean = hn::Div(hn::Add(hn::Add(s0, s1), hn::Add(s2, s3)), hn::Set(d, static_cast<A>(k)));
   auto q0 = hn::Zero(d), q1 = hn::Zero(d), q2 = hn::Zero(d), q3 = hn::Zero(d);
+  q = p;
   i = 0;
-  for (; i + 4 <= k; i += 4) {
-    const auto e0 = hn::Sub(LoadA(d, p + (i + 0) * step), mean), e1 = hn::Sub(LoadA(d, p + (i + 1) * step), mean);
-    const auto e2 = hn::Sub(LoadA(d, p + (i + 2) * step), mean), e3 = hn::Sub(LoadA(d, p + (i + 3) * step), mean);
+  for (; i + 4 <= k; i += 4, q += 4 * step) {
+    const auto e0 = hn::Sub(LoadA(d, q), mean), e1 = hn::Sub(LoadA(d, q + step), mean);
+    const auto e2 = hn::Sub(LoadA(d, q + 2 * step), mean), e3 = hn::Sub(LoadA(d, q + 3 * step), mean);
     q0 = hn::Add(q0, hn::Mul(e0, e0));
     q1 = hn::Add(q1, hn::Mul(e1, e1));
     q2 = hn::Add(q2, hn::Mul(e2, e2));
     q3 = hn::Add(q3, hn::Mul(e3, e3));
   }
-  for (; i < k; ++i) {
-    const auto e = hn::Sub(LoadA(d, p + i * step), mean);
+  for (; i < k; ++i, q += step) {
+    const auto e = hn::Sub(LoadA(d, q), mean);
     q0 = hn::Add(q0, hn::Mul(e, e));
   }
   return {mean, hn::Add(hn::Add(q0, q1), hn::Add(q2, q3)), k};
@@ -176,34 +180,36 @@ HWY_INLINE VW<D> ChunkV(D d, const T* p, int64_t step, int64_t k, hn::Vec<D>& vm
 template <class A, class T>
 Welford<A> ChunkS(const T* p, int64_t step, int64_t k, A& amax) {
   A s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  const T* q = p;
   int64_t i = 0;
-  for (; i + 4 <= k; i += 4) {
-    const A v0 = cpu::load<A>(p[(i + 0) * step]), v1 = cpu::load<A>(p[(i + 1) * step]);
-    const A v2 = cpu::load<A>(p[(i + 2) * step]), v3 = cpu::load<A>(p[(i + 3) * step]);
+  for (; i + 4 <= k; i += 4, q += 4 * step) {
+    const A v0 = cpu::load<A>(q[0]), v1 = cpu::load<A>(q[step]);
+    const A v2 = cpu::load<A>(q[2 * step]), v3 = cpu::load<A>(q[3 * step]);
     s0 += v0;
     s1 += v1;
     s2 += v2;
     s3 += v3;
     amax = std::max({amax, std::abs(v0), std::abs(v1), std::abs(v2), std::abs(v3)});
   }
-  for (; i < k; ++i) {
-    const A v = cpu::load<A>(p[i * step]);
+  for (; i < k; ++i, q += step) {
+    const A v = cpu::load<A>(*q);
     s0 += v;
     amax = std::max(amax, std::abs(v));
   }
   const A mean = ((s0 + s1) + (s2 + s3)) / static_cast<A>(k);
   A q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+  q = p;
   i = 0;
-  for (; i + 4 <= k; i += 4) {
-    const A e0 = cpu::load<A>(p[(i + 0) * step]) - mean, e1 = cpu::load<A>(p[(i + 1) * step]) - mean;
-    const A e2 = cpu::load<A>(p[(i + 2) * step]) - mean, e3 = cpu::load<A>(p[(i + 3) * step]) - mean;
+  for (; i + 4 <= k; i += 4, q += 4 * step) {
+    const A e0 = cpu::load<A>(q[0]) - mean, e1 = cpu::load<A>(q[step]) - mean;
+    const A e2 = cpu::load<A>(q[2 * step]) - mean, e3 = cpu::load<A>(q[3 * step]) - mean;
     q0 += e0 * e0;
     q1 += e1 * e1;
     q2 += e2 * e2;
     q3 += e3 * e3;
   }
-  for (; i < k; ++i) {
-    const A e = cpu::load<A>(p[i * step]) - mean;
+  for (; i < k; ++i, q += step) {
+    const A e = cpu::load<A>(*q) - mean;
     q0 += e * e;
   }
   Welford<A> w;
@@ -242,6 +248,9 @@ template <class D> struct VStack {
   alignas(64) A m2[kLevels][64];
   int64_t n[kLevels];
   int top = 0;
+  // Levels are written before they are read (push), so they are left uninitialized: zeroing
+  // them would cost more than a 1024-element block's statistics.
+  explicit VStack(D dd) : d(dd) {}
   VW<D> get(int i) const { return {hn::Load(d, mean[i]), hn::Load(d, m2[i]), n[i]}; }
   void put(int i, const VW<D>& v) {
     hn::Store(v.mean, d, mean[i]);
@@ -411,8 +420,8 @@ HWY_INLINE void SumChunkV(D d, const T* x, const T* dy, int64_t step, int64_t k,
                           hn::Vec<D>& sd, hn::Vec<D>& sx, hn::Vec<D>& mx, hn::Vec<D>& md) {
   hn::Vec<D> a[4] = {hn::Zero(d), hn::Zero(d), hn::Zero(d), hn::Zero(d)};
   hn::Vec<D> b[4] = {hn::Zero(d), hn::Zero(d), hn::Zero(d), hn::Zero(d)};
-  for (int64_t i = 0; i < k; ++i) {
-    const auto xv = LoadA(d, x + i * step), g = LoadA(d, dy + i * step);
+  for (int64_t i = 0; i < k; ++i, x += step, dy += step) {
+    const auto xv = LoadA(d, x), g = LoadA(d, dy);
     const auto xhat = hn::Mul(hn::Sub(xv, mu), r);
     a[i & 3] = hn::Add(a[i & 3], g);
     b[i & 3] = hn::Add(b[i & 3], hn::Mul(g, xhat));
@@ -426,8 +435,8 @@ HWY_INLINE void SumChunkV(D d, const T* x, const T* dy, int64_t step, int64_t k,
 template <class A, class T>
 HWY_INLINE void SumChunkS(const T* x, const T* dy, int64_t step, int64_t k, A mu, A r, A& sd, A& sx, A& mx, A& md) {
   A a[4] = {0, 0, 0, 0}, b[4] = {0, 0, 0, 0};
-  for (int64_t i = 0; i < k; ++i) {
-    const A xv = cpu::load<A>(x[i * step]), g = cpu::load<A>(dy[i * step]);
+  for (int64_t i = 0; i < k; ++i, x += step, dy += step) {
+    const A xv = cpu::load<A>(*x), g = cpu::load<A>(*dy);
     const A xhat = (xv - mu) * r;
     a[i & 3] += g;
     b[i & 3] += g * xhat;
@@ -447,6 +456,7 @@ template <class D> struct SumStack {
   alignas(64) A t[kLevels][64];
   int64_t n[kLevels];
   int top = 0;
+  explicit SumStack(D dd) : d(dd) {}  // levels are written before they are read
   void push(hn::Vec<D> a, hn::Vec<D> b, int64_t k) {
     while (top > 0 && n[top - 1] == k) {
       --top;
@@ -654,6 +664,7 @@ using Policy = cpu::WelfordPolicy;
 constexpr int64_t kBlock = 1024;     // elements per channels-first statistics block
 constexpr int64_t kRowBlock = 256;   // rows (spatial positions) per channels-last block
 constexpr int64_t kSerialBelow = 1 << 14;  // elements: below this one thread does it all
+constexpr int64_t kBatchBytes = 1 << 20;   // channels-last: samples per stats+normalize batch
 
 // Runs f(i) for i < n on up to cpu_threads() threads. Which thread runs an item never matters:
 // items write disjoint outputs and every combine happens afterwards in a fixed order.
@@ -664,15 +675,7 @@ template <class F> void parallel_for(int64_t n, int64_t numel, F&& f) {
     for (int64_t i = 0; i < n; ++i) f(i);
     return;
   }
-  std::atomic<int64_t> next{0};
-  auto work = [&] {
-    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) f(i);
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(static_cast<size_t>(t - 1));
-  for (int64_t k = 1; k < t; ++k) pool.emplace_back(work);
-  work();
-  for (std::thread& th : pool) th.join();
+  ThreadPool::instance().run(static_cast<int>(t), n, std::function<void(int64_t)>(std::ref(f)));
 }
 
 // Balanced tree over [lo, hi), as detail::welford_chunks does over chunk indices.
@@ -774,42 +777,49 @@ template <class T> void forward_impl(const ForwardArgs& a) {
     }
   } else {
     // Channels-last: per-channel states over fixed row blocks of each sample (channels in vector
-    // lanes), combined over blocks in a tree, then over the group's channels in a tree.
+    // lanes), combined over blocks in a tree, then over the group's channels in a tree. Samples
+    // go in batches of about kBatchBytes, statistics then normalization, so a large tensor's x is
+    // still in cache for the second read (the batching does not change any result).
     const int64_t nrb = (S + kRowBlock - 1) / kRowBlock;
-    std::vector<A> bm(static_cast<size_t>(N * nrb * C)), b2(bm.size()), ba(bm.size());
-    parallel_for(N * nrb, numel, [&](int64_t i) {
-      const int64_t n = i / nrb, rb = i % nrb, r0 = rb * kRowBlock, rows = std::min(kRowBlock, S - r0);
-      K.stats_cols(x + (n * S + r0) * C, rows, C, C, &bm[i * C], &b2[i * C], &ba[i * C]);
-    });
+    const int64_t sample_bytes = S * C * static_cast<int64_t>(sizeof(T));
+    const int64_t batch = std::max<int64_t>(1, kBatchBytes / std::max<int64_t>(1, sample_bytes));
+    std::vector<A> bm(static_cast<size_t>(std::min(N, batch) * nrb * C)), b2(bm.size()), ba(bm.size());
     std::vector<Welford<A>> wb(static_cast<size_t>(std::max(nrb, cpg)));
     std::vector<Welford<A>> wc(static_cast<size_t>(cpg));
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t g = 0; g < G; ++g) {
-        A amax = 0;
-        for (int64_t cl = 0; cl < cpg; ++cl) {
-          const int64_t c = g * cpg + cl;
-          for (int64_t rb = 0; rb < nrb; ++rb) {
-            const int64_t i = (n * nrb + rb) * C + c;
-            wb[rb].mean = bm[i];
-            wb[rb].m2 = b2[i];
-            wb[rb].n = std::min(kRowBlock, S - rb * kRowBlock);
-            amax = std::isnan(ba[i]) ? ba[i] : std::max(amax, ba[i]);
-          }
-          wc[cl] = tree(wb.data(), 0, nrb);
-        }
-        set_stats(n * G + g, tree(wc.data(), 0, cpg), amax);
-      }
     std::vector<A> mc(static_cast<size_t>(N * C)), rc(mc.size());
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t c = 0; c < C; ++c) {
-        mc[n * C + c] = mean_out[n * G + c / cpg];
-        rc[n * C + c] = rstd_out[n * G + c / cpg];
-      }
-    parallel_for(N * nrb, numel, [&](int64_t i) {
-      const int64_t n = i / nrb, r0 = (i % nrb) * kRowBlock, rows = std::min(kRowBlock, S - r0);
-      K.norm_cols(x + (n * S + r0) * C, y + (n * S + r0) * C, rows, C, C, &mc[n * C], &rc[n * C], gam.data(),
-                  bet.data());
-    });
+    for (int64_t n0 = 0; n0 < N; n0 += batch) {
+      const int64_t n1 = std::min(N, n0 + batch);
+      parallel_for((n1 - n0) * nrb, numel, [&](int64_t i) {
+        const int64_t n = n0 + i / nrb, rb = i % nrb, r0 = rb * kRowBlock, rows = std::min(kRowBlock, S - r0);
+        K.stats_cols(x + (n * S + r0) * C, rows, C, C, &bm[i * C], &b2[i * C], &ba[i * C]);
+      });
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t g = 0; g < G; ++g) {
+          A amax = 0;
+          for (int64_t cl = 0; cl < cpg; ++cl) {
+            const int64_t c = g * cpg + cl;
+            for (int64_t rb = 0; rb < nrb; ++rb) {
+              const int64_t i = ((n - n0) * nrb + rb) * C + c;
+              wb[rb].mean = bm[i];
+              wb[rb].m2 = b2[i];
+              wb[rb].n = std::min(kRowBlock, S - rb * kRowBlock);
+              amax = std::isnan(ba[i]) ? ba[i] : std::max(amax, ba[i]);
+            }
+            wc[cl] = tree(wb.data(), 0, nrb);
+          }
+          set_stats(n * G + g, tree(wc.data(), 0, cpg), amax);
+        }
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t c = 0; c < C; ++c) {
+          mc[n * C + c] = mean_out[n * G + c / cpg];
+          rc[n * C + c] = rstd_out[n * G + c / cpg];
+        }
+      parallel_for((n1 - n0) * nrb, numel, [&](int64_t i) {
+        const int64_t n = n0 + i / nrb, r0 = (i % nrb) * kRowBlock, rows = std::min(kRowBlock, S - r0);
+        K.norm_cols(x + (n * S + r0) * C, y + (n * S + r0) * C, rows, C, C, &mc[n * C], &rc[n * C], gam.data(),
+                    bet.data());
+      });
+    }
   }
   // The groups the fast path does not take: `welford`'s scalar path, which writes their y, mean
   // and rstd over whatever the vector pass left there.
@@ -841,107 +851,126 @@ template <class T> void backward_impl(const BackwardArgs& a) {
   // Per (n, c): sum dy, sum dy * xhat, max|x|, max|dy|; they give the group sums (with gamma)
   // and, summed over n, dbeta and dgamma.
   std::vector<A> sdy(static_cast<size_t>(N * C)), sdyx(sdy.size()), ax(sdy.size()), ad(sdy.size());
-  std::vector<A> mc, rc;
-  const int64_t nrb = (S + kRowBlock - 1) / kRowBlock;
-  if (p.layout == Layout::nchw) {
-    parallel_for(N * C, numel, [&](int64_t i) {
-      const int64_t ng = (i / C) * G + (i % C) / cpg;
-      K.sums_contig(x + i * S, dy + i * S, S, mean_in[ng], rstd_in[ng], &sdy[i], &sdyx[i], &ax[i], &ad[i]);
+  // Group sums, and whether plain arithmetic is safe for the group (file comment).
+  std::vector<A> mg(static_cast<size_t>(NG)), mgx(mg.size());
+  std::vector<char> fast(static_cast<size_t>(NG), 0);
+  const A inv_m = A(1) / static_cast<A>(m);
+  // Thresholds in terms of the type's exponent range E (128 for f32, 1024 for f64) and only on
+  // quantities that do not change when x is scaled by 2^k (xhat, gamma * dy), except at the
+  // very ends of the range: so scaling x never moves a group between the two paths inside the
+  // window the ScaleInvariance property uses, and each path is exactly scale-equivariant.
+  constexpr int E = std::numeric_limits<A>::max_exponent;
+  const A q = std::ldexp(A(1), E / 4), iq = std::ldexp(A(1), -E / 4);
+  const A out_lo = std::ldexp(A(1), -(E - 24)), out_hi = std::ldexp(A(1), E - 8);
+  auto finalize = [&](int64_t n, int64_t g, A* u, A* v) {
+    const int64_t ng = n * G + g;
+    const A mu = mean_in[ng], r = rstd_in[ng];
+    A xm = 0, dm = 0, gm = 0;
+    bool ok = std::isfinite(mu) && std::isfinite(r) && r > 0;
+    for (int64_t cl = 0; cl < cpg; ++cl) {
+      const int64_t c = g * cpg + cl, i = n * C + c;
+      u[cl] = gam[c] * sdy[i];
+      v[cl] = gam[c] * sdyx[i];
+      ok = ok && std::isfinite(gam[c]) && std::isfinite(sdy[i]) && std::isfinite(sdyx[i]) &&
+           std::isfinite(ax[i]) && std::isfinite(ad[i]);
+      xm = std::max(xm, ax[i]);
+      dm = std::max(dm, ad[i]);
+      gm = std::max(gm, std::abs(gam[c]));
+    }
+    if (ok) {
+      const A span = xm + std::abs(mu);  // bounds |x - mean|
+      const A gd = gm * dm, xh = span * r;
+      ok = span <= std::numeric_limits<A>::max() / 4 && xh <= q && gm <= q && dm <= q &&
+           (gd == 0 || (gd >= iq && gd <= q && r * gd >= out_lo && r * gd * (2 + xh * xh) <= out_hi));
+    }
+    fast[ng] = ok;
+    mg[ng] = pairwise_sum(u, cpg) * inv_m;
+    mgx[ng] = pairwise_sum(v, cpg) * inv_m;
+  };
+  auto sums_nchw = [&](int64_t i) {  // channel i = n * C + c
+    const int64_t ng = (i / C) * G + (i % C) / cpg;
+    K.sums_contig(x + i * S, dy + i * S, S, mean_in[ng], rstd_in[ng], &sdy[i], &sdyx[i], &ax[i], &ad[i]);
+  };
+  auto dx_nchw = [&](int64_t i) {
+    const int64_t c = i % C, ng = (i / C) * G + c / cpg;
+    if (fast[ng])
+      K.dx_contig(x + i * S, dy + i * S, dx + i * S, S, mean_in[ng], rstd_in[ng], gam[c], mg[ng], mgx[ng]);
+  };
+  const bool fused = p.layout == Layout::nchw && (NG >= 2 * cpu_threads() || numel < kSerialBelow);
+  if (fused) {
+    // One group per item: sums, group terms and dx back to back while the group's x and dy are
+    // in cache (the same per-channel and per-group arithmetic as the unfused order below).
+    parallel_for(NG, numel, [&](int64_t ng) {
+      thread_local std::vector<A> u, v;
+      u.resize(static_cast<size_t>(cpg));
+      v.resize(static_cast<size_t>(cpg));
+      const int64_t n = ng / G, g = ng % G, c0 = n * C + g * cpg;
+      for (int64_t i = c0; i < c0 + cpg; ++i) sums_nchw(i);
+      finalize(n, g, u.data(), v.data());
+      for (int64_t i = c0; i < c0 + cpg; ++i) dx_nchw(i);
     });
+  } else if (p.layout == Layout::nchw) {
+    parallel_for(N * C, numel, sums_nchw);
+    std::vector<A> u(static_cast<size_t>(cpg)), v(u.size());
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t g = 0; g < G; ++g) finalize(n, g, u.data(), v.data());
+    parallel_for(N * C, numel, dx_nchw);
   } else {
-    mc.resize(static_cast<size_t>(N * C));
-    rc.resize(mc.size());
+    // Channels-last: per-channel sums over fixed row blocks, pairwise over blocks; samples in
+    // batches of about kBatchBytes of x (sums, group terms, dx), so x and dy are still in cache
+    // for the dx pass. The batching changes no result.
+    const int64_t nrb = (S + kRowBlock - 1) / kRowBlock;
+    const int64_t sample_bytes = S * C * static_cast<int64_t>(sizeof(T));
+    const int64_t batch = std::max<int64_t>(1, kBatchBytes / std::max<int64_t>(1, sample_bytes));
+    std::vector<A> mc(static_cast<size_t>(N * C)), rc(mc.size()), mgc(mc.size()), mgxc(mc.size());
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < C; ++c) {
         mc[n * C + c] = mean_in[n * G + c / cpg];
         rc[n * C + c] = rstd_in[n * G + c / cpg];
       }
-    std::vector<A> p1(static_cast<size_t>(N * nrb * C)), p2(p1.size()), p3(p1.size()), p4(p1.size());
-    parallel_for(N * nrb, numel, [&](int64_t i) {
-      const int64_t n = i / nrb, r0 = (i % nrb) * kRowBlock, rows = std::min(kRowBlock, S - r0);
-      const int64_t off = (n * S + r0) * C;
-      K.sums_cols(x + off, dy + off, rows, C, C, &mc[n * C], &rc[n * C], &p1[i * C], &p2[i * C], &p3[i * C],
-                  &p4[i * C]);
-    });
+    const size_t pb = static_cast<size_t>(std::min(N, batch) * nrb * C);
+    std::vector<A> p1(pb), p2(pb), p3(pb), p4(pb);
     std::vector<A> t1(static_cast<size_t>(nrb)), t2(t1.size());
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t c = 0; c < C; ++c) {
-        A m3 = 0, m4 = 0;
-        for (int64_t rb = 0; rb < nrb; ++rb) {
-          const int64_t i = (n * nrb + rb) * C + c;
-          t1[rb] = p1[i];
-          t2[rb] = p2[i];
-          m3 = std::isnan(p3[i]) ? p3[i] : std::max(m3, p3[i]);
-          m4 = std::isnan(p4[i]) ? p4[i] : std::max(m4, p4[i]);
-        }
-        sdy[n * C + c] = pairwise_sum(t1.data(), nrb);
-        sdyx[n * C + c] = pairwise_sum(t2.data(), nrb);
-        ax[n * C + c] = m3;
-        ad[n * C + c] = m4;
-      }
-  }
-
-  // Group sums, and whether plain arithmetic is safe for the group (file comment).
-  std::vector<A> mg(static_cast<size_t>(NG)), mgx(mg.size());
-  std::vector<char> fast(static_cast<size_t>(NG), 0);
-  {
-    const A inv_m = A(1) / static_cast<A>(m);
-    // Thresholds in terms of the type's exponent range E (128 for f32, 1024 for f64) and only on
-    // quantities that do not change when x is scaled by 2^k (xhat, gamma * dy), except at the
-    // very ends of the range: so scaling x never moves a group between the two paths inside the
-    // window the ScaleInvariance property uses, and each path is exactly scale-equivariant.
-    constexpr int E = std::numeric_limits<A>::max_exponent;
-    const A q = std::ldexp(A(1), E / 4), iq = std::ldexp(A(1), -E / 4);
-    const A out_lo = std::ldexp(A(1), -(E - 24)), out_hi = std::ldexp(A(1), E - 8);
     std::vector<A> u(static_cast<size_t>(cpg)), v(u.size());
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t g = 0; g < G; ++g) {
-        const int64_t ng = n * G + g;
-        const A mu = mean_in[ng], r = rstd_in[ng];
-        A xm = 0, dm = 0, gm = 0;
-        bool ok = std::isfinite(mu) && std::isfinite(r) && r > 0;
-        for (int64_t cl = 0; cl < cpg; ++cl) {
-          const int64_t c = g * cpg + cl, i = n * C + c;
-          u[cl] = gam[c] * sdy[i];
-          v[cl] = gam[c] * sdyx[i];
-          ok = ok && std::isfinite(gam[c]) && std::isfinite(sdy[i]) && std::isfinite(sdyx[i]) &&
-               std::isfinite(ax[i]) && std::isfinite(ad[i]);
-          xm = std::max(xm, ax[i]);
-          dm = std::max(dm, ad[i]);
-          gm = std::max(gm, std::abs(gam[c]));
+    for (int64_t n0 = 0; n0 < N; n0 += batch) {
+      const int64_t n1 = std::min(N, n0 + batch);
+      parallel_for((n1 - n0) * nrb, numel, [&](int64_t i) {
+        const int64_t n = n0 + i / nrb, r0 = (i % nrb) * kRowBlock, rows = std::min(kRowBlock, S - r0);
+        const int64_t off = (n * S + r0) * C;
+        K.sums_cols(x + off, dy + off, rows, C, C, &mc[n * C], &rc[n * C], &p1[i * C], &p2[i * C], &p3[i * C],
+                    &p4[i * C]);
+      });
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t c = 0; c < C; ++c) {
+          A m3 = 0, m4 = 0;
+          for (int64_t rb = 0; rb < nrb; ++rb) {
+            const int64_t i = ((n - n0) * nrb + rb) * C + c;
+            t1[rb] = p1[i];
+            t2[rb] = p2[i];
+            m3 = std::isnan(p3[i]) ? p3[i] : std::max(m3, p3[i]);
+            m4 = std::isnan(p4[i]) ? p4[i] : std::max(m4, p4[i]);
+          }
+          sdy[n * C + c] = pairwise_sum(t1.data(), nrb);
+          sdyx[n * C + c] = pairwise_sum(t2.data(), nrb);
+          ax[n * C + c] = m3;
+          ad[n * C + c] = m4;
         }
-        if (ok) {
-          const A span = xm + std::abs(mu);  // bounds |x - mean|
-          const A gd = gm * dm, xh = span * r;
-          ok = span <= std::numeric_limits<A>::max() / 4 && xh <= q && gm <= q && dm <= q &&
-               (gd == 0 || (gd >= iq && gd <= q && r * gd >= out_lo && r * gd * (2 + xh * xh) <= out_hi));
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t g = 0; g < G; ++g) finalize(n, g, u.data(), v.data());
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t c = 0; c < C; ++c) {
+          mgc[n * C + c] = mg[n * G + c / cpg];
+          mgxc[n * C + c] = mgx[n * G + c / cpg];
         }
-        fast[ng] = ok;
-        mg[ng] = pairwise_sum(u.data(), cpg) * inv_m;
-        mgx[ng] = pairwise_sum(v.data(), cpg) * inv_m;
-      }
+      parallel_for((n1 - n0) * nrb, numel, [&](int64_t i) {
+        const int64_t n = n0 + i / nrb, r0 = (i % nrb) * kRowBlock, rows = std::min(kRowBlock, S - r0);
+        const int64_t off = (n * S + r0) * C;
+        K.dx_cols(x + off, dy + off, dx + off, rows, C, C, &mc[n * C], &rc[n * C], gam.data(), &mgc[n * C],
+                  &mgxc[n * C]);
+      });
+    }
   }
 
-  if (p.layout == Layout::nchw) {
-    parallel_for(N * C, numel, [&](int64_t i) {
-      const int64_t c = i % C, ng = (i / C) * G + c / cpg;
-      if (fast[ng])
-        K.dx_contig(x + i * S, dy + i * S, dx + i * S, S, mean_in[ng], rstd_in[ng], gam[c], mg[ng], mgx[ng]);
-    });
-  } else {
-    std::vector<A> mgc(static_cast<size_t>(N * C)), mgxc(mgc.size());
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t c = 0; c < C; ++c) {
-        mgc[n * C + c] = mg[n * G + c / cpg];
-        mgxc[n * C + c] = mgx[n * G + c / cpg];
-      }
-    parallel_for(N * nrb, numel, [&](int64_t i) {
-      const int64_t n = i / nrb, r0 = (i % nrb) * kRowBlock, rows = std::min(kRowBlock, S - r0);
-      const int64_t off = (n * S + r0) * C;
-      K.dx_cols(x + off, dy + off, dx + off, rows, C, C, &mc[n * C], &rc[n * C], gam.data(), &mgc[n * C],
-                &mgxc[n * C]);
-    });
-  }
   std::vector<int> kx_of(static_cast<size_t>(NG), 0);
   std::vector<int64_t> slow;
   for (int64_t ng = 0; ng < NG; ++ng)

@@ -3,10 +3,12 @@
 // property is known not to hold for the negative control.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cctype>
 #include <cmath>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -62,6 +64,38 @@ TEST(Welford, PairwiseSumIsExactOnIntegers) {
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i);
   EXPECT_EQ(pairwise_sum(x.data(), 1000), 999.f * 1000.f / 2.f);
   EXPECT_EQ(pairwise_sum(x.data(), 0), 0.f);
+}
+
+// One value that every later -1 ties with (2^54 - 1 rounds to even, back to 2^54): a sequential sum
+// loses every -1; the bound below is the one the README budget rests on.
+TEST(Welford, PairwiseSumErrorGrowsWithLog2NotLength) {
+  for (int64_t m : {2, 8, 9, 56, 127, 128, 129, 1000, 4099}) {
+    for (int64_t at : {int64_t{0}, m / 2, m - 1}) {
+      std::vector<double> x(static_cast<size_t>(m), -1.0);
+      x[static_cast<size_t>(at)] = 0x1p54;
+      const long double exact = 0x1p54L - static_cast<long double>(m - 1);
+      const long double abs_sum = 0x1p54L + static_cast<long double>(m - 1);
+      const double u = 0x1p-53;
+      const double levels = 7 + std::ceil(std::log2(static_cast<double>(m)));
+      const long double err = std::fabs(static_cast<long double>(pairwise_sum(x.data(), m)) - exact);
+      EXPECT_LE(static_cast<double>(err / (u * abs_sum)), levels) << "m=" << m << " huge at " << at;
+    }
+  }
+}
+
+TEST(ThreadPool, RunsEveryIndexOnceAndPassesExceptionsOn) {
+  ThreadPool& pool = ThreadPool::instance();
+  for (int threads : {1, 2, 5}) {
+    std::vector<std::atomic<int>> hits(1000);
+    pool.run(threads, 1000, [&](int64_t i) { hits[static_cast<size_t>(i)].fetch_add(1); });
+    for (size_t i = 0; i < hits.size(); ++i) ASSERT_EQ(hits[i].load(), 1) << "threads=" << threads << " i=" << i;
+    EXPECT_THROW(pool.run(threads, 1000,
+                          [](int64_t i) {
+                            if (i == 617) throw std::runtime_error("item 617");
+                          }),
+                 std::runtime_error)
+        << "threads=" << threads;
+  }
 }
 
 TEST(Registry, CpuImplsAndTheControlAreRegistered) {
