@@ -5,7 +5,7 @@
 # and, for a local check, on a developer machine:
 #   CXX=clang++-14 CXXFLAGS="-fsanitize=address,undefined,fuzzer-no-link" \
 #   LIB_FUZZING_ENGINE=-fsanitize=fuzzer SRC=$PWD/.. WORK=/tmp/w OUT=/tmp/o .clusterfuzzlite/build.sh
-# The sources are those of the CMake targets gnv_core, gnv_impls (CPU implementations; optional
+# The sources are those of the CMake targets gnv_core (with reports/ and external/), gnv_impls (CPU implementations; optional
 # ones with their own dependencies are not fuzzed here) and gnv_fuzz_decode.
 cd "$SRC/gnv"
 deps=/opt/gnv-deps/include
@@ -19,7 +19,7 @@ sed -e "s|@GNV_BUILD_COMPILER@|$CXX|" -e "s|@GNV_BUILD_CXX_FLAGS@|$CXXFLAGS|" \
 inc+=(-I"$WORK/gnv-obj/generated")
 objs=()
 # impls/simd.cpp needs Highway (a compiled library, not in these images): not fuzzed here.
-for f in src/*.cpp oracles/*.cpp reports/*.cpp $(ls impls/*.cpp | grep -v simd) fuzz/decode.cpp; do
+for f in src/*.cpp oracles/*.cpp reports/*.cpp external/*.cpp $(ls impls/*.cpp | grep -v simd) fuzz/decode.cpp; do
   o="$WORK/gnv-obj/${f//\//_}.o"
   $CXX $CXXFLAGS "${defs[@]}" "${inc[@]}" -c "$f" -o "$o"
   objs+=("$o")
@@ -28,7 +28,7 @@ for src in fuzz/*.cpp; do
   t=$(basename "$src" .cpp)
   grep -q LLVMFuzzerTestOneInput "$src" || continue  # decode.cpp, replay_main.cpp
   [ "$t" = replay_main ] && continue
-  $CXX $CXXFLAGS "${defs[@]}" "${inc[@]}" "$src" "${objs[@]}" $LIB_FUZZING_ENGINE -lmpfr -lgmp \
+  $CXX $CXXFLAGS "${defs[@]}" "${inc[@]}" "$src" "${objs[@]}" $LIB_FUZZING_ENGINE -lmpfr -lgmp -ldl \
     -o "$OUT/$t"
   [ -f "fuzz/$t.dict" ] && cp "fuzz/$t.dict" "$OUT/$t.dict"
   if [ -d "fuzz/corpus/$t" ]; then

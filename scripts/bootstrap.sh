@@ -9,16 +9,21 @@ packages=(
   python3 python3-numpy python3-matplotlib
 )
 # --adapters: PyTorch for adapters/torch_runner.py (python3-torch 1.13.1 and libtorch; measured
-# on a machine that already had libtorch-dev: 22 s, 157 MB). Without it the adapter tests SKIP.
-[ "${1:-}" = "--adapters" ] && { shift; packages+=(python3-torch libtorch-dev); }
+# on a machine that already had libtorch-dev: 22 s, 157 MB), python3-venv, and then
+# scripts/adapters-setup.sh: build/adapters-venv with ONNX Runtime, JAX and Flax from PyPI
+# (measured: 25 s, 865 MB). Without them the adapter tests SKIP.
+adapters=0
+[ "${1:-}" = "--adapters" ] && { shift; adapters=1; packages+=(python3-torch libtorch-dev python3-venv); }
 [ "${1:-}" = "--with-extra" ] && { shift; packages+=("$@"); }
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "bootstrap: installing ${missing[*]}" >&2
-sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}" >&2
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[ $adapters -eq 0 ] || "$(dirname "${BASH_SOURCE[0]}")/adapters-setup.sh"
