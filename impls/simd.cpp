@@ -24,7 +24,8 @@
 // for channels-first statistics (lane interleaving), i.e. on the CPU, like any SIMD reduction.
 //
 // Fallback: a group whose statistics come out non-finite (a NaN or Inf in x, or an overflow of
-// the chunk sums), underflow (var + eps below the smallest normal), or whose gamma * xhat could
+// the chunk sums), underflow (var + eps below the smallest normal), are those of a group that may
+// be constant (sqrt(var) < 128·u·|mean|), or whose gamma * xhat could
 // overflow, is recomputed by the shared scalar path cpu::forward_group with `welford`'s policy,
 // so the non-finite policy and the overflow/underflow rescue are exactly `welford`'s. In
 // backward the same holds per group (cpu::backward_group) when anything is non-finite or the
@@ -697,6 +698,14 @@ template <class A> GroupStats<A> finish(const Welford<A>& w, A amax, A eps, A gm
   const A rstd = A(1) / std::sqrt(var + eps);
   bool fast = std::isfinite(mean) && std::isfinite(var + eps) && std::isfinite(amax);
   fast = fast && !(amax > 0 && !(var + eps >= std::numeric_limits<A>::min()));
+  // A chunk's mean is sum/len, rounded, so a constant group can come back with a spurious variance
+  // of up to about (64·u·|mean|)² (then rstd is finite where eps = 0 wants +Inf; fuzzing found
+  // it: repro-simd-constant-group-spurious-variance). Welford's update keeps a constant group's
+  // variance exactly 0, so groups this close to constant (u·κ near the ill-posed limit anyway)
+  // go to its scalar path.
+  // (sqrt and the power-of-two factor keep the test exact under x -> 2^k·x, as ScaleInvariance
+  // asks, wherever nothing is subnormal.)
+  fast = fast && !(std::sqrt(var) < A(128) * (std::numeric_limits<A>::epsilon() / 2) * std::abs(mean));
   // |gamma * xhat| <= gmax * (amax + |mean|) * rstd; beyond half the range `welford` switches to
   // an FMA for the affine step, so the group goes there.
   fast = fast && gmax * ((amax + std::abs(mean)) * rstd) <= std::numeric_limits<A>::max() / 4;
