@@ -3,7 +3,11 @@
 # framework is known to pass (README "Findings" lists where each one fails, and why): a cell that
 # does not pass fails the test. Exit 77 (CTest: SKIPPED) when its framework is not installed.
 # Usage: adapter_test.sh GNV torch|ort|jax PYTHON [runner options...]
-#   torch: f32/f64, normal, offset:1e4, constant, forward and backward
+#        adapter_test.sh GNV torch-plugin PLUGIN.so nchw|nhwc
+#   torch, torch-plugin: f32/f64, normal, offset:1e4, constant, forward and backward; with
+#          channels_last storage (--memory-format channels_last, or the plugin on nhwc) normal and
+#          offset:1 only: PyTorch 1.13's channels-last CPU kernel fails from offset:1e1 (README
+#          "Findings")
 #   ort:   f32/f16, normal, offset:1, forward only, no statistics (ONNX Runtime gives neither)
 #   jax:   f32/f64, normal, offset:1 (offset:1e4 with --variance two-pass), forward and backward,
 #          no statistics
@@ -16,26 +20,54 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 case $adapter in
-  torch) module=torch; grid=(--dtype f32,f64 --stress normal,offset:1e4,constant) ;;
+  torch-plugin)
+    plugin=$py
+    layout=${1:?usage: adapter_test.sh GNV torch-plugin PLUGIN.so nchw|nhwc}
+    stress=normal,offset:1e4,constant; [ "$layout" = nhwc ] && stress=normal,offset:1
+    if [ ! -f "$plugin" ]; then
+      echo "SKIPPED: $plugin was not built (libtorch-dev missing when CMake ran; scripts/bootstrap.sh --adapters installs it)"
+      exit 77
+    fi ;;
+  torch) module=torch
+         stress=normal,offset:1e4,constant; case " $* " in *" channels_last "*) stress=normal,offset:1 ;; esac
+         grid=(--dtype f32,f64 --stress $stress) ;;
   ort) module=onnxruntime; grid=(--dtype f32,f16 --stress normal,offset:1 --no-stats --no-backward) ;;
   jax) module=flax
        stress=normal,offset:1; case " $* " in *" two-pass "*) stress=normal,offset:1e4 ;; esac
        grid=(--dtype f32,f64 --stress $stress --no-stats) ;;
   *) echo "unknown adapter $adapter"; exit 2 ;;
 esac
-if ! "$py" -c "import $module" 2>/dev/null; then
-  echo "SKIPPED: $py cannot import $module (scripts/bootstrap.sh --adapters installs it)"
-  exit 77
+if [ "$adapter" = torch-plugin ]; then
+  "$gnv" validate --plugin "$plugin" --dtype f32,f64 --layout "$layout" --stress "$stress" --section small \
+    --no-html --out "$tmp/out"
+else
+  if ! "$py" -c "import $module" 2>/dev/null; then
+    echo "SKIPPED: $py cannot import $module (scripts/bootstrap.sh --adapters installs it)"
+    exit 77
+  fi
+  "$gnv" validate --runner "$py $here/adapters/${adapter}_runner.py $*" --runner-name "$adapter" \
+    "${grid[@]}" --section small --no-html --out "$tmp/out"
 fi
-"$gnv" validate --runner "$py $here/adapters/${adapter}_runner.py $*" --runner-name "$adapter" \
-  "${grid[@]}" --section small --no-html --out "$tmp/out"
 rc=$?
 r="$tmp/out/report.json"
 [ -s "$r" ] || { echo "FAIL: gnv validate exit $rc and no report"; exit 1; }
 # Cases the framework declines by design (channels_last of a non-4-d tensor) are errors, not
-# findings; anything else not passing fails the test.
-bad=$(grep '"verdict":"' "$r" | grep -v '"verdict":"PASS"' | grep -vc 'channels_last needs 4-d input')
-pass=$(grep -c '"verdict":"PASS"' "$r")
-[ "$pass" -gt 0 ] || { echo "FAIL: no cell passed"; exit 1; }
-[ "$bad" -eq 0 ] || { echo "FAIL: $bad cells did not pass (gnv exit $rc):"; grep '"verdict":"' "$r" | grep -v '"verdict":"PASS"' | head -5 | cut -c1-400; exit 1; }
-echo "ok: $adapter $* passes the small grid"
+# findings; any other cell that does not pass fails the test. Judged per cell from the JSON (a
+# cell's line also holds its outputs' verdicts, so grepping lines would let a FAIL cell whose
+# mean passed through).
+/usr/bin/python3 - "$r" "$rc" "$adapter $*" <<'PY'
+import json, sys
+cells = json.load(open(sys.argv[1]))["cells"]
+declined = "channels_last needs 4-d input"
+passed = [c for c in cells if c["verdict"] == "PASS"]
+bad = [c for c in cells if c["verdict"] != "PASS" and declined not in c.get("error", "")]
+if not passed:
+    sys.exit(f"FAIL: no cell passed (gnv exit {sys.argv[2]})")
+if bad:
+    print(f"FAIL: {len(bad)} of {len(cells)} cells did not pass (gnv exit {sys.argv[2]}):")
+    for c in bad[:8]:
+        outs = ", ".join(f"{o['name']} {o['verdict']} {o['max_cond_err']:.3g}" for o in c.get("outputs", []))
+        print(f"  {c['id']} {c['verdict']} {c.get('error', '')[:200]} {outs}")
+    sys.exit(1)
+print(f"ok: {sys.argv[3]} passes the small grid ({len(passed)} cells pass, {len(cells) - len(passed)} declined)")
+PY
