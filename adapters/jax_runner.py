@@ -54,16 +54,10 @@ import ml_dtypes  # noqa: E402
 import numpy as np  # noqa: E402
 import flax  # noqa: E402
 import flax.linen as nn  # noqa: E402
+from runner_protocol import load_numpy as load, run_batch  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 DT = {"f64": jnp.float64, "f32": jnp.float32, "f16": jnp.float16, "bf16": jnp.bfloat16}
-
-
-def load(path, dtype):
-    a = np.load(path)
-    if dtype == "bf16":  # '<u2' bit patterns
-        return a.astype(np.uint16).view(ml_dtypes.bfloat16)
-    return a
 
 
 def save(path, a, dtype):
@@ -127,16 +121,7 @@ def main():
         sys.exit(f"jax_runner: no {A.device} device: {e}")
     print(f"jax_runner: jax {jax.__version__} flax {flax.__version__} device={device} "
           f"variance={A.variance} jit={A.jit}", file=sys.stderr)
-    for name in sorted(os.listdir(A.batch)):
-        d = os.path.join(A.batch, name)
-        if not os.path.isdir(d):
-            continue
-        try:
-            run_case(d, device)
-        except Exception as e:  # one case's failure is that case's error, not the batch's
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            with open(os.path.join(d, "error.txt"), "w") as f:
-                f.write(f"{type(e).__name__}: {msg}\n")
+    run_batch(A.batch, lambda d: run_case(d, device))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
+from runner_protocol import load_numpy as load, run_batch
 
 ELEM = {"f64": TensorProto.DOUBLE, "f32": TensorProto.FLOAT, "f16": TensorProto.FLOAT16,
         "bf16": TensorProto.BFLOAT16}
@@ -55,14 +56,6 @@ OPT = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-
-
-def load(path, dtype):
-    a = np.load(path)
-    if dtype == "bf16":  # stored as '<u2' bit patterns; ORT's python API takes ml_dtypes.bfloat16
-        import ml_dtypes
-        return a.astype(np.uint16).view(ml_dtypes.bfloat16)
-    return np.ascontiguousarray(a)
 
 
 def save(path, a, dtype):
@@ -162,16 +155,7 @@ def main():
     print(f"ort_runner: onnxruntime {ort.__version__} onnx {onnx.__version__} opset={a.opset} "
           f"opset18_affine={a.opset18_affine} stash_type={a.stash_type} optimization={a.optimization}",
           file=sys.stderr)
-    for name in sorted(os.listdir(a.batch)):
-        d = os.path.join(a.batch, name)
-        if not os.path.isdir(d):
-            continue
-        try:
-            run_case(d, a, so)
-        except Exception as e:  # one case's failure is that case's error, not the batch's
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            with open(os.path.join(d, "error.txt"), "w") as f:
-                f.write(f"{type(e).__name__}: {msg}\n")
+    run_batch(a.batch, lambda d: run_case(d, a, so))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 import torch
+from runner_protocol import run_batch
 
 DT = {"f64": torch.float64, "f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 ACC = {"f64": np.float64, "f32": np.float32, "f16": np.float32, "bf16": np.float32}
@@ -92,15 +93,7 @@ def main():
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("torch_runner: CUDA is not available")
     print(f"torch_runner: torch {torch.__version__} device={a.device} memory_format={a.memory_format}", file=sys.stderr)
-    for name in sorted(os.listdir(a.batch)):
-        d = os.path.join(a.batch, name)
-        if not os.path.isdir(d):
-            continue
-        try:
-            run_case(d, a.device, a.memory_format)
-        except Exception as e:  # one case's failure is that case's error, not the batch's
-            with open(os.path.join(d, "error.txt"), "w") as f:
-                f.write(f"{type(e).__name__}: {e}\n")
+    run_batch(a.batch, lambda d: run_case(d, a.device, a.memory_format))
 
 
 if __name__ == "__main__":
