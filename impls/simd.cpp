@@ -679,6 +679,19 @@ template <class F> void parallel_for(int64_t n, int64_t numel, F&& f) {
   ThreadPool::instance().run(static_cast<int>(t), n, std::function<void(int64_t)>(std::ref(f)));
 }
 
+// Channels-last: samples [n0, n1) of a per-(n, g) array spread to per-(n, c), so the row kernels
+// can index statistics and group terms by channel.
+template <class A>
+void per_channel(const A* by_group, A* by_channel, int64_t n0, int64_t n1, int64_t C, int64_t G, int64_t cpg) {
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t c = 0; c < C; ++c) by_channel[n * C + c] = by_group[n * G + c / cpg];
+}
+
+// Channels-last: how many samples go in one batch of about kBatchBytes (at least one).
+inline int64_t samples_per_batch(int64_t S, int64_t C, size_t elem_bytes) {
+  return std::max<int64_t>(1, kBatchBytes / std::max<int64_t>(1, S * C * static_cast<int64_t>(elem_bytes)));
+}
+
 // Balanced tree over [lo, hi), as detail::welford_chunks does over chunk indices.
 template <class A> Welford<A> tree(const Welford<A>* w, int64_t lo, int64_t hi) {
   if (hi - lo == 1) return w[lo];
@@ -790,8 +803,7 @@ template <class T> void forward_impl(const ForwardArgs& a) {
     // go in batches of about kBatchBytes, statistics then normalization, so a large tensor's x is
     // still in cache for the second read (the batching does not change any result).
     const int64_t nrb = (S + kRowBlock - 1) / kRowBlock;
-    const int64_t sample_bytes = S * C * static_cast<int64_t>(sizeof(T));
-    const int64_t batch = std::max<int64_t>(1, kBatchBytes / std::max<int64_t>(1, sample_bytes));
+    const int64_t batch = samples_per_batch(S, C, sizeof(T));
     std::vector<A> bm(static_cast<size_t>(std::min(N, batch) * nrb * C)), b2(bm.size()), ba(bm.size());
     std::vector<Welford<A>> wb(static_cast<size_t>(std::max(nrb, cpg)));
     std::vector<Welford<A>> wc(static_cast<size_t>(cpg));
@@ -818,11 +830,8 @@ template <class T> void forward_impl(const ForwardArgs& a) {
           }
           set_stats(n * G + g, tree(wc.data(), 0, cpg), amax);
         }
-      for (int64_t n = n0; n < n1; ++n)
-        for (int64_t c = 0; c < C; ++c) {
-          mc[n * C + c] = mean_out[n * G + c / cpg];
-          rc[n * C + c] = rstd_out[n * G + c / cpg];
-        }
+      per_channel(mean_out, mc.data(), n0, n1, C, G, cpg);
+      per_channel(rstd_out, rc.data(), n0, n1, C, G, cpg);
       parallel_for((n1 - n0) * nrb, numel, [&](int64_t i) {
         const int64_t n = n0 + i / nrb, r0 = (i % nrb) * kRowBlock, rows = std::min(kRowBlock, S - r0);
         K.norm_cols(x + (n * S + r0) * C, y + (n * S + r0) * C, rows, C, C, &mc[n * C], &rc[n * C], gam.data(),
@@ -929,14 +938,10 @@ template <class T> void backward_impl(const BackwardArgs& a) {
     // batches of about kBatchBytes of x (sums, group terms, dx), so x and dy are still in cache
     // for the dx pass. The batching changes no result.
     const int64_t nrb = (S + kRowBlock - 1) / kRowBlock;
-    const int64_t sample_bytes = S * C * static_cast<int64_t>(sizeof(T));
-    const int64_t batch = std::max<int64_t>(1, kBatchBytes / std::max<int64_t>(1, sample_bytes));
+    const int64_t batch = samples_per_batch(S, C, sizeof(T));
     std::vector<A> mc(static_cast<size_t>(N * C)), rc(mc.size()), mgc(mc.size()), mgxc(mc.size());
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t c = 0; c < C; ++c) {
-        mc[n * C + c] = mean_in[n * G + c / cpg];
-        rc[n * C + c] = rstd_in[n * G + c / cpg];
-      }
+    per_channel(mean_in, mc.data(), 0, N, C, G, cpg);
+    per_channel(rstd_in, rc.data(), 0, N, C, G, cpg);
     const size_t pb = static_cast<size_t>(std::min(N, batch) * nrb * C);
     std::vector<A> p1(pb), p2(pb), p3(pb), p4(pb);
     std::vector<A> t1(static_cast<size_t>(nrb)), t2(t1.size());
@@ -966,11 +971,8 @@ template <class T> void backward_impl(const BackwardArgs& a) {
         }
       for (int64_t n = n0; n < n1; ++n)
         for (int64_t g = 0; g < G; ++g) finalize(n, g, u.data(), v.data());
-      for (int64_t n = n0; n < n1; ++n)
-        for (int64_t c = 0; c < C; ++c) {
-          mgc[n * C + c] = mg[n * G + c / cpg];
-          mgxc[n * C + c] = mgx[n * G + c / cpg];
-        }
+      per_channel(mg.data(), mgc.data(), n0, n1, C, G, cpg);
+      per_channel(mgx.data(), mgxc.data(), n0, n1, C, G, cpg);
       parallel_for((n1 - n0) * nrb, numel, [&](int64_t i) {
         const int64_t n = n0 + i / nrb, r0 = (i % nrb) * kRowBlock, rows = std::min(kRowBlock, S - r0);
         const int64_t off = (n * S + r0) * C;
