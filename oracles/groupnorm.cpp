@@ -122,12 +122,44 @@ Real from_double(double v) {
   return r;
 }
 
-Real err_real(double e) {
-  Real r;
-  mpfr_set_prec(P(r), 64);
-  mpfr_set_d(P(r), e, MPFR_RNDU);
-  return r;
-}
+// An upper bound on (sum of c |v| terms, times further |v| factors) * 2^e, computed in MPFR at 64
+// bits rounding upward. Error bounds are never computed in double: their factors (products of
+// subnormal f64 values, the rstd of a spread near the smallest subnormal, 2^-prec) leave double's
+// range, and a term that underflows to 0 makes the bound too small, so that an interval which
+// misses the exact value "certifies" a rounding or sends round_certified off its bracket
+// (fuzzing found this: fuzz/corpus/differential/repro-oracle-error-bound-underflow).
+class UpBound {
+ public:
+  UpBound() {
+    mpfr_set_prec(P(acc_), 64);
+    mpfr_set_zero(P(acc_), 1);
+    mpfr_set_prec(P(t_), 64);
+  }
+  UpBound& add(double c, const Real& v) {  // += c |v|
+    mpfr_abs(P(t_), P(v), MPFR_RNDU);
+    mpfr_mul_d(P(t_), P(t_), c, MPFR_RNDU);
+    mpfr_add(P(acc_), P(acc_), P(t_), MPFR_RNDU);
+    return *this;
+  }
+  UpBound& times(const Real& v) {  // *= |v|
+    mpfr_abs(P(t_), P(v), MPFR_RNDU);
+    mpfr_mul(P(acc_), P(acc_), P(t_), MPFR_RNDU);
+    return *this;
+  }
+  UpBound& times(double c) {
+    mpfr_mul_d(P(acc_), P(acc_), c, MPFR_RNDU);
+    return *this;
+  }
+  Real scaled(long e) const {  // the bound times 2^e (exact in MPFR's exponent range)
+    Real r;
+    mpfr_set_prec(P(r), 64);
+    mpfr_mul_2si(P(r), P(acc_), e, MPFR_RNDU);
+    return r;
+  }
+
+ private:
+  Real acc_, t_;
+};
 
 ExactOutput make_output(const std::string& name, DType d, std::vector<int64_t> shape, int64_t L) {
   ExactOutput o;
@@ -164,11 +196,10 @@ uint64_t rstd_bits(const Problem& p, const GroupStats& st, Real& approx) {
   Real A, one;
   mpfr_set_prec(P(approx), kPrec);
   mpfr_mul_si(P(approx), P(st.r), static_cast<long>(m), MPFR_RNDN);
-  const double a = std::fabs(mpfr_get_d(P(approx), MPFR_RNDN));
   exact::set_d(A, static_cast<double>(m));
   exact::set_d(one, 1.0);
   const Real zero = from_double(0.0);
-  return exact::round_certified(acc_dtype(p.dtype), approx, err_real(std::ldexp(3 * a, -kPrec)),
+  return exact::round_certified(acc_dtype(p.dtype), approx, UpBound().add(3, approx).scaled(-kPrec),
                                 A, one, st.D, zero);
 }
 
@@ -256,10 +287,9 @@ OracleResult oracle_forward(const Case& c) {
         mpfr_mul(P(t), P(xhat), P(gam[ch]), MPFR_RNDN);
         mpfr_set_prec(P(ya), kPrec);
         mpfr_add(P(ya), P(t), P(bet[ch]), MPFR_RNDN);
-        const double tv = std::fabs(mpfr_get_d(P(t), MPFR_RNDN));
         const double yv = std::fabs(mpfr_get_d(P(ya), MPFR_RNDN));
         // |ya - y| <= 2^-P (3.01 |t| + |ya|): three roundings in the product, one in the sum.
-        const Real err = err_real(std::ldexp(4 * tv + 2 * yv, -kPrec));
+        const Real err = UpBound().add(4, t).add(2, ya).scaled(-kPrec);
         exact::mul(A, gam[ch], T);
         const uint64_t bits = exact::round_certified(p.dtype, ya, err, A, one, st.D, bet[ch]);
         const double xh = std::fabs(mpfr_get_d(P(xhat), MPFR_RNDN));
@@ -370,12 +400,9 @@ OracleResult oracle_backward(const Case& c) {
         mpfr_sub(P(u), P(a2), P(a3), MPFR_RNDN);
         mpfr_set_prec(P(dxa), kPrec);
         mpfr_mul(P(dxa), P(u), P(st.r), MPFR_RNDN);
-        const double r = mpfr_get_d(P(st.r), MPFR_RNDN);
-        const double v2 = std::fabs(mpfr_get_d(P(a2), MPFR_RNDN)),
-                     v3 = std::fabs(mpfr_get_d(P(a3), MPFR_RNDN)),
-                     vu = std::fabs(mpfr_get_d(P(u), MPFR_RNDN)),
-                     vd = std::fabs(mpfr_get_d(P(dxa), MPFR_RNDN));
-        const Real err = err_real(std::ldexp(1.01 * r * (v2 + 3 * v3 + vu) + 3 * vd, -kPrec));
+        const double vd = std::fabs(mpfr_get_d(P(dxa), MPFR_RNDN));
+        const Real err =
+            UpBound().add(1, a2).add(3, a3).add(1, u).times(st.r).times(1.01).add(3, dxa).scaled(-kPrec);
         // Exact form for the rare undecided rounding: dx = A'/(D sqrt D),
         // A' = m g D - SG D - T SGT.
         const uint64_t bits = [&] {
@@ -454,25 +481,24 @@ OracleResult oracle_backward(const Case& c) {
     Real approx;
     for (long prec = kPrec; prec <= kMaxPrec && !decided; prec *= 2) {
       std::vector<Real> terms(p.N);
-      double mag = 0;
       for (int64_t n = 0; n < p.N; ++n) {
         Real r;
         mpfr_set_prec(P(r), prec);
         mpfr_rec_sqrt(P(r), P(Dg[n * p.G + g]), MPFR_RNDN);
         mpfr_set_prec(P(terms[n]), prec);
         mpfr_mul(P(terms[n]), P(U[n * p.C + ch]), P(r), MPFR_RNDN);
-        mag += std::fabs(mpfr_get_d(P(terms[n]), MPFR_RNDN));
       }
       std::vector<mpfr_ptr> tp;
       for (auto& tr : terms) tp.push_back(P(tr));
       mpfr_set_prec(P(approx), prec);
       mpfr_sum(P(approx), tp.data(), tp.size(), MPFR_RNDN);
-      const double av = std::fabs(mpfr_get_d(P(approx), MPFR_RNDN));
       Real lo, hi;
       mpfr_set_prec(P(lo), prec + 8);
       mpfr_set_prec(P(hi), prec + 8);
       // Each term: two roundings (r, product); the sum: one.
-      const Real err = err_real(std::ldexp(3 * mag + 2 * av, -prec));
+      UpBound bound;
+      for (const Real& tr : terms) bound.add(3, tr);
+      const Real err = bound.add(2, approx).scaled(-prec);
       mpfr_sub(P(lo), P(approx), P(err), MPFR_RNDD);
       mpfr_add(P(hi), P(approx), P(err), MPFR_RNDU);
       bits = exact::round_to(p.dtype, lo);

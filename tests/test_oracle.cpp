@@ -235,6 +235,41 @@ TEST(Oracle, BackwardMatchesHighPrecisionFiniteDifferences) {
   }
 }
 
+// Scaling x by 2^a, gamma and beta by 2^b and dy by 2^c scales y by 2^b, dx by 2^(b+c-a), dgamma
+// by 2^c and dbeta by 2^c exactly, so their correctly rounded values scale exactly too while they
+// stay normal. The scales put gamma*dy (2^-1100) and the oracle's intermediate sums far below
+// double's range: its error bounds must not be computed in double (a bound whose terms underflow
+// to 0 is too small; fuzzing found one, repro-oracle-error-bound-underflow).
+TEST(Oracle, PowerOfTwoScalingOutsideDoubleRangeIsExact) {
+  for (Layout l : kAllLayouts) {
+    Case base = random_case(17, true, l, {3}, 2, 4, 2, "normal");
+    base.problem.eps = 0;  // eps would have to scale by 2^(2a), below f64's range
+    Case c = base;
+    const int a = -700, b = -600, cc = -500;
+    for (int64_t i = 0; i < c.problem.numel(); ++i) {
+      c.x.set(i, std::ldexp(base.x.get(i), a));
+      c.dy->set(i, std::ldexp(base.dy->get(i), cc));
+    }
+    for (int64_t ch = 0; ch < c.problem.C; ++ch) {
+      c.gamma.set(ch, std::ldexp(base.gamma.get(ch), b));
+      c.beta.set(ch, std::ldexp(base.beta.get(ch), b));
+    }
+    const OracleResult f0 = oracle_forward(base), f1 = oracle_forward(c);
+    const OracleResult b0 = oracle_backward(base), b1 = oracle_backward(c);
+    auto expect_scaled = [&](const OracleResult& r0, const OracleResult& r1, const char* out, int e) {
+      const Tensor &t0 = r0.get(out).rounded, &t1 = r1.get(out).rounded;
+      for (int64_t i = 0; i < t0.numel(); ++i)
+        EXPECT_EQ(t1.get(i), std::ldexp(t0.get(i), e)) << out << "[" << i << "] " << name(l);
+    };
+    expect_scaled(f0, f1, "y", b);
+    expect_scaled(f0, f1, "rstd", -a);
+    expect_scaled(b0, b1, "dx", b + cc - a);
+    expect_scaled(b0, b1, "dgamma", cc);
+    expect_scaled(b0, b1, "dbeta", cc);
+    EXPECT_EQ(b1.undecided, 0);
+  }
+}
+
 TEST(Oracle, BackwardIdentities) {
   Case c = random_case(3, true, Layout::nhwc, {2, 3}, 2, 6, 3);
   OracleResult r = oracle_backward(c);
