@@ -220,22 +220,24 @@ Welford<A> ChunkS(const T* p, int64_t step, int64_t k, A& amax) {
   return w;
 }
 
-// Lanes of v combined in a pairwise tree (all lanes have count n).
-template <class D> Welford<hn::TFromD<D>> ReduceLanes(D d, const VW<D>& v) {
-  using A = hn::TFromD<D>;
-  alignas(64) A mean[64], m2[64];
-  Welford<A> w[64];
-  hn::Store(v.mean, d, mean);
-  hn::Store(v.m2, d, m2);
-  size_t L = hn::Lanes(d);
-  for (size_t i = 0; i < L; ++i) {
-    w[i].mean = mean[i];
-    w[i].m2 = m2[i];
-    w[i].n = v.n;
+// Lanes of v combined in a pairwise tree (all lanes have count n): lane i of one level is the
+// combine of lanes 2i and 2i+1 of the level below, done on whole vectors (even lanes against odd
+// lanes) with CombineV, whose arithmetic is Welford::combine's, so the result is the scalar
+// tree's to the bit; it costs log2(Lanes) vector combines instead of Lanes - 1 scalar ones, each
+// with a division (11% of a cache-resident forward when it was scalar).
+template <class D> Welford<hn::TFromD<D>> ReduceLanes([[maybe_unused]] D d, VW<D> v) {
+#if HWY_TARGET != HWY_SCALAR
+  for (size_t L = hn::Lanes(d); L > 1; L /= 2) {
+    const VW<D> even{hn::ConcatEven(d, v.mean, v.mean), hn::ConcatEven(d, v.m2, v.m2), v.n};
+    const VW<D> odd{hn::ConcatOdd(d, v.mean, v.mean), hn::ConcatOdd(d, v.m2, v.m2), v.n};
+    v = CombineV(d, even, odd);
   }
-  for (; L > 1; L /= 2)
-    for (size_t i = 0; i < L / 2; ++i) w[i] = Welford<A>::combine(w[2 * i], w[2 * i + 1]);
-  return w[0];
+#endif
+  Welford<hn::TFromD<D>> w;
+  w.mean = hn::GetLane(v.mean);
+  w.m2 = hn::GetLane(v.m2);
+  w.n = v.n;
+  return w;
 }
 
 // A binary-counter stack of vector states: a new state merges with the top while their counts
