@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace gnv::exact {
@@ -202,8 +203,20 @@ uint64_t round_to(DType d, const Real& v) {
 void to_double_double(const Real& v, double& hi, double& lo) {
   hi = mpfr_get_d(P(v), MPFR_RNDN);
   lo = 0;
-  if (!std::isfinite(hi)) return;
+  if (std::isnan(hi) || mpfr_inf_p(P(v))) return;
   Real rest;
+  if (std::isinf(hi)) {
+    // A finite v past double's overflow threshold: hi = +-Inf stands for +-2^1024, the first
+    // value past max, and lo = v - (+-2^1024), so that the metrics still see how far a finite
+    // result near the threshold is from v (lo is +-Inf only where v is 2^1025 or more).
+    Real past;
+    mpfr_set_prec(P(past), 2);
+    mpfr_set_si_2exp(P(past), mpfr_sgn(P(v)), std::numeric_limits<double>::max_exponent, MPFR_RNDN);
+    mpfr_set_prec(P(rest), mpfr_get_prec(P(v)) + 64);
+    mpfr_sub(P(rest), P(v), P(past), MPFR_RNDN);
+    lo = mpfr_get_d(P(rest), MPFR_RNDN);
+    return;
+  }
   mpfr_set_prec(P(rest), mpfr_get_prec(P(v)) + 64);
   mpfr_sub_d(P(rest), P(v), hi, MPFR_RNDN);
   lo = mpfr_get_d(P(rest), MPFR_RNDN);

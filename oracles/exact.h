@@ -42,7 +42,8 @@ void div_si_odd(Real& r, const Real& a, int64_t k, long prec);
 // the exact value v in dtype d, as raw bits. NaN maps to the canonical quiet NaN.
 uint64_t round_to(DType d, const Real& v);
 uint64_t quiet_nan_bits(DType d);
-// hi = RN_double(v), lo = RN_double(v - hi): a double-double image of v for the metrics.
+// hi = RN_double(v), lo = RN_double(v - hi): a double-double image of v for the metrics. A finite
+// v past double's range gives hi = +-Inf, standing for +-2^1024, and lo = RN_double(v - (+-2^1024)).
 void to_double_double(const Real& v, double& hi, double& lo);
 
 // Exact sign of A/sqrt(D) - W (D > 0).

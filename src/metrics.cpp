@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -99,6 +100,15 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact) {
       // may come back as Inf from a kernel whose error is within budget.
       const long double past = std::copysign(std::ldexp(1.0L, info(d).max_exp + 1), a);
       err = static_cast<double>(std::fabs((past - hi) - lo));
+      ulps = ulp_distance(ab, eb);
+    } else if (std::isinf(hi) && std::isfinite(a)) {
+      // The exact value lies past double's range (an f64 output): the oracle gives it as
+      // hi = +-Inf standing for +-2^1024, double's first value past max, and lo = v - hi. A sum
+      // of f64 values just past the overflow threshold rounds to Inf; a kernel whose roundings
+      // kept it at max is within its allowance.
+      const long double past =
+          std::copysign(std::ldexp(1.0L, std::numeric_limits<double>::max_exponent), hi);
+      err = static_cast<double>(std::fabs((a - past) - lo));
       ulps = ulp_distance(ab, eb);
     } else if (std::isinf(a) || !std::isfinite(hi)) {
       err = ulps = inf;

@@ -108,6 +108,23 @@ TEST(Metrics, InfNextToTheOverflowThresholdIsWithinBudget) {
   EXPECT_EQ(measure(tensor_of(DType::f32, {-INFINITY}), e).verdict, Verdict::fail);
 }
 
+TEST(Metrics, FiniteNextToAnExactValuePastDoublesRangeIsWithinBudget) {
+  // An exact f64 sum v = 2^1024 + 2^970 = max + 1.5 * 2^971 (not a double) rounds to Inf; the
+  // oracle's image of it is hi = Inf (standing for 2^1024) and lo = v - 2^1024 = 2^970. A kernel
+  // whose additions each rounded back to max is off by 1.5 * 2^971, within u * S + ulp/2 with
+  // S = max: a pass, and so is Inf; -max is not. (Found by the differential fuzzer: dbeta of
+  // dy = max, 4.4e291, 4.4e291, ..., which a pairwise sum keeps at max.)
+  const double max = std::numeric_limits<double>::max();
+  ExactOutput e = exact_of(DType::f64, {INFINITY}, max);
+  e.lo[0] = std::ldexp(1.0, 970);
+  OutputMetrics m = measure(tensor_of(DType::f64, {max}), e);
+  EXPECT_EQ(m.verdict, Verdict::pass);
+  EXPECT_NEAR(m.max_cond_err, 0x1.8p971 / (0x1p-53 * max + 0x1p970), 1e-6);
+  EXPECT_EQ(m.max_ulp, 1);
+  EXPECT_EQ(measure(tensor_of(DType::f64, {INFINITY}), e).verdict, Verdict::pass);
+  EXPECT_EQ(measure(tensor_of(DType::f64, {-max}), e).verdict, Verdict::fail);
+}
+
 TEST(Metrics, UndefinedExactDemandsNonFinite) {
   ExactOutput e = exact_of(DType::f32, {0.0, 0.0});
   e.hi[0] = e.hi[1] = NAN;
