@@ -94,21 +94,16 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact) {
     } else if (std::isnan(a)) {
       ++m.policy_violations;
       err = ulps = inf;
-    } else if (std::isinf(a) && std::isfinite(hi)) {
-      // +-Inf stands for the first value past max, as in IEEE rounding (the overflow threshold
-      // is the midpoint max + ulp/2): an exact value within the allowed error of that threshold
-      // may come back as Inf from a kernel whose error is within budget.
-      const long double past = std::copysign(std::ldexp(1.0L, info(d).max_exp + 1), a);
-      err = static_cast<double>(std::fabs((past - hi) - lo));
-      ulps = ulp_distance(ab, eb);
-    } else if (std::isinf(hi) && std::isfinite(a)) {
-      // The exact value lies past double's range (an f64 output): the oracle gives it as
-      // hi = +-Inf standing for +-2^1024, double's first value past max, and lo = v - hi. A sum
-      // of f64 values just past the overflow threshold rounds to Inf; a kernel whose roundings
-      // kept it at max is within its allowance.
-      const long double past =
-          std::copysign(std::ldexp(1.0L, std::numeric_limits<double>::max_exponent), hi);
-      err = static_cast<double>(std::fabs((a - past) - lo));
+    } else if (std::isinf(a) != std::isinf(hi)) {
+      // +-Inf stands for the first value past max of its format, 2^(max_exp + 1), as in IEEE
+      // rounding (the overflow threshold is the midpoint max + ulp/2), on either side: a kernel's
+      // Inf next to an exact value within the allowed error of the threshold, and an f64 exact
+      // value past double's range (the oracle's hi = +-Inf, lo = v - hi) next to a kernel's
+      // finite result that its roundings kept at max, are both within budget.
+      auto value_of = [](double v, DType f) -> long double {
+        return std::isinf(v) ? std::copysign(std::ldexp(1.0L, info(f).max_exp + 1), v) : v;
+      };
+      err = static_cast<double>(std::fabs((value_of(a, d) - value_of(hi, DType::f64)) - lo));
       ulps = ulp_distance(ab, eb);
     } else if (std::isinf(a) || !std::isfinite(hi)) {
       err = ulps = inf;
