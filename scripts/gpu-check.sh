@@ -232,7 +232,7 @@ fi
 say "6 summary (total ${SECONDS}s of which checks $((SECONDS - t0))s)"
 if command -v python3 >/dev/null; then
   python3 bench/gpu/summary.py --gnv "$out/bench_gnv.json" --torch "$out/bench_torch.json" --steps "$out/steps.tsv" \
-    --md "$out/summary.md"
+    --md "$out/summary.md" || { echo "gpu-check: the summary could not use a result file (named above)"; failed=1; }
 else
   cat "$out/steps.tsv"
 fi

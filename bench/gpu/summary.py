@@ -7,6 +7,10 @@ roofline and PyTorch (torch_bench.py), and the issue's goals, as a table (stdout
 Goals (issue 7, on an H100): forward >= 85% of the measured copy bandwidth (bytes read + written)
 on the large shapes in both layouts; >= 2x PyTorch on channels-last; the (2,320,64,64) f16 forward
 under 15 us; backward >= 70% of its byte floor (x and dy read, dx written, at copy bandwidth).
+
+A result file that is absent means that benchmark did not run. Exit status 1 when one is there but
+malformed (named on stderr; the step table is still printed and written), else 0: a missed goal is
+a finding, reported as MISS, not a failure of the summary.
 """
 import argparse
 import json
@@ -16,11 +20,33 @@ import sys
 SD_SHAPE = "2x320x64x64"
 
 
+class BadInput(Exception):
+    pass
+
+
+RECORD_KEYS = ("shape", "dtype", "layout", "dir", "variant", "median_us", "bytes")
+
+
 def load(path):
+    """A benchmark's JSON, None when the file is absent (that benchmark did not run). A file that is
+    there but unreadable, truncated (a benchmark killed while writing) or missing a field raises
+    BadInput naming the file and what is wrong."""
     if not path or not os.path.exists(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except (OSError, ValueError) as e:
+        raise BadInput(f"{path}: not a readable JSON file: {e}") from None
+    if not isinstance(d, dict) or not isinstance(d.get("records"), list) or "copy_gbps" not in d:
+        raise BadInput(f"{path}: not a benchmark result (needs an object with 'copy_gbps' and a 'records' list)")
+    for i, r in enumerate(d["records"]):
+        missing = [k for k in RECORD_KEYS if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise BadInput(f"{path}: records[{i}] lacks {', '.join(missing)}")
+        if not (isinstance(r["median_us"], (int, float)) and r["median_us"] > 0):
+            raise BadInput(f"{path}: records[{i}]: median_us must be a positive number, not {r['median_us']!r}")
+    return d
 
 
 def main() -> int:
@@ -30,10 +56,22 @@ def main() -> int:
     ap.add_argument("--md")
     ap.add_argument("--steps")
     a = ap.parse_args()
-    g = load(a.gnv)
-    t = load(a.torch)
     lines = []
     out = lines.append
+    rc = 0
+
+    def load_or_say(path):
+        nonlocal rc
+        try:
+            return load(path)
+        except BadInput as e:
+            print(f"summary: {e}", file=sys.stderr)
+            out(f"unusable: {e}")
+            rc = 1
+            return None
+
+    g = load_or_say(a.gnv)
+    t = load_or_say(a.torch)
     if g is None:
         out("no gnv benchmark results (" + str(a.gnv) + ")")
     else:
@@ -111,7 +149,7 @@ def main() -> int:
     if a.md:
         with open(a.md, "w") as fh:
             fh.write("# gnv CUDA device check\n\n```\n" + text + "\n```\n")
-    return 0
+    return rc
 
 
 if __name__ == "__main__":
