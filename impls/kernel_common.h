@@ -339,15 +339,8 @@ class PolicyImpl : public Impl {
  public:
   std::string_view name() const override { return Policy::kName; }
   Capabilities capabilities() const override {
-    Capabilities c;
-    c.dtypes.assign(std::begin(kAllDTypes), std::end(kAllDTypes));
-    c.layouts.assign(std::begin(kAllLayouts), std::end(kAllLayouts));
-    c.forward = true;
-    c.backward = true;
-    c.device = "cpu";
-    c.deterministic = true;
+    Capabilities c = Capabilities::full("cpu", std::string(Policy::kSummary));
     c.control = Policy::kControl;
-    c.summary = std::string(Policy::kSummary);
     return c;
   }
   void forward(const ForwardArgs& a) const override {

@@ -1026,18 +1026,10 @@ class SimdImpl final : public Impl {
  public:
   std::string_view name() const override { return "simd"; }
   Capabilities capabilities() const override {
-    Capabilities c;
-    c.dtypes.assign(std::begin(kAllDTypes), std::end(kAllDTypes));
-    c.layouts.assign(std::begin(kAllLayouts), std::end(kAllLayouts));
-    c.forward = true;
-    c.backward = true;
-    c.device = "cpu";
-    c.deterministic = true;
-    c.control = false;
-    c.summary =
-        "Highway SIMD, multi-threaded: lane-wise chunked two-pass states + Welford pairwise combine, "
-        "thread-count independent; welford's scalar path for non-finite or out-of-range groups";
-    return c;
+    return Capabilities::full("cpu",
+                              "Highway SIMD, multi-threaded: lane-wise chunked two-pass states + Welford pairwise "
+                              "combine, thread-count independent; welford's scalar path for non-finite or out-of-range "
+                              "groups");
   }
   void forward(const ForwardArgs& a) const override {
     visit_dtype(a.p.dtype, [&](auto t) { forward_impl<typename decltype(t)::type>(a); });

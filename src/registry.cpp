@@ -12,6 +12,14 @@ bool Capabilities::supports(DType d) const {
 bool Capabilities::supports(Layout l) const {
   return std::find(layouts.begin(), layouts.end(), l) != layouts.end();
 }
+Capabilities Capabilities::full(std::string device, std::string summary) {
+  Capabilities c;
+  c.dtypes.assign(std::begin(kAllDTypes), std::end(kAllDTypes));
+  c.layouts.assign(std::begin(kAllLayouts), std::end(kAllLayouts));
+  c.device = std::move(device);
+  c.summary = std::move(summary);
+  return c;
+}
 
 Registry& Registry::instance() {
   static Registry r;

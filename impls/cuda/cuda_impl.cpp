@@ -36,18 +36,9 @@ class CudaImpl final : public Impl {
  public:
   std::string_view name() const override { return "cuda"; }
   Capabilities capabilities() const override {
-    Capabilities c;
-    c.dtypes.assign(std::begin(kAllDTypes), std::end(kAllDTypes));
-    c.layouts.assign(std::begin(kAllLayouts), std::end(kAllLayouts));
-    c.forward = true;
-    c.backward = true;
-    c.device = "cuda";
-    c.deterministic = true;
-    c.control = false;
-    c.summary =
-        "CUDA (sm_90): one pass over x per group on a thread-block cluster (scaled Welford, "
-        "fixed-order combines), split path for larger groups; 16-byte accesses";
-    return c;
+    return Capabilities::full("cuda",
+                              "CUDA (sm_90): one pass over x per group on a thread-block cluster (scaled Welford, "
+                              "fixed-order combines), split path for larger groups; 16-byte accesses");
   }
   bool available() const override { return cuda_available(); }
 
