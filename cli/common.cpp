@@ -92,18 +92,6 @@ std::string unsupported_reason(const Impl& impl, const Problem& p, bool backward
   return {};
 }
 
-std::string verdict_label(Verdict v) {
-  switch (v) {
-    case Verdict::pass: return "PASS";
-    case Verdict::fail: return "FAIL";
-    case Verdict::error: return "ERROR";
-    case Verdict::unwritten: return "UNWRITTEN";
-    case Verdict::crash: return "CRASH";
-    case Verdict::timeout: return "TIMEOUT";
-  }
-  return "?";
-}
-
 std::string reproduce_command(const std::string& impl, const Problem& p, const std::string& stress,
                               uint64_t seed, bool backward) {
   // eps printed shortest-round-trip, so the replay sees the same double.

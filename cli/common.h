@@ -73,8 +73,6 @@ std::vector<const Impl*> select_impls(const std::vector<std::string>& names);
 // Empty when the impl can run the problem here, else the reason (unavailable, dtype, layout, pass).
 std::string unsupported_reason(const Impl& impl, const Problem& p, bool backward);
 
-std::string verdict_label(Verdict v);  // PASS, FAIL, ERROR, UNWRITTEN
-
 // The command that regenerates a case from scratch and checks it.
 std::string reproduce_command(const std::string& impl, const Problem& p, const std::string& stress,
                               uint64_t seed, bool backward);

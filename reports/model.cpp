@@ -33,22 +33,10 @@ std::string Cell::case_id() const {
 
 std::string Cell::id() const { return impl + "/" + case_id(); }
 
-std::string verdict_label(Verdict v) {
-  switch (v) {
-    case Verdict::pass: return "PASS";
-    case Verdict::fail: return "FAIL";
-    case Verdict::error: return "ERROR";
-    case Verdict::unwritten: return "UNWRITTEN";
-    case Verdict::crash: return "CRASH";
-    case Verdict::timeout: return "TIMEOUT";
-  }
-  return "?";
-}
-
 Verdict parse_verdict(std::string_view s) {
   for (Verdict v : {Verdict::pass, Verdict::fail, Verdict::error, Verdict::unwritten, Verdict::crash, Verdict::timeout})
     if (s == verdict_label(v)) return v;
-  throw ReportError(fmt::format("unknown verdict '{}' (expected PASS, FAIL, ERROR or UNWRITTEN)", s));
+  throw ReportError(fmt::format("unknown verdict '{}' (expected PASS, FAIL, ERROR, UNWRITTEN, CRASH or TIMEOUT)", s));
 }
 
 double worst_cond_err(const CheckResult& r) {

@@ -1,6 +1,7 @@
 #include "gnv/metrics.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -19,6 +20,12 @@ std::string_view name(Verdict v) {
     case Verdict::timeout: return "timeout";
   }
   return "?";
+}
+
+std::string verdict_label(Verdict v) {
+  std::string s(name(v));
+  for (char& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return s;
 }
 
 double budget_for(int64_t reduction_length) {

@@ -16,6 +16,7 @@ namespace gnv {
 // the cell has no measurement, and its error text says how it ended (signal, time limit).
 enum class Verdict { pass, fail, error, unwritten, crash, timeout };
 std::string_view name(Verdict v);
+std::string verdict_label(Verdict v);  // name(v) in capitals, as reports and the CLI print it: PASS, FAIL, ...
 // error, crash, timeout: the kernel produced nothing to measure.
 inline bool no_result(Verdict v) { return v == Verdict::error || v == Verdict::crash || v == Verdict::timeout; }
 

@@ -195,7 +195,6 @@ inline constexpr double kBlindOffset = 1e4;
 Summary summarize(const Report& r);
 
 double worst_cond_err(const CheckResult& r);  // NaN when any output's is NaN
-std::string verdict_label(Verdict v);          // PASS, FAIL, ERROR, UNWRITTEN
 Verdict parse_verdict(std::string_view s);     // throws ReportError
 
 std::string render_markdown(const Report& r);  // report.md
