@@ -1,7 +1,6 @@
 // Forward pipelines (templates); fwd_<dtype>.cu instantiate them, one translation unit per dtype
 // so that the many kernel variants compile in parallel.
 #pragma once
-#include <exception>
 
 #include "internal.h"
 
@@ -46,20 +45,7 @@ template <int D, int W> bool fits_t(const Plan& p) {
   const void* kernel = p.nhwc ? reinterpret_cast<const void*>(fwd_nhwc<D, W, fwd_v(W)>)
                               : reinterpret_cast<const void*>(fwd_nchw<D, W, fwd_v(W)>);
   const size_t smem = p.nhwc ? nhwc_fwd_smem<A>(p.T, W, p.CW) : nchw_fwd_smem<A>();
-  // A configuration the device refuses (an error here, not only a count of 0) means: not fused.
-  try {
-    ensure_attrs(kernel, smem, p.k);
-  } catch (const std::exception&) {
-    return false;
-  }
-  cudaLaunchAttribute attr[1];
-  const cudaLaunchConfig_t cfg = launch_config(p, static_cast<unsigned>(p.k), smem, nullptr, attr, true);
-  int n = 0;
-  if (cudaOccupancyMaxActiveClusters(&n, kernel, &cfg) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return n > 0;
+  return cluster_resident(kernel, p, smem);
 }
 
 }  // namespace

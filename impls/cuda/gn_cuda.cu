@@ -408,6 +408,23 @@ void ensure_attrs(const void* kernel, size_t smem, int64_t cluster) {
   }
 }
 
+bool cluster_resident(const void* kernel, const Plan& p, size_t smem) {
+  // A configuration the device refuses (an error here, not only a count of 0) means: not fused.
+  try {
+    ensure_attrs(kernel, smem, p.k);
+  } catch (const std::exception&) {
+    return false;
+  }
+  cudaLaunchAttribute attr[1];
+  const cudaLaunchConfig_t cfg = launch_config(p, static_cast<unsigned>(p.k), smem, nullptr, attr, true);
+  int n = 0;
+  if (cudaOccupancyMaxActiveClusters(&n, kernel, &cfg) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return n > 0;
+}
+
 namespace {
 template <class F> decltype(auto) with_dtype(int dtype, F&& f) {
   switch (dtype) {

@@ -43,6 +43,9 @@ bool fused_fits_backward(int dtype, const Plan& p, bool affine_grads);
 // Raises the kernel's dynamic shared memory limit when it needs more than the default 48 KB, and
 // allows clusters of more than 8 blocks (H100/H200: 16) when `cluster` asks for them.
 void ensure_attrs(const void* kernel, size_t smem, int64_t cluster);
+// Whether the fused launch of `kernel` under this plan (clusters of p.k blocks, `smem` bytes each)
+// can be resident: the device accepts its attributes and cudaOccupancyMaxActiveClusters > 0.
+bool cluster_resident(const void* kernel, const Plan& p, size_t smem);
 
 inline cudaLaunchConfig_t launch_config(const Plan& p, unsigned grid, size_t smem, cudaStream_t s,
                                         cudaLaunchAttribute* attr, bool cluster) {
