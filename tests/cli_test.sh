@@ -3,32 +3,7 @@
 # case round trips and oracle files. Usage: cli_test.sh /path/to/gnv
 set -u
 gnv=${1:?usage: cli_test.sh /path/to/gnv}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() {
-  failed=$((failed + 1))
-  echo "FAIL $1"
-  # The captured output explains most failures; keep it short.
-  [ -f "$tmp/out" ] && sed -n '1,15s/^/     out| /p' "$tmp/out"
-  [ -f "$tmp/err" ] && sed -n '1,15s/^/     err| /p' "$tmp/err"
-}
-
-# expect_rc NAME RC CMD...: runs CMD with stdout/stderr in $tmp/out and $tmp/err.
-expect_rc() {
-  local what=$1 want=$2
-  shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  if [ "$rc" -eq "$want" ]; then ok "$what (exit $rc)"; else bad "$what: exit $rc, expected $want"; fi
-}
-# expect_grep NAME FILE REGEX (extended)
-expect_grep() {
-  if grep -Eq -- "$3" "$2"; then ok "$1"; else bad "$1: /$3/ not in $(basename "$2")"; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/expect.sh"
 
 # The first python3 on PATH may be a pyenv/venv one without numpy; Debian's has it (bootstrap).
 py=""
@@ -316,5 +291,4 @@ expect_rc "suite alias" 0 "$gnv" suite --impl welford --dtype f32 --layout nhwc 
   --stress normal --no-html --out "$tmp/suite"
 [ -s "$tmp/suite/report.json" ] && ok "suite alias writes report.json" || bad "suite alias wrote no report.json"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -8,27 +8,7 @@ plugins=${2:?usage: validate_test.sh GNV PLUGIN_DIR}
 gnv=$(cd "$(dirname "$gnv")" && pwd)/$(basename "$gnv")
 plugins=$(cd "$plugins" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() {
-  failed=$((failed + 1))
-  echo "FAIL $1"
-  [ -f "$tmp/out" ] && sed -n '1,15s/^/     out| /p' "$tmp/out"
-  [ -f "$tmp/err" ] && sed -n '1,15s/^/     err| /p' "$tmp/err"
-}
-expect_rc() {
-  local what=$1 want=$2
-  shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  if [ "$rc" -eq "$want" ]; then ok "$what (exit $rc)"; else bad "$what: exit $rc, expected $want"; fi
-}
-expect_grep() {
-  if grep -Eq -- "$3" "$2"; then ok "$1"; else bad "$1: /$3/ not in $(basename "$2")"; fi
-}
+. "$here/expect.sh"
 # count FILE REGEX: number of matching lines
 count() { grep -Ec -- "$2" "$1" || true; }
 
@@ -130,5 +110,4 @@ expect_rc "plugin and runner in one validation" 0 "$gnv" validate --plugin "$plu
   --dtype f32 --section small --stress normal --no-html --out "$tmp/both"
 expect_grep "both impls in one report" "$tmp/both/report.json" '"impls":\["example_c","runner"\]'
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
