@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <stdexcept>
+#include <utility>
 #include <fmt/format.h>
 
 #include "gnv/oracle.h"
@@ -10,14 +13,18 @@ namespace gnv {
 
 namespace {
 
-void require_supported(const Impl& impl, const Problem& p, bool backward) {
+// Why impl cannot run the problem, as InvalidProblem's field and message; an empty field when it can.
+std::pair<std::string, std::string> unsupported(const Impl& impl, const Problem& p, bool backward) {
   const Capabilities caps = impl.capabilities();
-  if (!caps.supports(p.dtype))
-    throw InvalidProblem("dtype", fmt::format("{} does not support {}", impl.name(), name(p.dtype)));
+  if (!caps.supports(p.dtype)) return {"dtype", fmt::format("{} does not support {}", impl.name(), name(p.dtype))};
   if (!caps.supports(p.layout))
-    throw InvalidProblem("layout", fmt::format("{} does not support {}", impl.name(), name(p.layout)));
-  if (backward && !caps.backward)
-    throw InvalidProblem("backward", fmt::format("{} has no backward pass", impl.name()));
+    return {"layout", fmt::format("{} does not support {}", impl.name(), name(p.layout))};
+  if (backward && !caps.backward) return {"backward", fmt::format("{} has no backward pass", impl.name())};
+  return {};
+}
+
+void require_supported(const Impl& impl, const Problem& p, bool backward) {
+  if (auto [field, msg] = unsupported(impl, p, backward); !field.empty()) throw InvalidProblem(field, msg);
 }
 
 Tensor poisoned(DType d, std::vector<int64_t> shape) {
@@ -76,41 +83,91 @@ BackwardResult run_backward(const Impl& impl, const Case& c, const Tensor& mean,
   return r;
 }
 
-CheckResult check_case(const Impl& impl, const Case& c, bool backward) {
-  CheckResult res;
+std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls, const Case& c,
+                                           const std::vector<bool>& backward) {
+  if (backward.size() != impls.size()) throw std::logic_error("check_case_shared: one flag per impl");
+  std::vector<CheckResult> res(impls.size());
+  auto error_all = [&](const std::string& msg) {
+    for (CheckResult& r : res) {
+      r = CheckResult{};
+      r.verdict = Verdict::error;
+      r.error = msg;
+    }
+    return res;
+  };
+  std::vector<bool> bwd(impls.size());
+  std::vector<bool> runs(impls.size(), false);
+  bool any = false, any_bwd = false;
   try {
     c.validate();
-    backward = backward && c.has_backward();
-    require_supported(impl, c.problem, backward);
-    const OracleResult fwd_exact = oracle_forward(c);
-    res.oracle_undecided += fwd_exact.undecided;
-    kappa_range(res, fwd_exact.kappa);
-    const ForwardResult fwd = run_forward(impl, c);
-    res.outputs.push_back(measure(fwd.y, fwd_exact.get("y")));
-    if (impl.capabilities().statistics) {
-      res.outputs.push_back(measure(fwd.mean, fwd_exact.get("mean")));
-      res.outputs.push_back(measure(fwd.rstd, fwd_exact.get("rstd")));
-    }
-    if (backward) {
-      const OracleResult bwd_exact = oracle_backward(c);
-      res.oracle_undecided += bwd_exact.undecided;
-      const BackwardResult bwd = run_backward(impl, c, fwd_exact.get("mean").rounded,
-                                              fwd_exact.get("rstd").rounded);
-      res.outputs.push_back(measure(bwd.dx, bwd_exact.get("dx")));
-      if (c.problem.affine) {
-        res.outputs.push_back(measure(bwd.dgamma, bwd_exact.get("dgamma")));
-        res.outputs.push_back(measure(bwd.dbeta, bwd_exact.get("dbeta")));
+    for (size_t i = 0; i < impls.size(); ++i) {
+      bwd[i] = backward[i] && c.has_backward();
+      if (auto [field, msg] = unsupported(*impls[i], c.problem, bwd[i]); !field.empty()) {
+        res[i].verdict = Verdict::error;
+        res[i].error = InvalidProblem(field, msg).what();
+        continue;
       }
+      runs[i] = any = true;
+      any_bwd = any_bwd || bwd[i];
     }
-    judge(res);
-  } catch (const KernelAborted& e) {  // outputs measured before the crash are kept
-    res.verdict = e.verdict();
-    res.error = e.what();
   } catch (const std::exception& e) {
-    res.verdict = Verdict::error;
-    res.error = e.what();
+    return error_all(e.what());
+  }
+  if (!any) return res;
+  // Each oracle once, for every impl; a failure is every impl's error (the backward's only for
+  // the impls that check a backward, after their forward is measured).
+  std::optional<OracleResult> fwd_exact, bwd_exact;
+  std::string fwd_error, bwd_error;
+  try {
+    fwd_exact = oracle_forward(c);
+  } catch (const std::exception& e) {
+    fwd_error = e.what();
+  }
+  if (fwd_exact && any_bwd) {
+    try {
+      bwd_exact = oracle_backward(c);
+    } catch (const std::exception& e) {
+      bwd_error = e.what();
+    }
+  }
+  for (size_t i = 0; i < impls.size(); ++i) {
+    if (!runs[i]) continue;
+    CheckResult& r = res[i];
+    try {
+      if (!fwd_exact) throw std::runtime_error(fwd_error);
+      r.oracle_undecided += fwd_exact->undecided;
+      kappa_range(r, fwd_exact->kappa);
+      const ForwardResult fwd = run_forward(*impls[i], c);
+      r.outputs.push_back(measure(fwd.y, fwd_exact->get("y")));
+      if (impls[i]->capabilities().statistics) {
+        r.outputs.push_back(measure(fwd.mean, fwd_exact->get("mean")));
+        r.outputs.push_back(measure(fwd.rstd, fwd_exact->get("rstd")));
+      }
+      if (bwd[i]) {
+        if (!bwd_exact) throw std::runtime_error(bwd_error);
+        r.oracle_undecided += bwd_exact->undecided;
+        const BackwardResult b = run_backward(*impls[i], c, fwd_exact->get("mean").rounded,
+                                              fwd_exact->get("rstd").rounded);
+        r.outputs.push_back(measure(b.dx, bwd_exact->get("dx")));
+        if (c.problem.affine) {
+          r.outputs.push_back(measure(b.dgamma, bwd_exact->get("dgamma")));
+          r.outputs.push_back(measure(b.dbeta, bwd_exact->get("dbeta")));
+        }
+      }
+      judge(r);
+    } catch (const KernelAborted& e) {  // outputs measured before the crash are kept
+      r.verdict = e.verdict();
+      r.error = e.what();
+    } catch (const std::exception& e) {
+      r.verdict = Verdict::error;
+      r.error = e.what();
+    }
   }
   return res;
+}
+
+CheckResult check_case(const Impl& impl, const Case& c, bool backward) {
+  return check_case_shared({&impl}, c, {backward}).front();
 }
 
 }  // namespace gnv

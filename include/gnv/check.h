@@ -34,6 +34,11 @@ struct CheckResult {
 // buffer poisoned first. The backward pass receives the oracle's mean and rstd, so its verdict
 // does not depend on the forward's. Never throws for a bad case: returns verdict error.
 CheckResult check_case(const Impl& impl, const Case& c, bool backward);
+// check_case for several impls on one case with one oracle evaluation (check_case is its one-impl
+// case): the same results as checking each impl alone (a test holds them to it), at a third of the
+// cost for three impls, since the oracle dominates.
+std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls, const Case& c,
+                                           const std::vector<bool>& backward);
 
 // Just runs the kernel on poisoned outputs (no oracle): for properties and benchmarks.
 struct ForwardResult { Tensor y, mean, rstd; };

@@ -238,12 +238,6 @@ std::string render_comparison(const Comparison& c, const std::string& base_name,
 
 // ---- running ----------------------------------------------------------------------------------
 
-// check_case for several impls on one case with one oracle evaluation: the same results as
-// calling check_case(impl, c, backward[i]) for each (a test holds them to it), at a third of the
-// cost for three impls, since the oracle dominates.
-std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls, const Case& c,
-                                           const std::vector<bool>& backward);
-
 // Writes report.json, report.md and junit.xml into dir, each atomically.
 void write_report_files(const Report& r, const std::filesystem::path& dir);
 
