@@ -53,19 +53,9 @@ int run_merge(const MergeOptions& o) {
       fs::copy(src, dst, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
     }
   }
-  write_file_atomic(out / "report.json", to_json_text(merged));
-  const Report written = read_report(out / "report.json");
-  write_report_files(written, out);
-  std::string html_note;
-  if (o.html) {
-    const std::string why = write_html_report(out / "report.json", out / "report.html");
-    html_note = why.empty() ? ", report.html" : "";
-    if (!why.empty()) fmt::print(stderr, "gnv: warning: report.html not written: {}\n", why);
-  }
-  if (!o.write_baseline.empty()) write_file_atomic(o.write_baseline, to_json_text(baseline_of(written)));
-  fmt::print("{}", render_text(written));
-  fmt::print("merged {} shards into {}/report.json, report.md, junit.xml{}\n", shards.size(), out.string(),
-             html_note);
+  std::string files;
+  const Report written = publish_report(merged, out, o.html, o.write_baseline, files);
+  fmt::print("merged {} shards into {}/{}\n", shards.size(), out.string(), files);
   return summarize(written).passed_all ? kExitPass : kExitFail;
 }
 

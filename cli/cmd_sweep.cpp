@@ -305,18 +305,9 @@ int run_sweep(const SweepOptions& o) {
   r.timing.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   // report.json is the source of truth: every other view is rendered from the file as written.
-  write_file_atomic(out / "report.json", to_json_text(r));
-  const Report written = read_report(out / "report.json");
-  write_report_files(written, out);
-  std::string html_note;
-  if (o.html) {
-    const std::string why = write_html_report(out / "report.json", out / "report.html");
-    html_note = why.empty() ? ", report.html" : "";
-    if (!why.empty()) fmt::print(stderr, "gnv: warning: report.html not written: {}\n", why);
-  }
-  if (!o.write_baseline.empty()) write_file_atomic(o.write_baseline, to_json_text(baseline_of(written)));
-  fmt::print("{}", render_text(written));
-  fmt::print("wrote {}/report.json, report.md, junit.xml{}\n", out.string(), html_note);
+  std::string files;
+  const Report written = publish_report(r, out, o.html, o.write_baseline, files);
+  fmt::print("wrote {}/{}\n", out.string(), files);
   int rc = summarize(written).passed_all ? kExitPass : kExitFail;
   if (base) {
     try {

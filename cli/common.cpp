@@ -10,6 +10,7 @@
 
 #include "gnv/metrics.h"
 #include "gnv/npy.h"
+#include "gnv/report.h"
 
 namespace gnv::cli {
 
@@ -262,6 +263,23 @@ std::vector<ExternalImpl> register_external(const ExternalOptions& o) {
     add(make_runner(r), std::move(load));
   }
   return out;
+}
+
+report::Report publish_report(const report::Report& r, const std::filesystem::path& out, bool html,
+                              const std::string& baseline, std::string& files) {
+  using namespace gnv::report;
+  write_file_atomic(out / "report.json", to_json_text(r));
+  Report written = read_report(out / "report.json");
+  write_report_files(written, out);
+  files = "report.json, report.md, junit.xml";
+  if (html) {
+    const std::string why = write_html_report(out / "report.json", out / "report.html");
+    if (why.empty()) files += ", report.html";
+    else fmt::print(stderr, "gnv: warning: report.html not written: {}\n", why);
+  }
+  if (!baseline.empty()) write_file_atomic(baseline, to_json_text(baseline_of(written)));
+  fmt::print("{}", render_text(written));
+  return written;
 }
 
 }  // namespace gnv::cli

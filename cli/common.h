@@ -3,6 +3,7 @@
 // one way a check result is printed, serialized and reproduced.
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "gnv/external.h"
 #include "gnv/impl.h"
 #include "gnv/problem.h"
+#include "gnv/report.h"
 #include "gnv/stress.h"
 
 namespace gnv::cli {
@@ -46,6 +48,13 @@ Command register_suite(CLI::App& app);
 // NpyError, std::invalid_argument, UsageError) -> 2, anything else -> 1; prints "gnv: error: ...".
 int run_guarded(const std::function<int()>& run);
 void print_error(const std::string& msg);
+
+// The end of gnv sweep and gnv merge: report.json (the source of truth) written atomically into
+// `out` and read back; report.md and junit.xml, and report.html when `html`, rendered from the file
+// as written; the baseline written to `baseline` unless empty; the text view printed. Returns the
+// report as written; `files` gets the list of files written into out, for the closing line.
+report::Report publish_report(const report::Report& r, const std::filesystem::path& out, bool html,
+                              const std::string& baseline, std::string& files);
 
 // load_case, with an invalid problem or tensor reported against the file that holds it
 // (InvalidProblem names only the field: "x: shape is ...").
