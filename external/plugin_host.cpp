@@ -197,8 +197,8 @@ class Outputs {
 
 class PluginImpl final : public Impl {
  public:
-  PluginImpl(std::string path, void* handle, const gnv_kernel* k, double timeout_s)
-      : path_(std::move(path)), handle_(handle), k_(k), timeout_s_(timeout_s), name_(k->name) {
+  PluginImpl(std::string path, const gnv_kernel* k, double timeout_s)
+      : path_(std::move(path)), k_(k), timeout_s_(timeout_s), name_(k->name) {
     caps_.dtypes.clear();
     for (DType d : kAllDTypes)
       if (k->dtypes & GNV_DTYPE_BIT(abi_dtype(d))) caps_.dtypes.push_back(d);
@@ -289,7 +289,6 @@ class PluginImpl final : public Impl {
   }
 
   std::string path_;
-  void* handle_;
   const gnv_kernel* k_;
   double timeout_s_;
   std::string name_;
@@ -338,7 +337,7 @@ std::unique_ptr<Impl> load_plugin(const std::string& path_in, double timeout_s) 
   }
   const gnv_kernel* k = nullptr;
   if (std::string why = check_plugin(handle, path, &k); !why.empty()) throw ExternalError(why);
-  return std::make_unique<PluginImpl>(path, handle, k, timeout_s);
+  return std::make_unique<PluginImpl>(path, k, timeout_s);
 }
 
 }  // namespace gnv
