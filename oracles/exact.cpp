@@ -205,6 +205,7 @@ void to_double_double(const Real& v, double& hi, double& lo) {
   lo = 0;
   if (std::isnan(hi) || mpfr_inf_p(P(v))) return;
   Real rest;
+  mpfr_set_prec(P(rest), mpfr_get_prec(P(v)) + 64);
   if (std::isinf(hi)) {
     // A finite v past double's overflow threshold: hi = +-Inf stands for +-2^1024, the first
     // value past max, and lo = v - (+-2^1024), so that the metrics still see how far a finite
@@ -212,13 +213,10 @@ void to_double_double(const Real& v, double& hi, double& lo) {
     Real past;
     mpfr_set_prec(P(past), 2);
     mpfr_set_si_2exp(P(past), mpfr_sgn(P(v)), std::numeric_limits<double>::max_exponent, MPFR_RNDN);
-    mpfr_set_prec(P(rest), mpfr_get_prec(P(v)) + 64);
     mpfr_sub(P(rest), P(v), P(past), MPFR_RNDN);
-    lo = mpfr_get_d(P(rest), MPFR_RNDN);
-    return;
+  } else {
+    mpfr_sub_d(P(rest), P(v), hi, MPFR_RNDN);
   }
-  mpfr_set_prec(P(rest), mpfr_get_prec(P(v)) + 64);
-  mpfr_sub_d(P(rest), P(v), hi, MPFR_RNDN);
   lo = mpfr_get_d(P(rest), MPFR_RNDN);
 }
 
