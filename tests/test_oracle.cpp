@@ -177,6 +177,34 @@ TEST(Oracle, RoundToF64Subnormal) {
   EXPECT_EQ(std::bit_cast<double>(exact::round_to(DType::f64, r)), 0x1p-1074);
 }
 
+TEST(Oracle, DoubleDoubleImagePastDoublesRange) {
+  // The metrics read the exact value as hi + lo. Past double's range hi is +-Inf, standing for
+  // +-2^1024, and lo must be the rest v - (+-2^1024), both signs, on both sides of 2^1024.
+  using exact::P;
+  exact::Real r;
+  mpfr_set_prec(P(r), 200);
+  double hi = 0, lo = 0;
+  for (int sign : {1, -1}) {
+    // 2^1024 + 2^970, and 2^1024 - 2^970 (= max + ulp/2, the overflow threshold)
+    for (double rest : {0x1p970, -0x1p970}) {
+      mpfr_set_si_2exp(P(r), sign, 1024, MPFR_RNDN);
+      mpfr_add_d(P(r), P(r), sign * rest, MPFR_RNDN);
+      exact::to_double_double(r, hi, lo);
+      EXPECT_EQ(hi, sign * INFINITY) << sign << " " << rest;
+      EXPECT_EQ(lo, sign * rest) << sign << " " << rest;
+    }
+  }
+  mpfr_set_d(P(r), 1.0, MPFR_RNDN);  // within range: hi = RN(v), lo = v - hi
+  mpfr_add_d(P(r), P(r), 0x1p-60, MPFR_RNDN);
+  exact::to_double_double(r, hi, lo);
+  EXPECT_EQ(hi, 1.0);
+  EXPECT_EQ(lo, 0x1p-60);
+  mpfr_set_inf(P(r), -1);  // a true infinity has no rest
+  exact::to_double_double(r, hi, lo);
+  EXPECT_EQ(hi, -INFINITY);
+  EXPECT_EQ(lo, 0.0);
+}
+
 TEST(Oracle, CertifiedRoundingDecidesExactTies) {
   // y = gamma * xhat + beta with xhat = +-1 exactly and beta = 2^-24: y = 1 + 2^-24 is an exact
   // f32 midpoint; the oracle must round it to even (1.0), not wherever its approximation lands.
