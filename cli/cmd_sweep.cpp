@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,7 +31,12 @@ namespace fs = std::filesystem;
 using namespace gnv::report;
 
 struct SweepOptions {
-  std::string preset = "smoke";
+  std::string preset;  // empty: smoke, unless --grid or --shape names the grid
+  std::string grid_file;
+  std::vector<std::string> shapes;  // the ad-hoc section
+  std::vector<int64_t> groups;
+  std::vector<double> eps;
+  bool affine = false;
   std::vector<std::string> impls, dtypes, layouts, stresses, sections;
   std::vector<uint64_t> seeds;
   std::optional<bool> backward;  // unset: the preset's
@@ -49,12 +55,54 @@ struct SweepOptions {
   std::map<std::string, std::string> external;  // impl -> the options that load it
 };
 
+// The grid a sweep starts from: --grid FILE, --preset NAME, the ad-hoc section of --shape (added
+// to the grid when one is named, else the whole grid), or the smoke preset.
+Grid base_grid(const SweepOptions& o) {
+  if (!o.grid_file.empty() && !o.preset.empty()) throw UsageError("--grid and --preset: give one grid");
+  if (o.shapes.empty() && (!o.groups.empty() || !o.eps.empty() || o.affine))
+    throw UsageError("--groups, --eps and --affine describe the shapes of --shape: give --shape too");
+  const bool named = !o.grid_file.empty() || !o.preset.empty();
+  Grid g;
+  if (!o.grid_file.empty()) g = load_grid_file(o.grid_file);
+  else if (!o.preset.empty() || o.shapes.empty()) g = preset_grid(o.preset.empty() ? "smoke" : o.preset);
+  if (!o.sections.empty()) {  // before the ad-hoc section: --section narrows the named grid
+    std::vector<Section> keep;
+    for (const std::string& s : o.sections) {
+      auto it = std::find_if(g.sections.begin(), g.sections.end(), [&](const Section& x) { return x.name == s; });
+      if (it == g.sections.end()) {
+        std::vector<std::string> names;
+        for (const Section& x : g.sections) names.push_back(x.name);
+        throw UsageError(fmt::format("--section {}: grid {} has sections {}", s, g.preset, fmt::join(names, ", ")));
+      }
+      keep.push_back(*it);
+    }
+    g.sections = std::move(keep);
+  }
+  if (!o.shapes.empty()) {
+    Section adhoc = adhoc_section(o.shapes, o.groups, o.eps, o.affine);
+    if (!named) {
+      g.preset = "adhoc";
+      for (DType d : kAllDTypes) g.dtypes.emplace_back(name(d));
+      for (Layout l : kAllLayouts) g.layouts.emplace_back(name(l));
+    } else {
+      for (const Section& s : g.sections)
+        if (s.name == adhoc.name) throw UsageError(fmt::format("--shape: grid {} already has a section 'adhoc'", g.preset));
+      g.preset += "+adhoc";
+    }
+    g.sections.push_back(std::move(adhoc));
+  }
+  return g;
+}
+
 Grid build_grid(const SweepOptions& o) {
-  Grid g = preset_grid(o.preset);
+  Grid g = base_grid(o);
+  // A grid file's impls are a default, as if given with --impl.
+  const std::vector<std::string> names = o.impls.empty() ? g.impls : o.impls;
+  g.impls.clear();
   // "all" keeps the impls available here; one named with --impl that cannot run (a GPU impl
   // without a GPU) is swept anyway, and its cells say why.
-  if (!o.validate || !o.impls.empty())
-    for (const Impl* impl : select_impls(o.impls))
+  if (!o.validate || !names.empty())
+    for (const Impl* impl : select_impls(names))
       if (!o.external.count(std::string(impl->name()))) g.impls.emplace_back(impl->name());
   for (const std::string& n : o.external_impls) g.impls.push_back(n);
   g.external = o.external;
@@ -67,19 +115,6 @@ Grid build_grid(const SweepOptions& o) {
     for (const std::string& l : o.layouts) g.layouts.emplace_back(name(parse_layout(l)));
   }
   if (o.backward) g.backward = *o.backward;
-  if (!o.sections.empty()) {
-    std::vector<Section> keep;
-    for (const std::string& s : o.sections) {
-      auto it = std::find_if(g.sections.begin(), g.sections.end(), [&](const Section& x) { return x.name == s; });
-      if (it == g.sections.end()) {
-        std::vector<std::string> names;
-        for (const Section& x : g.sections) names.push_back(x.name);
-        throw UsageError(fmt::format("--section {}: preset {} has sections {}", s, o.preset, fmt::join(names, ", ")));
-      }
-      keep.push_back(*it);
-    }
-    g.sections = std::move(keep);
-  }
   if (!o.stresses.empty()) {
     std::vector<std::string> st;
     for (const std::string& s : o.stresses) {
@@ -324,9 +359,22 @@ int run_sweep(const SweepOptions& o) {
 namespace {
 
 CLI::Option* add_sweep_options(CLI::App* sub, const std::shared_ptr<SweepOptions>& o) {
-  sub->add_option("--preset", o->preset, "Grid: smoke (default), ci or full (README \"gnv sweep\")")
-      ->capture_default_str()
+  sub->add_option("--preset", o->preset,
+                  fmt::format("Grid: a shipped grid file, {} (default smoke; `gnv list` names their files)",
+                              fmt::join(preset_names(), ", ")))
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  sub->add_option("--grid", o->grid_file,
+                  "Grid file (TOML, README \"Grid files\"), or a report.json to run its grid again");
+  sub->add_option("--shape", o->shapes,
+                  "Ad-hoc shape N,C[,D][,H][,W] (repeatable): a section 'adhoc' with every stress class, added "
+                  "to --grid/--preset or, without them, the whole grid");
+  sub->add_option("--groups", o->groups, "With --shape: G values (comma list), each must divide C")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--eps", o->eps, "With --shape: eps values (comma list; default 1e-5)")
+      ->delimiter(',')
+      ->check(CLI::NonNegativeNumber);
+  sub->add_flag("--affine", o->affine, "With --shape: gamma and beta (default: none)");
   sub->add_option("--impl", o->impls, "Implementations (comma list; default: every available one)")->delimiter(',');
   sub->add_option("--dtype", o->dtypes, "Dtypes (comma list; default: all, each impl runs those it supports)")
       ->delimiter(',');

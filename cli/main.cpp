@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   CLI::App app{"gnv: numerical verification of GroupNorm kernels against an exact oracle.\n"
                "Exit codes: 0 all pass, 1 any failure, 2 bad usage or invalid input."};
   app.name("gnv");
+  app.set_version_flag("--version", gnv::report::version_string(), "Print the version (and git describe) and exit");
   app.require_subcommand(1, 1);
   app.fallthrough(false);
   const std::vector<Command> commands{register_list(app), register_check(app),

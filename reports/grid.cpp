@@ -1,21 +1,26 @@
-// The presets: documented grids (README "gnv sweep"). The exact oracle is the cost, about 1.3M
-// elements/s forward and 0.9M/s backward on one core, once per case (all impls share it), so the
-// presets are sized in element-cases (elements x cases, each case once per dtype and layout):
-// smoke ~2.3M (seconds), ci ~31M (under 3 minutes on 2 cores, README records the measurement),
-// full ~1.3G (20-25 minutes on 2 cores).
+// Grids as data: grid files (TOML, README "Grid files"), the shipped presets (grids/*.toml, compiled
+// into gnv at build time so an installed binary needs no source tree), the ad-hoc section of
+// --shape/--groups/--eps/--affine, and the expansion of a grid into cases. The exact oracle is the
+// cost of a sweep, once per case (all impls share it), so grids are sized in element-cases.
+#include <algorithm>
 #include <charconv>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <set>
+#include <sstream>
 
+#include "gnv/npy.h"
 #include "gnv/report.h"
 #include "gnv/stress.h"
+#include "gnv_presets.h"
+
+#define TOML_EXCEPTIONS 1
+#define TOML_ENABLE_FORMATTERS 0
+#include <toml++/toml.h>
 
 namespace gnv::report {
 
-namespace {
-
-// Every stress class once, offsets by decades from 1e0 to 1e8: the breakdown point needs them all.
-std::vector<std::string> all_stresses() {
+std::vector<std::string> all_stress_names() {
   std::vector<std::string> v{"normal"};
   for (double k = 1; k <= 1e8; k *= 10) v.push_back(Stress{StressKind::offset, k}.name());
   for (const char* s : {"tiny-var", "huge", "subnormal", "constant", "outlier", "bimodal", "special"})
@@ -23,102 +28,367 @@ std::vector<std::string> all_stresses() {
   return v;
 }
 
-std::vector<std::string> offsets(std::initializer_list<double> ks) {
-  std::vector<std::string> v;
-  for (double k : ks) v.push_back(Stress{StressKind::offset, k}.name());
-  return v;
-}
+namespace {
 
-std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
+// A grid file is small; a larger one is a mistake (or /dev/zero), refused before it is read.
+constexpr std::uintmax_t kMaxGridFileBytes = 4 << 20;
 
-// Small shapes: spatial ranks 0..3, one and many channels per group, N > 1, both affine settings;
-// odd extents so that no vector width divides a row. Cheap, so they carry every stress class.
-std::vector<ShapeSpec> small_shapes(bool more) {
-  std::vector<ShapeSpec> v{
-      {"2x32x8x8", "2,32,8,8", {8}, false, 1e-5, "rank 2, 4 channels per group"},
-      {"1x6x7", "1,6,7", {3}, true, 1e-5, "rank 1, odd length"},
-      {"2x12", "2,12", {4}, false, 1e-5, "rank 0: groups of 3 channels"},
-      {"1x8x3x5x7", "1,8,3,5,7", {2}, true, 1e-5, "rank 3, odd extents"},
-  };
-  if (more) {
-    v.push_back({"3x10x9x11", "3,10,9,11", {5}, true, 1e-5, "N=3, odd extents"});
-    v.push_back({"1x64x17", "1,64,17", {64}, true, 1e-6, "one channel per group (InstanceNorm)"});
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const toml::source_region& at, const std::string& key, const std::string& what) const {
+    throw GridError(fmt::format("{}:{}: {}: {}", source_, at.begin.line, key, what));
   }
-  return v;
+  [[noreturn]] void fail(const toml::node& n, const std::string& key, const std::string& what) const {
+    fail(n.source(), key, what);
+  }
+
+  // Every key of t must be one of `known`: a misspelt key would otherwise be ignored silently.
+  void only_keys(const toml::table& t, const std::string& where, std::initializer_list<std::string_view> known) const {
+    for (const auto& [k, v] : t) {
+      if (std::find(known.begin(), known.end(), k.str()) == known.end())
+        fail(k.source(), qualified(where, std::string(k.str())),
+             fmt::format("unknown key (expected one of {})", fmt::join(known, ", ")));
+    }
+  }
+
+  static std::string qualified(const std::string& where, const std::string& key) {
+    return where.empty() ? key : where + "." + key;
+  }
+
+  std::string string(const toml::node& n, const std::string& key) const {
+    if (!n.is_string()) fail(n, key, fmt::format("expected a string, got {}", type_name(n)));
+    return std::string(*n.value<std::string_view>());
+  }
+  bool boolean(const toml::node& n, const std::string& key) const {
+    if (!n.is_boolean()) fail(n, key, fmt::format("expected true or false, got {}", type_name(n)));
+    return *n.value<bool>();
+  }
+  double number(const toml::node& n, const std::string& key) const {
+    if (!n.is_number()) fail(n, key, fmt::format("expected a number, got {}", type_name(n)));
+    return n.is_integer() ? static_cast<double>(*n.value<int64_t>()) : *n.value<double>();
+  }
+  int64_t integer(const toml::node& n, const std::string& key, int64_t lo) const {
+    if (!n.is_integer()) fail(n, key, fmt::format("expected an integer, got {}", type_name(n)));
+    const int64_t v = *n.value<int64_t>();
+    if (v < lo) fail(n, key, fmt::format("{} is less than {}", v, lo));
+    return v;
+  }
+  // A scalar or an array of scalars, read by `one`; an empty array is an error.
+  template <class F> auto list(const toml::node& n, const std::string& key, F one) const {
+    using T = decltype(one(n, key));
+    std::vector<T> out;
+    if (const toml::array* a = n.as_array()) {
+      if (a->empty()) fail(n, key, "empty list");
+      for (size_t i = 0; i < a->size(); ++i) out.push_back(one(*a->get(i), fmt::format("{}[{}]", key, i)));
+    } else {
+      out.push_back(one(n, key));
+    }
+    return out;
+  }
+  template <class T> void unique(const toml::node& n, const std::string& key, const std::vector<T>& v) const {
+    for (size_t i = 0; i < v.size(); ++i)
+      for (size_t j = 0; j < i; ++j)
+        if (v[i] == v[j]) fail(n, key, fmt::format("{} is given twice", fmt::to_string(v[i])));
+  }
+
+  static std::string_view type_name(const toml::node& n) {
+    switch (n.type()) {
+      case toml::node_type::table: return "a table";
+      case toml::node_type::array: return "an array";
+      case toml::node_type::string: return "a string";
+      case toml::node_type::integer: return "an integer";
+      case toml::node_type::floating_point: return "a float";
+      case toml::node_type::boolean: return "a boolean";
+      default: return "a date or time";
+    }
+  }
+
+ private:
+  std::string source_;
+};
+
+// Names become parts of cell ids ("impl/dtype/layout/section/shape/...") and of case directory
+// names: no '/', no spaces or control characters, not empty.
+void check_name(const Reader& rd, const toml::node& n, const std::string& key, const std::string& s) {
+  if (s.empty()) rd.fail(n, key, "empty name");
+  if (s.size() > 100) rd.fail(n, key, "longer than 100 characters");
+  for (unsigned char ch : s)
+    if (ch <= ' ' || ch == '/' || ch == '\\' || ch >= 0x7f)
+      rd.fail(n, key, fmt::format("'{}': names may not hold '/', '\\\\', spaces or control characters", s));
 }
 
-// Real model shapes (C, G, spatial extents as the models run them), at batch 1 or 2. GroupNorm
-// with G = 32 is the default of detection backbones (Wu & He 2018, GN+WS ResNets), of the
-// Stable-Diffusion U-Net and VAE (diffusers: norm_num_groups=32, eps 1e-5 in the U-Net, 1e-6 in
-// the VAE) and of 3-D video U-Nets.
-ShapeSpec resnet(const char* name, const char* shape, const char* note) {
-  return {name, shape, {32}, true, 1e-5, note};
-}
-const ShapeSpec kRes5 = resnet("resnet50-res5", "1,2048,7,7", "ResNet-50 GN stage 5 at 224x224");
-const ShapeSpec kRes4 = resnet("resnet50-res4", "1,1024,14,14", "ResNet-50 GN stage 4 at 224x224");
-const ShapeSpec kRes3 = resnet("resnet50-res3", "1,512,28,28", "ResNet-50 GN stage 3 at 224x224");
-const ShapeSpec kRes2 = resnet("resnet50-res2", "1,256,56,56", "ResNet-50 GN stage 2 at 224x224");
-const ShapeSpec kFpnHead = resnet("fpn-head-p6", "2,256,13,20", "Mask R-CNN GN head, FPN level P6 at 800x1216");
-const ShapeSpec kFpnP4 = resnet("fpn-head-p4", "1,256,50,76", "Mask R-CNN GN head, FPN level P4 at 800x1216");
-const ShapeSpec kSdMid = {"sd-unet-mid", "2,1280,8,8", {32}, true, 1e-5,
-                          "SD 1.5 U-Net mid block at 512x512, classifier-free guidance batch"};
-const ShapeSpec kSdUp = {"sd-unet-up1", "1,1280,16,16", {32}, true, 1e-5, "SD 1.5 U-Net up block 1 at 512x512"};
-const ShapeSpec kSdDown = {"sd-unet-down1", "1,320,64,64", {32}, true, 1e-5, "SD 1.5 U-Net first down block at 512x512"};
-const ShapeSpec kSdVae = {"sd-vae-mid", "1,512,64,64", {32}, true, 1e-6, "SD VAE decoder mid block at 512x512"};
-const ShapeSpec kVideo = {"video-unet-3d", "1,128,4,16,16", {32}, true, 1e-5,
-                          "3-D video U-Net block: 4 frames of 16x16 latents"};
-const ShapeSpec kVideoBig = {"video-unet-3d-8f", "1,320,8,32,32", {32}, true, 1e-5,
-                             "3-D video U-Net block: 8 frames of 32x32 latents"};
-
-// Error against group size: one tensor, G from C (one channel per group) down to 1 (LayerNorm).
-ShapeSpec group_sweep(const char* shape, std::vector<int64_t> groups) {
-  return {"groups-" + std::string(shape), shape, std::move(groups), false, 1e-5,
-          "the same tensor with G from C to 1"};
+std::vector<std::string> read_stresses(const Reader& rd, const toml::node& n, const std::string& key) {
+  std::vector<std::string> out;
+  for (const std::string& s : rd.list(n, key, [&](const toml::node& e, const std::string& k) { return rd.string(e, k); })) {
+    if (s == "all") {
+      for (const std::string& a : all_stress_names()) out.push_back(a);
+      continue;
+    }
+    try {
+      out.push_back(parse_stress(s).name());
+    } catch (const std::invalid_argument& e) {
+      rd.fail(n, key, fmt::format("{} (or \"all\")", e.what()));
+    }
+  }
+  rd.unique(n, key, out);
+  return out;
 }
 
-}  // namespace
+// The variants of one shape entry: every eps x affine given, named apart when there are several.
+// Each must make a valid problem for each G, so that expand_cases never throws on a loaded grid.
+// Throws std::invalid_argument.
+void add_shape_variants(const ShapeSpec& base, const std::vector<double>& eps, const std::vector<bool>& affine,
+                        std::vector<ShapeSpec>& out) {
+  for (double e : eps) {
+    for (bool a : affine) {
+      ShapeSpec sh = base;
+      sh.eps = e;
+      sh.affine = a;
+      if (eps.size() > 1) sh.name += fmt::format("-eps{:g}", e);
+      if (affine.size() > 1) sh.name += a ? "-affine" : "-plain";
+      for (int64_t G : sh.groups) {
+        Problem p;
+        parse_shape(sh.shape, p);
+        p.G = G;
+        p.eps = sh.eps;
+        p.affine = sh.affine;
+        try {
+          p.validate();
+        } catch (const std::exception& ex) {
+          throw std::invalid_argument(fmt::format("shape {} with G = {}, eps = {:g}: {}", sh.shape, G, sh.eps, ex.what()));
+        }
+      }
+      for (const ShapeSpec& o : out)
+        if (o.name == sh.name) throw std::invalid_argument(fmt::format("repeated shape name '{}'", sh.name));
+      out.push_back(std::move(sh));
+    }
+  }
+}
 
-std::vector<std::string> preset_names() { return {"smoke", "ci", "full"}; }
-
-Grid preset_grid(std::string_view name) {
+Grid read_grid_toml(std::string_view text, const std::string& source, const std::string& default_name) {
+  const Reader rd(source);
+  toml::table top;
+  try {
+    top = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    throw GridError(fmt::format("{}:{}: {}", source, e.source().begin.line, e.description()));
+  }
+  rd.only_keys(top, "", {"name", "description", "impls", "dtypes", "layouts", "backward", "section"});
   Grid g;
-  g.preset = std::string(name);
-  for (DType d : kAllDTypes) g.dtypes.emplace_back(gnv::name(d));
-  for (Layout l : kAllLayouts) g.layouts.emplace_back(gnv::name(l));
-  g.backward = true;
-  if (name == "smoke") {
-    g.sections = {
-        {"small", small_shapes(false), all_stresses(), {0}},
-        {"models", {kRes5}, concat({"normal"}, offsets({1e4})), {0}},
+  g.preset = default_name;
+  if (const toml::node* n = top.get("name")) {
+    g.preset = rd.string(*n, "name");
+    check_name(rd, *n, "name", g.preset);
+  }
+  auto strings = [&](const toml::node& n, const std::string& key) {
+    return rd.list(n, key, [&](const toml::node& e, const std::string& k) { return rd.string(e, k); });
+  };
+  if (const toml::node* n = top.get("description")) (void)rd.string(*n, "description");
+  if (const toml::node* n = top.get("impls")) {
+    g.impls = strings(*n, "impls");
+    rd.unique(*n, "impls", g.impls);
+  }
+  for (DType d : kAllDTypes) g.dtypes.emplace_back(name(d));
+  for (Layout l : kAllLayouts) g.layouts.emplace_back(name(l));
+  if (const toml::node* n = top.get("dtypes")) {
+    g.dtypes.clear();
+    for (const std::string& d : strings(*n, "dtypes")) {
+      try {
+        g.dtypes.emplace_back(name(parse_dtype(d)));
+      } catch (const std::invalid_argument& e) {
+        rd.fail(*n, "dtypes", e.what());
+      }
+    }
+    rd.unique(*n, "dtypes", g.dtypes);
+  }
+  if (const toml::node* n = top.get("layouts")) {
+    g.layouts.clear();
+    for (const std::string& l : strings(*n, "layouts")) {
+      try {
+        g.layouts.emplace_back(name(parse_layout(l)));
+      } catch (const std::invalid_argument& e) {
+        rd.fail(*n, "layouts", e.what());
+      }
+    }
+    rd.unique(*n, "layouts", g.layouts);
+  }
+  if (const toml::node* n = top.get("backward")) g.backward = rd.boolean(*n, "backward");
+
+  const toml::node* secs_node = top.get("section");
+  if (!secs_node) rd.fail(toml::source_region{{1, 1}, {1, 1}, nullptr}, "section", "no [[section]] in the grid");
+  const toml::array* secs = secs_node->as_array();
+  if (!secs || secs->empty() || !secs->is_array_of_tables())
+    rd.fail(*secs_node, "section", "expected one or more [[section]] tables");
+  for (size_t i = 0; i < secs->size(); ++i) {
+    const toml::table& st = *secs->get(i)->as_table();
+    const std::string where = fmt::format("section[{}]", i);
+    rd.only_keys(st, where, {"name", "stresses", "seeds", "groups", "eps", "affine", "shape"});
+    Section sec;
+    const toml::node* nn = st.get("name");
+    if (!nn) rd.fail(st, where, "missing key 'name'");
+    sec.name = rd.string(*nn, where + ".name");
+    check_name(rd, *nn, where + ".name", sec.name);
+    for (const Section& o : g.sections)
+      if (o.name == sec.name) rd.fail(*nn, where + ".name", fmt::format("repeated section '{}'", sec.name));
+    sec.stresses = st.get("stresses") ? read_stresses(rd, *st.get("stresses"), where + ".stresses") : all_stress_names();
+    sec.seeds = {0};
+    if (const toml::node* n = st.get("seeds")) {
+      sec.seeds.clear();
+      for (int64_t s : rd.list(*n, where + ".seeds", [&](const toml::node& e, const std::string& k) { return rd.integer(e, k, 0); }))
+        sec.seeds.push_back(static_cast<uint64_t>(s));
+      rd.unique(*n, where + ".seeds", sec.seeds);
+    }
+    // Section-wide defaults of the per-shape keys.
+    auto groups_of = [&](const toml::node& n, const std::string& key) {
+      auto v = rd.list(n, key, [&](const toml::node& e, const std::string& k) { return rd.integer(e, k, 1); });
+      rd.unique(n, key, v);
+      return v;
     };
-  } else if (name == "ci") {
-    g.sections = {
-        {"small", small_shapes(true), all_stresses(), {0}},
-        {"models", {kRes5, kFpnHead, kSdMid, kVideo},
-         concat(concat({"normal"}, offsets({1e2, 1e4, 1e6})), {"outlier", "bimodal"}), {0}},
-        {"group-size", {group_sweep("1,64,32,32", {64, 16, 4, 1})}, concat({"normal"}, offsets({1e4})), {0}},
+    auto eps_of = [&](const toml::node& n, const std::string& key) {
+      auto v = rd.list(n, key, [&](const toml::node& e, const std::string& k) { return rd.number(e, k); });
+      rd.unique(n, key, v);
+      return v;
     };
-  } else if (name == "full") {
-    g.sections = {
-        {"small", small_shapes(true), all_stresses(), {0, 1, 2, 3}},
-        {"models",
-         {kRes5, kRes4, kRes3, kRes2, kFpnHead, kFpnP4, kSdMid, kSdUp, kSdDown, kSdVae, kVideo, kVideoBig},
-         all_stresses(), {0}},
-        {"group-size", {group_sweep("1,64,64,64", {64, 32, 16, 8, 4, 2, 1})},
-         concat({"normal"}, offsets({1e2, 1e4, 1e6, 1e8})), {0}},
+    auto affine_of = [&](const toml::node& n, const std::string& key) {
+      auto v = rd.list(n, key, [&](const toml::node& e, const std::string& k) { return rd.boolean(e, k); });
+      rd.unique(n, key, v);
+      return v;
     };
-  } else {
-    throw std::invalid_argument(fmt::format("unknown preset '{}' (expected {})", name,
-                                            fmt::join(preset_names(), ", ")));
+    std::optional<std::vector<int64_t>> sec_groups;
+    std::vector<double> sec_eps{1e-5};
+    std::vector<bool> sec_affine{false};
+    if (const toml::node* n = st.get("groups")) sec_groups = groups_of(*n, where + ".groups");
+    if (const toml::node* n = st.get("eps")) sec_eps = eps_of(*n, where + ".eps");
+    if (const toml::node* n = st.get("affine")) sec_affine = affine_of(*n, where + ".affine");
+
+    const toml::node* shapes_node = st.get("shape");
+    if (!shapes_node) rd.fail(st, where, "no [[section.shape]] in the section");
+    const toml::array* shapes = shapes_node->as_array();
+    if (!shapes || shapes->empty() || !shapes->is_array_of_tables())
+      rd.fail(*shapes_node, where + ".shape", "expected one or more [[section.shape]] tables");
+    for (size_t k = 0; k < shapes->size(); ++k) {
+      const toml::table& sht = *shapes->get(k)->as_table();
+      const std::string sw = fmt::format("{}.shape[{}]", where, k);
+      rd.only_keys(sht, sw, {"name", "shape", "groups", "eps", "affine", "note"});
+      ShapeSpec sh;
+      const toml::node* dims = sht.get("shape");
+      if (!dims) rd.fail(sht, sw, "missing key 'shape' (N, C and up to three spatial extents)");
+      if (dims->is_string()) {
+        sh.shape = rd.string(*dims, sw + ".shape");
+      } else {
+        const toml::array* a = dims->as_array();
+        if (!a) rd.fail(*dims, sw + ".shape", "expected an array of integers such as [2, 32, 8, 8]");
+        std::vector<int64_t> v;
+        for (size_t q = 0; q < a->size(); ++q) v.push_back(rd.integer(*a->get(q), fmt::format("{}.shape[{}]", sw, q), 0));
+        sh.shape = fmt::format("{}", fmt::join(v, ","));
+      }
+      try {
+        Problem p;
+        parse_shape(sh.shape, p);
+        sh.shape = p.shape_string();
+      } catch (const std::invalid_argument& e) {
+        rd.fail(*dims, sw + ".shape", e.what());
+      }
+      sh.name = sh.shape;
+      std::replace(sh.name.begin(), sh.name.end(), ',', 'x');
+      if (const toml::node* n = sht.get("name")) {
+        sh.name = rd.string(*n, sw + ".name");
+        check_name(rd, *n, sw + ".name", sh.name);
+      }
+      if (const toml::node* n = sht.get("groups")) sh.groups = groups_of(*n, sw + ".groups");
+      else if (sec_groups) sh.groups = *sec_groups;
+      else rd.fail(sht, sw, "missing key 'groups' (here or in the section)");
+      const std::vector<double> eps = sht.get("eps") ? eps_of(*sht.get("eps"), sw + ".eps") : sec_eps;
+      const std::vector<bool> affine = sht.get("affine") ? affine_of(*sht.get("affine"), sw + ".affine") : sec_affine;
+      if (const toml::node* n = sht.get("note")) sh.note = rd.string(*n, sw + ".note");
+      try {
+        add_shape_variants(sh, eps, affine, sec.shapes);
+      } catch (const std::invalid_argument& e) {
+        rd.fail(sht, sw, e.what());
+      }
+    }
+    g.sections.push_back(std::move(sec));
   }
   return g;
 }
 
+}  // namespace
+
+Grid parse_grid(std::string_view text, const std::string& source) {
+  std::string stem = std::filesystem::path(source).stem().string();
+  if (stem.empty()) stem = "grid";
+  return read_grid_toml(text, source, stem);
+}
+
+Grid load_grid_file(const std::filesystem::path& path) {
+  std::string text;
+  try {
+    text = read_small_file(path, kMaxGridFileBytes);
+  } catch (const std::invalid_argument& e) {
+    throw GridError(e.what());
+  }
+  // A report.json holds the grid it ran, as loaded: a report can be run again from itself.
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && text[first] == '{') {
+    try {
+      Grid g = parse_report(text).grid;
+      g.external.clear();
+      return g;
+    } catch (const ReportError& e) {
+      throw GridError(fmt::format("{}: not a grid file, and not a gnv report: {}", path.string(), e.what()));
+    }
+  }
+  return parse_grid(text, path.string());
+}
+
+std::vector<PresetInfo> presets() {
+  std::vector<PresetInfo> out;
+  for (const EmbeddedGrid& e : kEmbeddedGrids) {
+    const toml::table t = toml::parse(std::string_view(e.text), std::string_view(e.file));
+    out.push_back({e.name, e.file, std::string(t["description"].value_or(std::string_view{}))});
+  }
+  return out;
+}
+
+std::vector<std::string> preset_names() {
+  std::vector<std::string> v;
+  for (const EmbeddedGrid& e : kEmbeddedGrids) v.emplace_back(e.name);
+  return v;
+}
+
+Grid preset_grid(std::string_view name) {
+  for (const EmbeddedGrid& e : kEmbeddedGrids)
+    if (name == e.name) {
+      Grid g = read_grid_toml(e.text, e.file, e.name);
+      g.preset = e.name;
+      return g;
+    }
+  throw std::invalid_argument(fmt::format("unknown preset '{}' (expected {}; or a grid file with --grid)", name,
+                                          fmt::join(preset_names(), ", ")));
+}
+
+Section adhoc_section(const std::vector<std::string>& shapes, const std::vector<int64_t>& groups,
+                      const std::vector<double>& eps, bool affine) {
+  if (groups.empty()) throw std::invalid_argument("--shape needs --groups (one or more G, each dividing C)");
+  Section sec{"adhoc", {}, all_stress_names(), {0}};
+  for (const std::string& s : shapes) {
+    ShapeSpec sh;
+    Problem p;
+    parse_shape(s, p);
+    sh.shape = p.shape_string();
+    sh.name = sh.shape;
+    std::replace(sh.name.begin(), sh.name.end(), ',', 'x');
+    sh.groups = groups;
+    sh.note = "--shape";
+    add_shape_variants(sh, eps.empty() ? std::vector<double>{1e-5} : eps, {affine}, sec.shapes);
+  }
+  return sec;
+}
+
 std::string describe_grid(const Grid& g) {
-  std::string s = fmt::format("Preset `{}`: impls {}; dtypes {}; layouts {}; backward {}.\n\n",
+  std::string s = fmt::format("Grid `{}`: impls {}; dtypes {}; layouts {}; backward {}.\n\n",
                               g.preset, fmt::join(g.impls, ", "), fmt::join(g.dtypes, ", "),
                               fmt::join(g.layouts, ", "), g.backward ? "on" : "off");
   for (const Section& sec : g.sections) {

@@ -150,6 +150,8 @@ std::string utc_now() {
 
 }  // namespace
 
+std::string version_string() { return fmt::format("gnv {}", GNV_BUILD_DESCRIBE); }
+
 Environment current_environment() {
   Environment e;
   e.gnv_version = GNV_BUILD_VERSION;

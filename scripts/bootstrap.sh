@@ -6,6 +6,7 @@ packages=(
   cmake ninja-build g++ clang-14 libclang-rt-14-dev
   libeigen3-dev librapidcheck-dev libboost-dev libmpfr-dev libgmp-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev libhwy-dev
+  libtomlplusplus-dev
   python3 python3-numpy python3-matplotlib
 )
 # --adapters: PyTorch for adapters/torch_runner.py (python3-torch 1.13.1 and libtorch; measured

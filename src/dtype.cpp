@@ -1,6 +1,7 @@
 #include "gnv/dtype.h"
 
 #include <bit>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <fmt/format.h>
@@ -20,19 +21,35 @@ std::string_view name(DType d) {
 
 std::string_view name(Layout l) { return l == Layout::nchw ? "nchw" : "nhwc"; }
 
-DType parse_dtype(std::string_view s) {
-  if (s == "f64" || s == "float64" || s == "double") return DType::f64;
-  if (s == "f32" || s == "float32" || s == "float") return DType::f32;
-  if (s == "f16" || s == "float16" || s == "half") return DType::f16;
-  if (s == "bf16" || s == "bfloat16") return DType::bf16;
-  throw std::invalid_argument(fmt::format("unknown dtype '{}' (expected f64, f32, f16 or bf16)", s));
+namespace {
+
+// Names are matched without regard to case: "FP16", "Float32" and "NHWC" are what people type.
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
 }
 
-Layout parse_layout(std::string_view s) {
+}  // namespace
+
+DType parse_dtype(std::string_view text) {
+  const std::string s = lower(text);
+  if (s == "f64" || s == "fp64" || s == "float64" || s == "double") return DType::f64;
+  if (s == "f32" || s == "fp32" || s == "float32" || s == "float") return DType::f32;
+  if (s == "f16" || s == "fp16" || s == "float16" || s == "half") return DType::f16;
+  if (s == "bf16" || s == "bfloat16") return DType::bf16;
+  throw std::invalid_argument(fmt::format(
+      "unknown dtype '{}' (expected f64, f32, f16 or bf16; aliases fp64/float64/double, fp32/float32/float, "
+      "fp16/float16/half, bfloat16)",
+      text));
+}
+
+Layout parse_layout(std::string_view text) {
+  const std::string s = lower(text);
   if (s == "nchw" || s == "channels-first" || s == "channels_first") return Layout::nchw;
   if (s == "nhwc" || s == "channels-last" || s == "channels_last") return Layout::nhwc;
   throw std::invalid_argument(
-      fmt::format("unknown layout '{}' (expected nchw/channels-first or nhwc/channels-last)", s));
+      fmt::format("unknown layout '{}' (expected nchw/channels-first or nhwc/channels-last)", text));
 }
 
 const DTypeInfo& info(DType d) {

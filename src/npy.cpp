@@ -358,4 +358,36 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
   }
 }
 
+std::string read_small_file(const std::filesystem::path& path, std::uintmax_t max_bytes) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec) throw std::invalid_argument(fmt::format("{}: cannot open: {}", path.string(), ec.message()));
+  if (!fs::is_regular_file(st))
+    throw std::invalid_argument(fmt::format("{}: not a regular file", path.string()));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw std::invalid_argument(fmt::format("{}: cannot open: {}", path.string(), errno_text(errno)));
+  // Read at most one byte past the limit: the file may grow between the stat and the read.
+  std::string out;
+  char buf[65536];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      throw std::invalid_argument(fmt::format("{}: cannot read: {}", path.string(), errno_text(err)));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max_bytes) {
+      ::close(fd);
+      throw std::invalid_argument(
+          fmt::format("{}: larger than the limit of {} bytes for this kind of file", path.string(), max_bytes));
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
 }  // namespace gnv

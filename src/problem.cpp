@@ -1,6 +1,9 @@
 #include "gnv/problem.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <string_view>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <sstream>
@@ -60,20 +63,20 @@ std::string Problem::describe() const {
 }
 
 void parse_shape(const std::string& s, Problem& p) {
+  // Plain decimal digits only: "+2", " 2", "2," and "2,,4" are typing mistakes, not shapes.
   std::vector<int64_t> v;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    size_t pos = 0;
-    long long x = 0;
-    try {
-      x = std::stoll(item, &pos);
-    } catch (const std::exception&) {
-      pos = 0;
-    }
-    if (pos == 0 || pos != item.size())
-      throw std::invalid_argument(fmt::format("shape '{}': '{}' is not an integer", s, item));
+  size_t start = 0;
+  while (true) {
+    const size_t comma = std::min(s.find(',', start), s.size());
+    const std::string_view item(s.data() + start, comma - start);
+    int64_t x = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), x);
+    const bool digits = !item.empty() && std::all_of(item.begin(), item.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    if (!digits || ec != std::errc() || end != item.data() + item.size())
+      throw std::invalid_argument(fmt::format("shape '{}': '{}' is not a non-negative integer", s, item));
     v.push_back(x);
+    if (comma == s.size()) break;
+    start = comma + 1;
   }
   if (v.size() < 2 || v.size() > 5)
     throw std::invalid_argument(

@@ -40,9 +40,15 @@ expect_rc "unknown impl" 2 "$gnv" check --impl nosuch "${small[@]}"
 expect_grep "unknown impl lists the available ones" "$tmp/err" "welford"
 expect_rc "--case excludes --shape" 2 "$gnv" check --impl welford --case "$tmp" --shape 2,16
 
-# --- list ---------------------------------------------------------------------------------------
+# --- list, --version -----------------------------------------------------------------------------
 expect_rc "list" 0 "$gnv" list
-for word in naive welford onepass CONTROL offset; do expect_grep "list mentions $word" "$tmp/out" "$word"; done
+for word in naive welford onepass CONTROL offset grids/smoke.toml grids/ci.toml; do expect_grep "list mentions $word" "$tmp/out" "$word"; done
+expect_rc "list --json" 0 "$gnv" list --json
+"$py" -c 'import json,sys; j=json.load(open(sys.argv[1])); assert {p["name"] for p in j["presets"]} >= {"smoke","ci","full"}; assert any(i["name"]=="welford" and i["control"] is False for i in j["implementations"])' "$tmp/out" &&
+  ok "list --json is JSON with the presets and impls" || bad "list --json"
+expect_rc "--version" 0 "$gnv" --version
+expect_grep "--version names the build's git describe" "$tmp/out" "^gnv [0-9]+\.[0-9]+\.[0-9]+ \((git [0-9a-zA-Z.-]+|no git)\)$"
+expect_rc "dtype and layout aliases in any case" 0 "$gnv" check --impl welford --dtype FP16 --layout Channels_Last --shape 2,16,5 --groups 4
 
 # --- check verdicts -----------------------------------------------------------------------------
 expect_rc "welford f32 offset:1e4 passes" 0 "$gnv" check --impl welford "${small[@]}" --stress offset:1e4
@@ -221,6 +227,62 @@ expect_rc "merge with a shard missing" 2 "$gnv" merge "$tmp"/shard{1,2}/report.j
 expect_grep "merge names the missing shard" "$tmp/err" "missing shard.*3"
 expect_rc "bad --shard" 2 "$gnv" sweep "${slice[@]}" --shard 4/3 --out "$tmp/x"
 expect_rc "unknown preset" 2 "$gnv" sweep --preset enormous --out "$tmp/x"
+# Grid files (README "Grid files"): a user's grid runs exactly its shapes; a malformed one is exit 2
+# with the file, line and key, and nothing already in --out is touched.
+cat >"$tmp/mine.toml" <<'TOML'
+name = "mine"
+dtypes = ["fp32"]
+layouts = ["NCHW"]
+[[section]]
+name = "unet"
+stresses = ["normal", "offset:1e4"]
+  [[section.shape]]
+  shape = [2, 64, 9, 9]
+  groups = [32]
+  [[section.shape]]
+  shape = "1,12,5"
+  groups = 3
+TOML
+expect_rc "sweep --grid with two user shapes" 0 "$gnv" sweep --grid "$tmp/mine.toml" --impl welford --no-html --out "$tmp/grid"
+shapes=$("$py" -c 'import json,sys; print(" ".join(sorted({c["problem"]["shape"] for c in json.load(open(sys.argv[1]))["cells"]})))' "$tmp/grid/report.json")
+[ "$shapes" = "1,12,5 2,64,9,9" ] && ok "the grid file's two shapes and nothing else ran" || bad "shapes run: '$shapes'"
+expect_grep "the report names the grid" "$tmp/grid/report.md" "Grid .mine."
+expect_rc "a report's grid runs again (--grid report.json)" 0 "$gnv" sweep --grid "$tmp/grid/report.json" --impl welford --no-html --out "$tmp/grid2"
+expect_rc "... and compares clean with the first run" 0 "$gnv" compare "$tmp/grid/report.json" "$tmp/grid2/report.json"
+printf 'name = "x"\n[[section]]\nname = "s"\n[[section.shape]]\nshape = [2, 6]\ngroups = [4]\n' >"$tmp/cg.toml"
+expect_rc "grid file with C % G != 0" 2 "$gnv" sweep --grid "$tmp/cg.toml" --no-html --out "$tmp/grid"
+expect_grep "... names the file, line and shape" "$tmp/err" "gnv: error: .*cg.toml:4: section\[0\]\.shape\[0\]: shape 2,6 with G = 4"
+printf '[[section]]\nname = "s"\nstresses = ["wobbly"]\n' >"$tmp/st.toml"
+expect_rc "grid file with an unknown stress class" 2 "$gnv" sweep --grid "$tmp/st.toml" --no-html --out "$tmp/grid"
+expect_grep "... names the key" "$tmp/err" "st.toml:3: section\[0\]\.stresses: stress class 'wobbly'"
+printf '[[section]\nname = ' >"$tmp/trunc.toml"
+expect_rc "truncated grid file" 2 "$gnv" sweep --grid "$tmp/trunc.toml" --no-html --out "$tmp/grid"
+[ -s "$tmp/grid/report.json" ] && [ -s "$tmp/grid/report.md" ] && ok "a refused grid left the earlier report in --out" ||
+  bad "a refused grid lost the earlier report"
+expect_rc "grid file that is a directory" 2 "$gnv" sweep --grid "$tmp" --no-html --out "$tmp/grid"
+expect_grep "... says so" "$tmp/err" "not a regular file"
+expect_rc "--grid and --preset together" 2 "$gnv" sweep --grid "$tmp/mine.toml" --preset ci --out "$tmp/grid"
+# Ad-hoc shapes: --shape alone is the whole grid; with a preset it is one more section.
+expect_rc "sweep --shape --groups" 0 "$gnv" sweep --shape 1,32,6,6 --groups 8,32 --eps 1e-6 --affine --impl welford \
+  --dtype float16 --layout channels_last --stress normal --no-html --out "$tmp/adhoc"
+"$py" - "$tmp/adhoc/report.json" <<'PY' && ok "--shape ran 2 G x 1 stress on that shape only, eps and affine as given" || bad "--shape grid is wrong"
+import json, sys
+r = json.load(open(sys.argv[1]))
+cells = r["cells"]
+assert r["grid"]["preset"] == "adhoc", r["grid"]["preset"]
+assert len(cells) == 2, len(cells)
+assert {c["problem"]["G"] for c in cells} == {8, 32}
+assert all(c["problem"]["shape"] == "1,32,6,6" and c["problem"]["eps"] == 1e-6 and c["problem"]["affine"]
+           and c["problem"]["dtype"] == "f16" and c["problem"]["layout"] == "nhwc" for c in cells)
+PY
+expect_rc "--shape with --preset adds a section" 0 "$gnv" sweep --preset smoke --section models --shape 1,8,5 --groups 2 \
+  --impl welford --dtype f32 --layout nchw --stress normal --no-html --out "$tmp/adhoc2"
+expect_grep "... named adhoc" "$tmp/adhoc2/report.json" '"name": *"adhoc"'
+expect_rc "--shape without --groups" 2 "$gnv" sweep --shape 1,8,5 --out "$tmp/x"
+expect_rc "--groups without --shape" 2 "$gnv" sweep --groups 4 --out "$tmp/x"
+expect_rc "--shape 2,8, (trailing comma)" 2 "$gnv" sweep --shape 2,8, --groups 2 --out "$tmp/x"
+expect_rc "--shape with G not dividing C" 2 "$gnv" sweep --shape 2,30,4 --groups 32 --out "$tmp/x"
+expect_grep "... names G" "$tmp/err" "gnv: error: .*G"
 # compare: exit 0 clean, 1 regression, 2 malformed or mismatched.
 expect_rc "compare a report with itself" 0 "$gnv" compare "$tmp/sw/report.json" "$tmp/sw1/report.json"
 expect_grep "compare prints Markdown" "$tmp/out" "Result: OK"

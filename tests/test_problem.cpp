@@ -137,7 +137,8 @@ TEST(Problem, ParseShape) {
 }
 
 TEST(Problem, ParseShapeErrors) {
-  for (const char* bad : {"", "2", "1,2,3,4,5,6", "2,x", "2,4.5", "2,,4", "a,b"}) {
+  for (const char* bad : {"", "2", "1,2,3,4,5,6", "2,x", "2,4.5", "2,,4", "a,b", "2,8,", "+2,8", " 2,8", "2,-8",
+                          "99999999999999999999,2"}) {
     Problem p;
     EXPECT_THROW(parse_shape(bad, p), std::invalid_argument) << "'" << bad << "'";
   }
@@ -145,8 +146,19 @@ TEST(Problem, ParseShapeErrors) {
   try {
     parse_shape("2,x", p);
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("'x' is not an integer"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'x' is not a non-negative integer"), std::string::npos) << e.what();
   }
+}
+
+TEST(DType, NamesAndAliasesInAnyCase) {
+  for (const char* s : {"f64", "fp64", "float64", "double", "F64", "Double"}) EXPECT_EQ(parse_dtype(s), DType::f64) << s;
+  for (const char* s : {"f32", "fp32", "float32", "float", "FP32"}) EXPECT_EQ(parse_dtype(s), DType::f32) << s;
+  for (const char* s : {"f16", "fp16", "float16", "half", "FP16", "Half"}) EXPECT_EQ(parse_dtype(s), DType::f16) << s;
+  for (const char* s : {"bf16", "bfloat16", "BF16", "BFloat16"}) EXPECT_EQ(parse_dtype(s), DType::bf16) << s;
+  for (const char* s : {"nchw", "NCHW", "channels_first", "Channels-First"}) EXPECT_EQ(parse_layout(s), Layout::nchw) << s;
+  for (const char* s : {"nhwc", "NHWC", "channels_last", "Channels-Last"}) EXPECT_EQ(parse_layout(s), Layout::nhwc) << s;
+  for (const char* s : {"", "f8", "fp", "float128", "bf"}) EXPECT_THROW(parse_dtype(s), std::invalid_argument) << s;
+  for (const char* s : {"", "nwhc", "channels"}) EXPECT_THROW(parse_layout(s), std::invalid_argument) << s;
 }
 
 TEST(Problem, ValidateTensorNamesField) {

@@ -35,5 +35,9 @@ std::string serialize_npy(const Tensor& t);  // '<f8' '<f4' '<f2', and '<u2' for
 // Writes atomically: a temporary file in the same folder, then rename.
 void write_npy(const std::filesystem::path& path, const Tensor& t);
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
+// The whole of a small input file gnv did not write (a grid, a waiver list, a report): refused with
+// std::invalid_argument naming the path unless it is a regular file (after symlinks) of at most
+// max_bytes, so /dev/zero, a FIFO or a directory fails at once instead of being read forever.
+std::string read_small_file(const std::filesystem::path& path, std::uintmax_t max_bytes);
 
 }  // namespace gnv

@@ -55,7 +55,7 @@ struct Section {
 };
 
 struct Grid {
-  std::string preset;               // smoke, ci, full
+  std::string preset;               // the grid's name: a preset (smoke, ci, full) or a grid file's
   std::vector<std::string> impls;   // in run order
   std::vector<std::string> dtypes;  // each impl runs those it supports
   std::vector<std::string> layouts;
@@ -67,8 +67,32 @@ struct Grid {
   std::map<std::string, std::string> external;
 };
 
+// A malformed grid file: "FILE:LINE: KEY: what is wrong". The CLI maps it to exit 2.
+class GridError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+// Grid files (TOML, README "Grid files"). `source` names the text in messages; the grid's name
+// defaults to the file's stem. Throws GridError, and only GridError, on any malformed input.
+Grid parse_grid(std::string_view toml_text, const std::string& source);
+// A grid file, or a report.json (the grid it ran, as loaded; its external impls dropped).
+// Refuses anything but a regular file of a few MiB. Throws GridError.
+Grid load_grid_file(const std::filesystem::path& path);
+
+// The presets are the grid files grids/NAME.toml, compiled into gnv at build time.
+struct PresetInfo {
+  std::string name, file, description;
+};
+std::vector<PresetInfo> presets();
 std::vector<std::string> preset_names();                 // smoke, ci, full
 Grid preset_grid(std::string_view name);                 // throws std::invalid_argument
+// Every stress class once, offsets by decades from 1e0 to 1e8 (what "all" means in a grid file).
+std::vector<std::string> all_stress_names();
+// The section "adhoc" of `--shape S [--shape S2] --groups G[,G2] [--eps E[,E2]] [--affine]`: every
+// stress class, seed 0. Throws std::invalid_argument naming the option.
+Section adhoc_section(const std::vector<std::string>& shapes, const std::vector<int64_t>& groups,
+                      const std::vector<double>& eps, bool affine);
 std::string describe_grid(const Grid& g);                // one paragraph per section, Markdown
 
 // One generated input of the grid.
@@ -134,6 +158,8 @@ struct Environment {
 // The environment of this process (compiler and flags from the build, CPU from /proc/cpuinfo,
 // GPU from nvidia-smi when present, git revision of the source tree, the date now).
 Environment current_environment();
+// "gnv 0.4.0 (git v0.4.0-12-gabcdef0-dirty)": the version and the git describe baked in at build time.
+std::string version_string();
 
 struct Timing {
   double wall_s = 0;
