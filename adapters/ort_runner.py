@@ -47,7 +47,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
-from runner_protocol import load_numpy as load, run_batch
+from runner_protocol import Unsupported, load_numpy as load, run_batch
 
 ELEM = {"f64": TensorProto.DOUBLE, "f32": TensorProto.FLOAT, "f16": TensorProto.FLOAT16,
         "bf16": TensorProto.BFLOAT16}
@@ -93,7 +93,7 @@ def build_model(opset, dtype, shape, G, eps, nscale, post_affine, stash):
 def run_case(d, a, so):
     p = json.load(open(os.path.join(d, "case.json")))
     if os.path.exists(os.path.join(d, "dy.npy")):
-        raise NotImplementedError("ONNX Runtime inference gives no gradients: run gnv with --no-backward")
+        raise Unsupported("ONNX Runtime inference gives no gradients: run gnv with --no-backward")
     dt, G, lay = p["dtype"], p["G"], p["layout"]
     x = load(os.path.join(d, "x.npy"), dt)
     if lay == "nhwc":  # physical (N,*S,C) -> ONNX's (N,C,*S)
@@ -121,7 +121,7 @@ def run_case(d, a, so):
             if per_group:
                 feeds["scale"], feeds["bias"] = np.ascontiguousarray(gg[:, 0]), np.ascontiguousarray(bg[:, 0])
             elif a.opset18_affine == "decline":
-                raise NotImplementedError("opset 18 GroupNormalization has per-group scale/bias (shape (G)); "
+                raise Unsupported("opset 18 GroupNormalization has per-group scale/bias (shape (G)); "
                                           "this case's gamma/beta vary within a group")
             else:
                 post = True

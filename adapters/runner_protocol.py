@@ -8,20 +8,32 @@ import os
 import numpy as np
 
 
+class Unsupported(Exception):
+    """Raised by run_case for a case the kernel does not support (a shape, dtype, layout or pass it
+    declines): gnv records the cell as SKIPPED, with this message as the reason, not as an ERROR."""
+
+
+def _first_line(e):
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def run_batch(batch, run_case):
-    """Calls run_case(case_dir) for every case directory of the batch, in name order. An exception
-    is that case's error, not the batch's: its type and first line go to the case's error.txt."""
+    """Calls run_case(case_dir) for every case directory of the batch, in name order. Unsupported
+    is the case's decline (unsupported.txt); any other exception is that case's error, not the
+    batch's: its type and first line go to the case's error.txt."""
     for name in sorted(os.listdir(batch)):
         d = os.path.join(batch, name)
         if not os.path.isdir(d):
             continue
         try:
             run_case(d)
+        except Unsupported as e:
+            with open(os.path.join(d, "unsupported.txt"), "w") as f:
+                f.write(_first_line(e) + "\n")
         except Exception as e:  # noqa: BLE001 - any failure of one case is reported for it
-            text = str(e).strip()
-            msg = text.splitlines()[0] if text else ""
             with open(os.path.join(d, "error.txt"), "w") as f:
-                f.write(f"{type(e).__name__}: {msg}\n")
+                f.write(f"{type(e).__name__}: {_first_line(e)}\n")
 
 
 def load_numpy(path, dtype):

@@ -7,7 +7,8 @@ statistics, torch.native_group_norm), forward and backward (autograd).
 
 Protocol (README "Validating third-party kernels"): for every case directory of the batch, read
 case.json, x.npy, gamma.npy/beta.npy (affine) and dy.npy (backward), write y.npy, mean.npy,
-rstd.npy and dx.npy, dgamma.npy, dbeta.npy, or error.txt for a case it cannot run.
+rstd.npy and dx.npy, dgamma.npy, dbeta.npy, or unsupported.txt for a case it declines (SKIPPED)
+and error.txt for a case it failed on.
 
 The case's own layout (nchw/nhwc) is how x is stored; --memory-format is how torch holds it
 when it runs (channels_last needs 4-d input, i.e. two spatial extents).
@@ -19,7 +20,7 @@ import sys
 
 import numpy as np
 import torch
-from runner_protocol import run_batch
+from runner_protocol import Unsupported, run_batch
 
 DT = {"f64": torch.float64, "f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 ACC = {"f64": np.float64, "f32": np.float32, "f16": np.float32, "bf16": np.float32}
@@ -56,7 +57,7 @@ def run_case(d, device, memory_format):
     x = to_logical(load(os.path.join(d, "x.npy"), dt), p["layout"]).to(device)
     if memory_format == "channels_last":
         if x.dim() != 4:
-            raise NotImplementedError(f"channels_last needs 4-d input, this case is {x.dim()}-d")
+            raise Unsupported(f"channels_last needs 4-d input, this case is {x.dim()}-d")
         x = x.contiguous(memory_format=torch.channels_last)
     else:
         x = x.contiguous()

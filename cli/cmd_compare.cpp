@@ -1,6 +1,7 @@
 // `gnv compare BASE NEW`: the regression gate. Exit 1 when a non-control cell goes from pass to
-// fail or an error grows beyond the tolerance, 0 otherwise, 2 when a report is malformed or the
-// two come from different grids; the Markdown diff goes to stdout (fits a CI job summary).
+// anything else, an error grows beyond the tolerance, a baseline cell is missing from NEW (unless
+// --allow-missing) or nothing matched; 0 otherwise; 2 when a report is malformed or the two come
+// from different grids. The Markdown diff goes to stdout (fits a CI job summary).
 #include <fmt/format.h>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@ namespace {
 struct CompareOptions {
   std::string base, now, out;
   double tolerance = 2;
+  bool allow_missing = false;
 };
 
 int run_compare(const CompareOptions& o) {
@@ -25,7 +27,7 @@ int run_compare(const CompareOptions& o) {
   try {
     const Report base = read_report(o.base);
     const Report now = read_report(o.now);
-    const Comparison cmp = compare_reports(base, now, o.tolerance);
+    const Comparison cmp = compare_reports(base, now, o.tolerance, o.allow_missing);
     const std::string md = render_comparison(cmp, o.base, o.now);
     if (!o.out.empty()) write_file_atomic(o.out, md);
     fmt::print("{}", md);
@@ -41,14 +43,18 @@ int run_compare(const CompareOptions& o) {
 Command register_compare(CLI::App& app) {
   auto o = std::make_shared<CompareOptions>();
   CLI::App* sub = app.add_subcommand(
-      "compare", "Compare two sweep reports (a baseline and a new one): exit 1 on a pass->fail or an "
-                 "error grown beyond --tolerance, 2 on malformed or mismatched reports; Markdown on stdout");
+      "compare", "Compare two sweep reports (a baseline and a new one): exit 1 on a pass->fail, an error grown "
+                 "beyond --tolerance, baseline cells missing from NEW or no matched cell; 2 on malformed or "
+                 "mismatched reports; Markdown on stdout");
   sub->add_option("BASE", o->base, "Baseline report.json")->required();
   sub->add_option("NEW", o->now, "New report.json")->required();
   sub->add_option("--tolerance", o->tolerance,
                   "Allowed growth factor F: an error grows when new > F * max(old, 1)")
       ->capture_default_str();
   sub->add_option("--out", o->out, "Also write the Markdown diff to this file");
+  sub->add_flag("--allow-missing", o->allow_missing,
+                "Baseline cells missing from NEW are listed but do not fail (default: they fail, as lost coverage; "
+                "no matched cell at all always fails)");
   return {sub, [o] { return run_compare(*o); }};
 }
 

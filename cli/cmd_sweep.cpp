@@ -46,8 +46,12 @@ struct SweepOptions {
   int jobs = 0;
   std::string baseline;
   double tolerance = 2;
+  bool allow_missing = false;
   bool html = true;
   std::string write_baseline;
+  std::string waivers;
+  std::string save_cases = "failing";
+  size_t max_saved_cases = 200;
   // `gnv validate`: the impls are the external ones (plus --impl, if given), loaded at run time.
   bool validate = false;
   ExternalOptions ext;
@@ -182,7 +186,7 @@ class Progress {
   clock::time_point start_, last_{};
 };
 
-std::vector<Cell> run_job(const Job& job, const Grid& g, const fs::path& out) {
+std::vector<Cell> run_job(const Job& job, const Grid& g) {
   const CaseSpec& cs = job.spec;
   std::vector<bool> bwd;
   for (const Impl* impl : job.impls) bwd.push_back(g.backward && impl->capabilities().backward);
@@ -223,22 +227,47 @@ std::vector<Cell> run_job(const Job& job, const Grid& g, const fs::path& out) {
     if (auto it = g.external.find(cell.impl); it != g.external.end())
       cell.reproduce.insert(std::string_view("gnv check").size(), " " + it->second);
     cell.seconds = seconds;
-    if (cell.result.verdict != Verdict::pass && c) {
-      // Relative to the report's folder, so shard reports merge into one that still points at them.
-      cell.case_dir = "cases/" + path_safe(cell.id());
-      Case saved = *c;
-      if (!cell.backward) saved.dy.reset();  // dy.npy asks for the backward pass on replay
-      save_case(saved, out / cell.case_dir);
-    }
     cells.push_back(std::move(cell));
   }
   return cells;
 }
 
+// Saves the case of every cell the policy selects, in grid order, up to the cap (README "gnv
+// sweep"): the cases are generated again (the same seed gives bitwise the same tensors), so the
+// choice does not depend on which thread finished first.
+SavedCases save_cases(Report& r, SavePolicy policy, size_t max, bool grid_backward, const fs::path& out) {
+  SavedCases sc{policy, max, 0, 0};
+  std::optional<Case> c;
+  size_t case_index = 0;
+  for (Cell& cell : r.cells) {
+    if (!selects(policy, cell)) continue;
+    if (max && sc.saved >= max) {
+      ++sc.omitted;
+      continue;
+    }
+    if (!c || case_index != cell.case_index) {
+      try {
+        c = make_case(cell.problem, parse_stress(cell.stress), cell.seed, grid_backward);
+      } catch (const std::exception&) {  // the cell's error already says why the case is missing
+        c.reset();
+        continue;
+      }
+      case_index = cell.case_index;
+    }
+    // Relative to the report's folder, so shard reports merge into one that still points at them.
+    cell.case_dir = "cases/" + path_safe(cell.id());
+    Case saved = *c;
+    if (!cell.backward) saved.dy.reset();  // dy.npy asks for the backward pass on replay
+    save_case(saved, out / cell.case_dir);
+    ++sc.saved;
+  }
+  return sc;
+}
+
 // Prints and writes the comparison with a baseline; returns the exit code it asks for.
-int gate(const Report& base, const Report& now, double tolerance, const std::string& base_name,
+int gate(const Report& base, const Report& now, double tolerance, bool allow_missing, const std::string& base_name,
          const fs::path& out) {
-  const Comparison cmp = compare_reports(base, now, tolerance);
+  const Comparison cmp = compare_reports(base, now, tolerance, allow_missing);
   const std::string md = render_comparison(cmp, base_name, (out / "report.json").string());
   write_file_atomic(out / "compare.md", md);
   fmt::print("\n{}", md);
@@ -255,6 +284,8 @@ int run_sweep(const SweepOptions& o) {
   const Grid grid = build_grid(o);
   if (grid.impls.empty()) throw UsageError("no implementation is available to sweep");
   const Shard shard = o.shard.empty() ? Shard{} : parse_shard(o.shard);
+  const SavePolicy policy = parse_save_policy(o.save_cases);
+  const std::vector<Waiver> waivers = o.waivers.empty() ? std::vector<Waiver>{} : load_waivers(o.waivers);
   if (!(o.tolerance >= 1) || !std::isfinite(o.tolerance))
     throw UsageError(fmt::format("--tolerance {}: must be a finite factor >= 1", o.tolerance));
   // A baseline of another grid is a usage error found before the sweep spends minutes.
@@ -272,20 +303,26 @@ int run_sweep(const SweepOptions& o) {
   // Plan every cell of the full grid, so a shard's cells keep their unsharded numbers.
   std::vector<const Impl*> impls;
   for (const std::string& n : grid.impls) impls.push_back(&Registry::instance().get(n));
+  // An impl runs every case of the grid: one whose dtype or layout it does not declare is a
+  // SKIPPED cell (check_case_shared), so the report shows what the kernel did not cover.
   std::vector<Job> jobs;
   size_t next_cell = 0;
+  bool any_supported = false;
+  auto supports = [](const Impl& impl, const Problem& p) {
+    const Capabilities caps = impl.capabilities();
+    return caps.supports(p.dtype) && caps.supports(p.layout);
+  };
   for (CaseSpec& cs : expand_cases(grid)) {
     Job job{std::move(cs), {}, {}};
     for (const Impl* impl : impls) {
-      const Capabilities caps = impl->capabilities();
-      if (caps.forward && caps.supports(job.spec.problem.dtype) && caps.supports(job.spec.problem.layout)) {
-        job.impls.push_back(impl);
-        job.cell_index.push_back(next_cell++);
-      }
+      if (!impl->capabilities().forward) continue;
+      any_supported = any_supported || supports(*impl, job.spec.problem);
+      job.impls.push_back(impl);
+      job.cell_index.push_back(next_cell++);
     }
     if (!job.impls.empty() && in_shard(job.spec.index, shard)) jobs.push_back(std::move(job));
   }
-  if (next_cell == 0) throw UsageError("no selected implementation supports the selected dtypes and layouts");
+  if (!any_supported) throw UsageError("no selected implementation supports the selected dtypes and layouts");
 
   // External runners run their cases in one batch each, before the checks read the outputs.
   for (const Impl* impl : impls) {
@@ -293,7 +330,8 @@ int run_sweep(const SweepOptions& o) {
     if (!batch) continue;
     const bool bwd = grid.backward && impl->capabilities().backward;
     for (const Job& job : jobs)
-      if (std::find(job.impls.begin(), job.impls.end(), impl) != job.impls.end())
+      if (supports(*impl, job.spec.problem) &&
+          std::find(job.impls.begin(), job.impls.end(), impl) != job.impls.end())
         batch->enqueue(make_case(job.spec.problem, parse_stress(job.spec.stress), job.spec.seed, bwd));
     fmt::print(stderr, "gnv: running runner {} on {} case(s)...\n", impl->name(), batch->queued());
     fmt::print(stderr, "gnv: {}\n", batch->run_queued());
@@ -313,7 +351,7 @@ int run_sweep(const SweepOptions& o) {
   auto worker = [&] {
     for (size_t i; (i = next++) < jobs.size();) {
       try {
-        results[i] = run_job(jobs[i], grid, out);
+        results[i] = run_job(jobs[i], grid);
       } catch (...) {  // save_case failing (disk full): stop the sweep, report after joining
         std::lock_guard lock(err_mu);
         if (!failure) failure = std::current_exception();
@@ -336,6 +374,11 @@ int run_sweep(const SweepOptions& o) {
   for (std::vector<Cell>& v : results)
     for (Cell& c : v) r.cells.push_back(std::move(c));
   std::sort(r.cells.begin(), r.cells.end(), [](const Cell& a, const Cell& b) { return a.index < b.index; });
+  const std::vector<size_t> used = apply_waivers(r, waivers);
+  for (size_t i = 0; i < waivers.size(); ++i)
+    if (!used[i] && shard.count == 1)
+      fmt::print(stderr, "gnv: warning: waiver at {} matched no cell of this grid\n", waivers[i].source);
+  r.saved = save_cases(r, policy, o.max_saved_cases, grid.backward, out);
   r.timing.jobs = njobs;
   r.timing.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -346,7 +389,7 @@ int run_sweep(const SweepOptions& o) {
   int rc = summarize(written).passed_all ? kExitPass : kExitFail;
   if (base) {
     try {
-      rc = std::max(rc, gate(*base, written, o.tolerance, o.baseline, out));
+      rc = std::max(rc, gate(*base, written, o.tolerance, o.allow_missing, o.baseline, out));
     } catch (const ReportError& e) {
       return report_error(e);
     }
@@ -396,9 +439,22 @@ CLI::Option* add_sweep_options(CLI::App* sub, const std::shared_ptr<SweepOptions
   sub->add_option("--baseline", o->baseline, "Compare with this report.json at the end (as `gnv compare`)");
   sub->add_option("--tolerance", o->tolerance, "With --baseline: allowed growth factor of an error")
       ->capture_default_str();
+  sub->add_flag("--allow-missing", o->allow_missing,
+                "With --baseline: baseline cells this run lacks do not fail the gate (as `gnv compare --allow-missing`)");
   sub->add_flag("--html,!--no-html", o->html, "Write report.html (needs python3-matplotlib; default on)");
   sub->add_option("--write-baseline", o->write_baseline,
                   "Also write the report's baseline form (what `gnv compare` reads) to this file");
+  sub->add_option("--waivers", o->waivers,
+                  "Expected failures (TOML, README \"Waivers\"): a waived failure is XFAIL, a waived pass is XPASS "
+                  "and fails the run");
+  sub->add_option("--save-cases", o->save_cases,
+                  "Save cases/ of: failing (non-control cells that did not pass, not XFAIL), all (every cell that "
+                  "did not pass) or none")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"failing", "all", "none"}));
+  sub->add_option("--max-saved-cases", o->max_saved_cases,
+                  "At most this many saved cases, the first in grid order (0: no cap); the report counts the rest")
+      ->capture_default_str();
   return bwd;
 }
 
@@ -418,6 +474,7 @@ Command register_sweep_named(CLI::App& app, const std::string& cmd, const std::s
 Command register_validate(CLI::App& app) {
   auto o = std::make_shared<SweepOptions>();
   o->validate = true;
+  o->out = "out/validate";
   CLI::App* sub = app.add_subcommand(
       "validate",
       "Validate third-party kernels: a plugin (--plugin lib.so, C ABI of include/gnv/plugin.h, every call in "
@@ -425,11 +482,10 @@ Command register_validate(CLI::App& app) {
       "verdicts and reports as `gnv sweep`");
   CLI::Option* bwd = add_sweep_options(sub, o);
   add_external_options(sub, o->ext);
-  return {sub, [o, sub, bwd] {
+  return {sub, [o, bwd] {
             if (bwd->count()) o->backward = o->backward_flag;
             if (o->ext.plugins.empty() && o->ext.runners.empty())
               throw UsageError("validate: give a kernel to validate with --plugin PATH or --runner CMD");
-            if (!sub->count("--out")) o->out = "out/validate";
             std::error_code ec;
             o->ext.runner_dir = std::filesystem::absolute(o->out, ec) / "runner";
             for (const ExternalImpl& e : register_external(o->ext)) {

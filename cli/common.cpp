@@ -130,7 +130,7 @@ double worst_cond_err(const CheckResult& r) {
 }
 
 void print_result(std::FILE* out, const Problem& p, const CheckResult& r) {
-  if (no_result(r.verdict)) fmt::print(out, "  {}: {}\n", verdict_label(r.verdict), r.error);
+  if (has_reason(r.verdict)) fmt::print(out, "  {}: {}\n", verdict_label(r.verdict), r.error);
   for (const OutputMetrics& m : r.outputs) {
     std::string line = fmt::format("  {:<6} {:<9} max_cond_err={} budget={} max_ulp={} max_u_err={} "
                                    "normwise={:.2e}",
@@ -190,7 +190,7 @@ nlohmann::json to_json(const Problem& p, const CheckResult& r) {
                       {"kappa_min", json_number(r.kappa_min)},
                       {"kappa_max", json_number(r.kappa_max)},
                       {"oracle_undecided", r.oracle_undecided}};
-  if (no_result(r.verdict)) j["error"] = r.error;
+  if (has_reason(r.verdict)) j["error"] = r.error;
   return j;
 }
 

@@ -283,6 +283,9 @@ class PluginImpl final : public Impl {
       throw KernelAborted(Verdict::crash, fmt::format("plugin {} {}: its process exited with status {} before "
                                                       "the call returned",
                                                       name_, pass, end.exit_status));
+    if (h.status == GNV_ERR_UNSUPPORTED)
+      throw KernelAborted(Verdict::skipped, fmt::format("plugin {} {} declined the case (GNV_ERR_UNSUPPORTED){}{}",
+                                                        name_, pass, h.msg[0] ? ": " : "", h.msg));
     if (h.status != GNV_OK)
       throw std::runtime_error(fmt::format("plugin {} {} returned {} ({}){}{}", name_, pass, status_name(h.status),
                                            h.status, h.msg[0] ? ": " : "", h.msg));

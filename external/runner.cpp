@@ -298,10 +298,21 @@ class RunnerImpl final : public BatchImpl {
     if (b.end.exit_status != 0)
       throw std::runtime_error(fmt::format("runner {} exited with status {} on the batch {}{}", o_.name,
                                            b.end.exit_status, b.dir.string(), log));
-    if (std::ifstream err(e.dir / "error.txt"); err) {
-      std::string text{std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>()};
+    // unsupported.txt: the runner declines the case (SKIPPED); error.txt: it failed on it (ERROR).
+    for (const char* file : {"unsupported.txt", "error.txt"}) {
+      const std::filesystem::path path = e.dir / file;
+      std::error_code ec;
+      if (!std::filesystem::exists(std::filesystem::symlink_status(path, ec))) continue;
+      std::string text;
+      try {
+        text = read_small_file(path, 1 << 20);
+      } catch (const std::invalid_argument& ex) {
+        throw std::runtime_error(fmt::format("runner {} left an unreadable {}: {}", o_.name, file, ex.what()));
+      }
       while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
       if (text.size() > 500) text = text.substr(0, 500) + "...";
+      if (file == std::string_view("unsupported.txt"))
+        throw KernelAborted(Verdict::skipped, fmt::format("runner {} declined {} of {}: {}", o_.name, pass, e.dir.string(), text));
       throw std::runtime_error(fmt::format("runner {} could not run {} of {}: {}", o_.name, pass, e.dir.string(), text));
     }
   }

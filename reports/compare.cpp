@@ -87,7 +87,10 @@ Report merge_reports(std::vector<Report> shards) {
   out.env = shards.front().env;
   out.timing = shards.front().timing;
   out.shard = {1, 1};
+  out.saved = {shards.front().saved.policy, shards.front().saved.max, 0, 0};  // the cap is per shard
   for (Report& s : shards) {
+    out.saved.saved += s.saved.saved;
+    out.saved.omitted += s.saved.omitted;
     // Timing fields: the earliest start, the longest shard.
     out.env.date = std::min(out.env.date, s.env.date);
     out.timing.wall_s = std::max(out.timing.wall_s, s.timing.wall_s);
@@ -100,13 +103,14 @@ Report merge_reports(std::vector<Report> shards) {
   return out;
 }
 
-Comparison compare_reports(const Report& base, const Report& now, double tolerance) {
+Comparison compare_reports(const Report& base, const Report& now, double tolerance, bool allow_missing) {
   if (!(tolerance >= 1) || !std::isfinite(tolerance))
     throw std::invalid_argument(fmt::format("--tolerance {}: must be a finite factor >= 1", tolerance));
   if (std::string why = grid_mismatch(base.grid, base.shard, now.grid, now.shard); !why.empty())
     throw ReportError(why);
   Comparison cmp;
   cmp.tolerance = tolerance;
+  cmp.allow_missing = allow_missing;
   std::map<std::string, const Cell*> by_id;
   for (const Cell& c : base.cells) by_id[c.id()] = &c;
   std::set<std::string> matched;
@@ -155,10 +159,28 @@ std::string render_comparison(const Comparison& c, const std::string& base_name,
   constexpr size_t kMax = 100;
   auto num = [](double v) { return fmt::format("{:.3g}", v); };
   std::string md = fmt::format("## gnv compare: `{}` → `{}`\n\n", base_name, now_name);
-  md += fmt::format("**Result: {}** — {} cells matched, {} regressions (pass → fail), {} errors grown beyond "
+  md += fmt::format("**Result: {}** — {} cells matched, {} regressions (pass → not pass), {} errors grown beyond "
                     "{}×, {} improvements, {} only in the baseline, {} only in the new report.\n\n",
                     c.regressed() ? "REGRESSION" : "OK", c.matched, c.regressions.size(), c.growths.size(),
                     num(c.tolerance), c.improvements.size(), c.only_base.size(), c.only_now.size());
+  // The impls on one side only: a renamed kernel is the usual reason cells do not match.
+  auto impls_of = [](const std::vector<const Cell*>& v) {
+    std::vector<std::string> out;
+    for (const Cell* x : v)
+      if (std::find(out.begin(), out.end(), x->impl) == out.end()) out.push_back(x->impl);
+    return out;
+  };
+  const std::vector<std::string> base_impls = impls_of(c.only_base), now_impls = impls_of(c.only_now);
+  const std::string unmatched = fmt::format(
+      "unmatched cells of impls [{}] in the baseline and [{}] in the new report{}", fmt::join(base_impls, ", "),
+      fmt::join(now_impls, ", "),
+      !base_impls.empty() && !now_impls.empty() ? " (was a kernel renamed? cells match by impl name)" : "");
+  if (c.nothing_matched())
+    md += fmt::format("**No cell of the baseline matched a cell of the new report: the gate compared nothing.** "
+                      "The {}.\n\n", unmatched);
+  else if (c.coverage_lost())
+    md += fmt::format("**Coverage regression: {} baseline cells are missing from the new report** ({}); pass "
+                      "`--allow-missing` when that is intended.\n\n", c.only_base.size(), unmatched);
   md += fmt::format("An error grows beyond F = {} when the new `max_cond_err` of an output exceeds "
                     "F·max(old, 1) (below 1 is the final rounding). Control cells never count as regressions.\n",
                     num(c.tolerance));

@@ -214,15 +214,22 @@ def table_html(report):
                 stresses.append(s)
     rows = {}
     sev = {"PASS": 0, "FAIL": 1, "UNWRITTEN": 2, "TIMEOUT": 3, "CRASH": 4, "ERROR": 5}
+    # Each entry: worst verdict and error over judged, unwaived cells; SKIPPED cells (the kernel
+    # declined) and waived ones (XFAIL/XPASS) are counted beside, as report.md does.
     for c in report["cells"]:
         key = (c["impl"], dtype_of(c), layout_of(c))
         row = rows.setdefault(key, {"control": c["control"], "e": {}})
-        v, w = row["e"].get(c["stress"], ("PASS", 0.0))
-        e = worst_err(c)
-        if sev[c["verdict"]] > sev[v]:
-            v = c["verdict"]
-        w = e if (math.isnan(e) or e > w) and not (isinstance(w, float) and math.isnan(w)) else w
-        row["e"][c["stress"]] = (v, w)
+        ent = row["e"].setdefault(c["stress"], {"v": "PASS", "w": 0.0, "judged": 0, "skipped": 0, "xfail": 0, "xpass": 0})
+        if c["verdict"] == "SKIPPED":
+            ent["skipped"] += 1
+            continue
+        ent["judged"] += 1
+        if "waiver" in c:
+            ent["xpass" if c["verdict"] == "PASS" else "xfail"] += 1
+        elif sev[c["verdict"]] > sev[ent["v"]]:
+            ent["v"] = c["verdict"]
+        e, w = worst_err(c), ent["w"]
+        ent["w"] = e if (math.isnan(e) or e > w) and not (isinstance(w, float) and math.isnan(w)) else w
     out = ["<table><tr><th>impl</th><th>dtype</th><th>layout</th>"]
     out += [f"<th>{esc(s.replace('offset:', 'off:'))}</th>" for s in stresses]
     out.append("</tr>")
@@ -238,10 +245,16 @@ def table_html(report):
             if s not in row["e"]:
                 out.append("<td>-</td>")
                 continue
-            v, w = row["e"][s]
-            cls = "pass" if v == "PASS" else ("ctl" if row["control"] else "fail")
+            ent = row["e"][s]
+            if ent["judged"] == 0:
+                out.append(f'<td>⊘ {ent["skipped"]} skipped</td>')
+                continue
+            v, w = ent["v"], ent["w"]
+            cls = "pass" if v == "PASS" and not ent["xpass"] else ("ctl" if row["control"] else "fail")
             mark = "✓" if v == "PASS" else ("⚠" if v in ("ERROR", "CRASH", "TIMEOUT") else "✗")
-            out.append(f'<td class="{cls}">{mark} {fmt(w)}</td>')
+            extra = "".join(f" {ent[k]} {k.upper()}" for k in ("xpass", "xfail") if ent[k])
+            extra += f" ({ent['skipped']} skipped)" if ent["skipped"] else ""
+            out.append(f'<td class="{cls}">{mark} {fmt(w)}{esc(extra)}</td>')
         out.append("</tr>")
     out.append("</table>")
     return "".join(out)
@@ -252,17 +265,17 @@ def breakdown_html(report):
     if not bd:
         return "<p>No offset stress classes in this grid.</p>"
     dtypes = [d for d in report["grid"]["dtypes"] if any(b["dtype"] == d for b in bd)]
-    impls = []
+    rows = []
     for b in bd:
-        if b["impl"] not in impls:
-            impls.append(b["impl"])
-    by = {(b["impl"], b["dtype"]): b for b in bd}
-    out = ["<table><tr><th>impl</th>" + "".join(f"<th>{d}</th>" for d in dtypes) + "</tr>"]
-    for i in impls:
+        if (b["impl"], b.get("layout", "")) not in rows:
+            rows.append((b["impl"], b.get("layout", "")))
+    by = {(b["impl"], b.get("layout", ""), b["dtype"]): b for b in bd}
+    out = ["<table><tr><th>impl</th><th>layout</th>" + "".join(f"<th>{d}</th>" for d in dtypes) + "</tr>"]
+    for i, lay in rows:
         ctl = any(b["control"] for b in bd if b["impl"] == i)
-        out.append(f"<tr><td>{esc(i)}{' (control)' if ctl else ''}</td>")
+        out.append(f"<tr><td>{esc(i)}{' (control)' if ctl else ''}</td><td>{esc(lay)}</td>")
         for d in dtypes:
-            b = by.get((i, d))
+            b = by.get((i, lay, d))
             if b is None:
                 out.append("<td>-</td>")
             elif b["offset"] is None:
@@ -275,7 +288,11 @@ def breakdown_html(report):
 
 
 def failures_html(report):
-    fails = [c for c in report["cells"] if c["verdict"] != "PASS" and (not c["control"] or c["verdict"] in ("ERROR", "CRASH", "TIMEOUT"))]
+    # The cells summarize() lists (report.json's summary): stale waivers, failures, control errors.
+    summary = report.get("summary", {})
+    wanted = set(summary.get("xpass", [])) | set(summary.get("failures", []))
+    fails = [c for c in report["cells"] if c["index"] in wanted
+             or (c["control"] and c["verdict"] in ("ERROR", "CRASH", "TIMEOUT"))]
     if not fails:
         return "<p>No non-control cell failed.</p>"
     out = ["<ul>"]
@@ -284,10 +301,11 @@ def failures_html(report):
         for o in c.get("outputs", []):
             if o["verdict"] != "PASS":
                 detail += f" [{o['name']} max_cond_err={fmt(o['max_cond_err'])} budget={fmt(o['budget'])}]"
-        out.append(f"<li><code>{esc(c.get('id', c['impl']))}</code> <b>{esc(c['verdict'])}</b> {esc(detail)}"
+        label = ("XPASS" if c["verdict"] == "PASS" else "XFAIL") if "waiver" in c else c["verdict"]
+        out.append(f"<li><code>{esc(c.get('id', c['impl']))}</code> <b>{esc(label)}</b> {esc(detail)}"
                    f"<br>reproduce: <code>{esc(c.get('reproduce', ''))}</code>")
         if c.get("case_dir"):
-            out.append(f"<br>replay: <code>gnv check --case {esc(c['case_dir'])} --impl {esc(c['impl'])}</code>")
+            out.append(f"<br>replay: <code>{esc(c.get('replay', ''))}</code>")
         out.append("</li>")
     if len(fails) > 200:
         out.append(f"<li>… and {len(fails) - 200} more in report.json</li>")

@@ -59,7 +59,7 @@ ojson output_json(const OutputMetrics& m) {
   return o;
 }
 
-ojson cell_json(const Cell& c, bool baseline) {
+ojson cell_json(const Report& r, const Cell& c, bool baseline) {
   ojson j = {{"index", c.index}};
   if (!baseline) j["id"] = c.id();  // derived: the baseline form saves the bytes
   j.update(ojson{{"case_index", c.case_index},
@@ -79,7 +79,11 @@ ojson cell_json(const Cell& c, bool baseline) {
   j["seed"] = c.seed;
   j["backward"] = c.backward;
   j["verdict"] = verdict_label(c.result.verdict);
-  if (no_result(c.result.verdict)) j["error"] = c.result.error;
+  if (has_reason(c.result.verdict)) j["error"] = c.result.error;
+  if (c.waiver) {
+    j["waiver"] = {{"reason", c.waiver->reason}};
+    if (!c.waiver->link.empty()) j["waiver"]["link"] = c.waiver->link;
+  }
   if (baseline) {
     ojson errs = ojson::array();
     for (const OutputMetrics& m : c.result.outputs) errs.push_back({m.name, number(m.max_cond_err)});
@@ -93,7 +97,10 @@ ojson cell_json(const Cell& c, bool baseline) {
   for (const OutputMetrics& m : c.result.outputs) outs.push_back(output_json(m));
   j["outputs"] = std::move(outs);
   j["reproduce"] = c.reproduce;
-  if (!c.case_dir.empty()) j["case_dir"] = c.case_dir;
+  if (!c.case_dir.empty()) {
+    j["case_dir"] = c.case_dir;
+    j["replay"] = replay_command(r, c);  // derived: what every rendering prints (report.html reads it)
+  }
   j["seconds"] = number(c.seconds);
   return j;
 }
@@ -122,14 +129,20 @@ ojson summary_json(const Report& r) {
                       {"applicable", c.applicable}, {"blind", c.blind}};
   ojson bd = ojson::array();
   for (const Breakdown& b : s.breakdown)
-    bd.push_back({{"impl", b.impl}, {"dtype", b.dtype}, {"control", b.control},
+    bd.push_back({{"impl", b.impl}, {"dtype", b.dtype}, {"layout", b.layout}, {"control", b.control},
                   {"offset", b.offset ? number(*b.offset) : ojson(nullptr)},
                   {"max_tested", number(b.max_tested)}});
-  ojson fails = ojson::array();
-  for (const Cell* c : s.failures) fails.push_back(c->index);
+  auto indices = [](const std::vector<const Cell*>& v) {
+    ojson a = ojson::array();
+    for (const Cell* c : v) a.push_back(c->index);
+    return a;
+  };
   return {{"cells", s.cells},
           {"passed", s.passed},
-          {"failures", std::move(fails)},
+          {"skipped", s.skipped},
+          {"failures", indices(s.failures)},
+          {"xfail", indices(s.xfails)},
+          {"xpass", indices(s.xpasses)},
           {"control_errors", s.control_errors.size()},
           {"controls", std::move(controls)},
           {"breakdown", std::move(bd)},
@@ -455,7 +468,13 @@ Cell read_cell(const json& o, const Grid& g, bool baseline, const std::string& w
   if (!contains(sec->seeds, c.seed)) fail(at(where, "seed"), fmt::format("{} is not in section '{}'", c.seed, c.section));
   c.backward = get_bool(o, "backward", where);
   c.result.verdict = parse_verdict(get_string(o, "verdict", where));
-  if (no_result(c.result.verdict)) c.result.error = get_string(o, "error", where);
+  if (has_reason(c.result.verdict)) c.result.error = get_string(o, "error", where);
+  if (o.contains("waiver")) {
+    const json& w = o["waiver"];
+    const std::string ww = at(where, "waiver");
+    if (c.control) fail(ww, "a control cell is expected to fail already: it takes no waiver");
+    c.waiver = WaiverNote{get_string(w, "reason", ww), w.contains("link") ? get_string(w, "link", ww) : ""};
+  }
   std::set<std::string> names;
   if (baseline) {
     const json& errs = get_array(o, "max_cond_err", where);
@@ -533,10 +552,14 @@ std::string to_json_text(const Report& r) {
   s += fmt::format("  \"shard\": {},\n", dump(ojson{{"index", r.shard.index}, {"count", r.shard.count}}));
   s += fmt::format("  \"timing\": {},\n",
                    dump(ojson{{"wall_s", number(r.timing.wall_s)}, {"jobs", r.timing.jobs}}));
+  if (!r.baseline_detail)
+    s += fmt::format("  \"saved_cases\": {},\n",
+                     dump(ojson{{"policy", name(r.saved.policy)}, {"max", r.saved.max}, {"saved", r.saved.saved},
+                                {"omitted", r.saved.omitted}}));
   s += fmt::format("  \"summary\": {},\n", dump(summary_json(r)));
   s += "  \"cells\": [";
   for (size_t i = 0; i < r.cells.size(); ++i)
-    s += fmt::format("{}\n    {}", i ? "," : "", dump(cell_json(r.cells[i], r.baseline_detail)));
+    s += fmt::format("{}\n    {}", i ? "," : "", dump(cell_json(r, r.cells[i], r.baseline_detail)));
   s += r.cells.empty() ? "]\n}\n" : "\n  ]\n}\n";
   return s;
 }
@@ -569,6 +592,17 @@ Report parse_report(std::string_view text) {
     const json& t = field(j, "timing", "report");
     r.timing.wall_s = get_double(t, "wall_s", "timing");
     r.timing.jobs = static_cast<int>(get_int(t, "jobs", "timing", 1, 1 << 16));
+    if (j.contains("saved_cases")) {  // absent in baselines and in reports of earlier gnv versions
+      const json& sc = j["saved_cases"];
+      try {
+        r.saved.policy = parse_save_policy(get_string(sc, "policy", "saved_cases"));
+      } catch (const std::invalid_argument& e) {
+        fail("saved_cases.policy", e.what());
+      }
+      r.saved.max = static_cast<size_t>(get_int(sc, "max", "saved_cases"));
+      r.saved.saved = static_cast<size_t>(get_int(sc, "saved", "saved_cases"));
+      r.saved.omitted = static_cast<size_t>(get_int(sc, "omitted", "saved_cases"));
+    }
     const json& cells = get_array(j, "cells", "report");
     std::set<std::string> ids;
     for (size_t i = 0; i < cells.size(); ++i) {

@@ -17,6 +17,7 @@
 #include <set>
 #include <sys/utsname.h>
 #include <thread>
+#include <tuple>
 
 #include "gnv/npy.h"
 #include "gnv/oracle.h"
@@ -34,9 +35,11 @@ std::string Cell::case_id() const {
 std::string Cell::id() const { return impl + "/" + case_id(); }
 
 Verdict parse_verdict(std::string_view s) {
-  for (Verdict v : {Verdict::pass, Verdict::fail, Verdict::error, Verdict::unwritten, Verdict::crash, Verdict::timeout})
+  for (Verdict v : {Verdict::pass, Verdict::fail, Verdict::error, Verdict::unwritten, Verdict::crash, Verdict::timeout,
+                    Verdict::skipped})
     if (s == verdict_label(v)) return v;
-  throw ReportError(fmt::format("unknown verdict '{}' (expected PASS, FAIL, ERROR, UNWRITTEN, CRASH or TIMEOUT)", s));
+  throw ReportError(
+      fmt::format("unknown verdict '{}' (expected PASS, FAIL, ERROR, UNWRITTEN, CRASH, TIMEOUT or SKIPPED)", s));
 }
 
 double worst_cond_err(const CheckResult& r) {
@@ -62,17 +65,52 @@ std::optional<double> offset_of(const std::string& stress) {
 
 }  // namespace
 
+std::string cell_label(const Cell& c) {
+  if (c.xpass()) return "XPASS";
+  if (c.xfail()) return "XFAIL";
+  return verdict_label(c.result.verdict);
+}
+
+std::string_view name(SavePolicy p) {
+  switch (p) {
+    case SavePolicy::failing: return "failing";
+    case SavePolicy::all: return "all";
+    case SavePolicy::none: return "none";
+  }
+  return "?";
+}
+
+SavePolicy parse_save_policy(std::string_view s) {
+  for (SavePolicy p : {SavePolicy::failing, SavePolicy::all, SavePolicy::none})
+    if (s == name(p)) return p;
+  throw std::invalid_argument(fmt::format("--save-cases '{}': expected failing, all or none", s));
+}
+
+bool selects(SavePolicy p, const Cell& c) {
+  if (c.result.verdict == Verdict::pass || !c.judged()) return false;
+  switch (p) {
+    case SavePolicy::failing: return !c.control && !c.xfail();
+    case SavePolicy::all: return true;
+    case SavePolicy::none: return false;
+  }
+  return false;
+}
+
 Summary summarize(const Report& r) {
   Summary s;
   s.cells = r.cells.size();
   s.blind_rule_applied = r.shard.count == 1;
-  // (impl, dtype) -> (smallest failing K, largest tested K), in grid order.
-  std::map<std::pair<std::string, std::string>, Breakdown> bd;
+  // (impl, dtype, layout) -> (smallest failing K, largest tested K), judged cells only.
+  std::map<std::tuple<std::string, std::string, std::string>, Breakdown> bd;
   for (const Cell& c : r.cells) {
     const bool ok = c.result.verdict == Verdict::pass;
-    s.passed += ok;
+    if (!c.judged()) {
+      ++s.skipped;
+      continue;
+    }
     const std::optional<double> k = offset_of(c.stress);
     if (c.control) {
+      s.passed += ok;
       ControlSummary& cs = s.controls[c.impl];
       ++cs.cells;
       if (no_result(c.result.verdict)) {
@@ -82,13 +120,20 @@ Summary summarize(const Report& r) {
         ++cs.failed;
       }
       if (k && *k >= kBlindOffset) cs.applicable = true;
+    } else if (c.xpass()) {
+      s.xpasses.push_back(&c);
+    } else if (c.xfail()) {
+      s.xfails.push_back(&c);
     } else if (!ok) {
       s.failures.push_back(&c);
+    } else {
+      ++s.passed;
     }
     if (k) {
-      Breakdown& b = bd[{c.impl, std::string(name(c.problem.dtype))}];
+      Breakdown& b = bd[{c.impl, std::string(name(c.problem.dtype)), std::string(name(c.problem.layout))}];
       b.impl = c.impl;
       b.dtype = name(c.problem.dtype);
+      b.layout = name(c.problem.layout);
       b.control = c.control;
       b.max_tested = std::max(b.max_tested, *k);
       if (!ok && (!b.offset || *k < *b.offset)) b.offset = *k;
@@ -96,13 +141,15 @@ Summary summarize(const Report& r) {
   }
   for (const std::string& impl : r.grid.impls)
     for (const std::string& d : r.grid.dtypes)
-      if (auto it = bd.find({impl, d}); it != bd.end()) s.breakdown.push_back(it->second);
+      for (const std::string& l : r.grid.layouts)
+        if (auto it = bd.find({impl, d, l}); it != bd.end()) s.breakdown.push_back(it->second);
   bool blind = false;
   for (auto& [impl, cs] : s.controls) {
     cs.blind = cs.applicable && cs.failed == 0;
     blind = blind || cs.blind;
   }
-  s.passed_all = s.failures.empty() && s.control_errors.empty() && !(s.blind_rule_applied && blind);
+  s.passed_all = s.failures.empty() && s.xpasses.empty() && s.control_errors.empty() &&
+                 !(s.blind_rule_applied && blind);
   return s;
 }
 

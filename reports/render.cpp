@@ -2,7 +2,10 @@
 // cell), and the text `gnv sweep` prints. Nothing here measures or judges: verdicts and errors
 // come from the report, the pass/fail rule from summarize().
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <map>
@@ -27,6 +30,7 @@ int severity(Verdict v) {
     case Verdict::timeout: return 3;
     case Verdict::crash: return 4;
     case Verdict::error: return 5;
+    case Verdict::skipped: return -1;  // never the worst: SKIPPED cells are counted beside
   }
   return 5;
 }
@@ -51,10 +55,12 @@ std::string impl_label(const std::string& impl, bool control) {
 }
 
 // The impl x stress-class table: rows (impl, dtype, layout) in grid order, columns the stress
-// classes in grid order; each entry the worst verdict and the largest max_cond_err of its cells.
+// classes in grid order; each entry the worst verdict and the largest max_cond_err of its judged
+// cells, and how many were skipped, waived (XFAIL) or passed under a waiver (XPASS).
 struct Entry {
-  Verdict verdict = Verdict::pass;
+  Verdict verdict = Verdict::pass;  // over judged, unwaived cells
   double worst = 0;
+  size_t judged = 0, skipped = 0, xfail = 0, xpass = 0;
   bool present = false;
 };
 struct Table {
@@ -82,7 +88,14 @@ Table make_table(const Report& r) {
     row.control = c.control;
     Entry& e = row.entries[c.stress];
     e.present = true;
-    if (severity(c.result.verdict) > severity(e.verdict)) e.verdict = c.result.verdict;
+    if (!c.judged()) {
+      ++e.skipped;
+      continue;
+    }
+    ++e.judged;
+    if (c.xfail()) ++e.xfail;
+    else if (c.xpass()) ++e.xpass;
+    else if (severity(c.result.verdict) > severity(e.verdict)) e.verdict = c.result.verdict;
     const double w = worst_cond_err(c.result);
     if (!std::isnan(e.worst) && (std::isnan(w) || w > e.worst)) e.worst = w;  // NaN sticks
   }
@@ -95,12 +108,16 @@ Table make_table(const Report& r) {
 
 std::string entry_text(const Entry& e, bool markdown, bool control) {
   if (!e.present) return "-";
-  if (no_result(e.verdict))
-    return markdown ? "⚠ " + verdict_label(e.verdict) : verdict_label(e.verdict);
-  if (!markdown) return fmt::format("{} {}", verdict_label(e.verdict), num(e.worst));
-  const char* mark = e.verdict == Verdict::pass ? "✓" : control ? "✗ctl" : "✗";
-  const char* extra = e.verdict == Verdict::unwritten ? " UNWRITTEN" : "";
-  return fmt::format("{} {}{}", mark, num(e.worst), extra);
+  if (e.judged == 0) return markdown ? fmt::format("⊘ {} skipped", e.skipped) : fmt::format("SKIPPED {}", e.skipped);
+  std::string text;
+  if (no_result(e.verdict)) text = markdown ? "⚠ " + verdict_label(e.verdict) : verdict_label(e.verdict);
+  else if (!markdown) text = fmt::format("{} {}", verdict_label(e.verdict), num(e.worst));
+  else text = fmt::format("{} {}{}", e.verdict == Verdict::pass ? "✓" : control ? "✗ctl" : "✗", num(e.worst),
+                          e.verdict == Verdict::unwritten ? " UNWRITTEN" : "");
+  if (e.xpass) text += fmt::format(" {}XPASS", e.xpass > 1 ? fmt::format("{} ", e.xpass) : "");
+  if (e.xfail) text += fmt::format(" {}XFAIL", e.xfail > 1 ? fmt::format("{} ", e.xfail) : "");
+  if (e.skipped) text += fmt::format(" ({} skipped)", e.skipped);
+  return text;
 }
 
 std::string md_escape(std::string s) {
@@ -127,7 +144,9 @@ std::string breakdown_text(const Breakdown& b) {
 // One line per output that did not pass, with the numbers that explain it.
 std::string failure_detail(const Cell& c) {
   std::string s;
-  if (no_result(c.result.verdict)) s += fmt::format(" {}: {}", name(c.result.verdict), c.result.error);
+  if (has_reason(c.result.verdict)) s += fmt::format(" {}: {}", name(c.result.verdict), c.result.error);
+  if (c.waiver)
+    s += fmt::format(" waiver: {}{}", c.waiver->reason, c.waiver->link.empty() ? "" : " (" + c.waiver->link + ")");
   for (const OutputMetrics& m : c.result.outputs) {
     if (m.verdict == Verdict::pass) continue;
     s += fmt::format(" [{} {} max_cond_err={} budget={} max_ulp={}", m.name, verdict_label(m.verdict),
@@ -147,10 +166,32 @@ std::string failure_detail(const Cell& c) {
 
 }  // namespace
 
+std::string shell_word(const std::string& s) {
+  const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char ch) {
+    return std::isalnum(ch) || std::strchr("_./:=,+-@%", ch) != nullptr;
+  });
+  if (plain) return s;
+  std::string out = "'";
+  for (char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
+std::string gnv_command() {
+  // The gnv that is running, by absolute path, so that a replay line works from any directory and
+  // with the same build; "gnv" when this is not the gnv binary (a test, the Python package).
+  static const std::string cmd = [] {
+    std::error_code ec;
+    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return !ec && self.filename() == "gnv" ? shell_word(self.string()) : std::string("gnv");
+  }();
+  return cmd;
+}
+
 std::string replay_command(const Report& r, const Cell& c) {
+  // Every word from the report is quoted: a shard's report comes from another machine.
   const auto it = r.grid.external.find(c.impl);
   const std::string load = it == r.grid.external.end() ? "" : " " + it->second;
-  return fmt::format("gnv check --case {}{} --impl {}", c.case_dir, load, c.impl);
+  return fmt::format("{} check --case {}{} --impl {}", gnv_command(), shell_word(c.case_dir), load, shell_word(c.impl));
 }
 
 namespace {
@@ -158,6 +199,9 @@ namespace {
 std::string headline(const Report& r, const Summary& s) {
   std::string h = fmt::format("{} cells, {} pass, {} non-control failures", s.cells, s.passed,
                               s.failures.size());
+  if (s.skipped) h += fmt::format(", {} skipped", s.skipped);
+  if (!s.xfails.empty()) h += fmt::format(", {} XFAIL", s.xfails.size());
+  if (!s.xpasses.empty()) h += fmt::format(", {} XPASS (stale waivers)", s.xpasses.size());
   for (const auto& [impl, cs] : s.controls)
     h += fmt::format("; control {} failed {} of {} cells", impl, cs.failed, cs.cells);
   if (r.shard.count > 1) h += fmt::format(" (shard {}/{})", r.shard.index, r.shard.count);
@@ -208,14 +252,16 @@ std::string xml_escape(std::string_view s) {
 std::string render_markdown(const Report& r) {
   const Summary s = summarize(r);
   const Table t = make_table(r);
-  std::string md = fmt::format("# gnv accuracy report: preset `{}`\n\n", r.grid.preset);
+  std::string md = fmt::format("# gnv accuracy report: grid `{}`\n\n", r.grid.preset);
   md += fmt::format("**Result: {}** — {}.\n\n", s.passed_all ? "PASS" : "FAIL", headline(r, s));
 
   md += "## Worst condition-scaled error\n\n"
         "Each entry: the worst verdict over the shapes, groups and seeds of that stress class, and the "
         "largest condition-scaled error `max_cond_err` over their outputs (the verdict metric: about 1 is "
         "the final rounding to the output dtype; the budget is 4 + 2·log2(L)). ✓ pass, ✗ fail, ✗ctl a "
-        "control's expected failure, ⚠ error, - not run.\n\n";
+        "control's expected failure, ⚠ error, ⊘ skipped (the kernel declined every case), XFAIL a waived "
+        "failure, XPASS a waived cell that passed, (n skipped) cells the kernel declined beside the judged "
+        "ones, - not run.\n\n";
   std::vector<std::string> head{"impl", "dtype", "layout"};
   for (const std::string& st : t.stresses) head.push_back(short_stress(st));
   md += fmt::format("| {} |\n|", fmt::join(head, " | "));
@@ -231,48 +277,67 @@ std::string render_markdown(const Report& r) {
   }
 
   if (!s.breakdown.empty()) {
-    md += "\n## Breakdown points\n\nThe smallest `offset:K` at which an implementation fails (any shape, "
-          "layout, seed or output); `none (≤ K)` when every offset up to K passed.\n\n";
-    std::vector<std::string> impls, dtypes;
-    std::map<std::pair<std::string, std::string>, const Breakdown*> by;
+    md += "\n## Breakdown points\n\nThe smallest `offset:K` at which an implementation fails, per dtype and "
+          "layout (any shape, seed or output; judged cells only, SKIPPED ones are left out); `none (≤ K)` when "
+          "every offset up to K passed.\n\n";
+    std::vector<std::pair<std::string, std::string>> rows;  // (impl, layout) in grid order
+    std::vector<std::string> dtypes;
+    std::map<std::tuple<std::string, std::string, std::string>, const Breakdown*> by;
     for (const Breakdown& b : s.breakdown) {
-      if (std::find(impls.begin(), impls.end(), b.impl) == impls.end()) impls.push_back(b.impl);
-      by[{b.impl, b.dtype}] = &b;
+      if (std::find(rows.begin(), rows.end(), std::pair{b.impl, b.layout}) == rows.end()) rows.emplace_back(b.impl, b.layout);
+      by[{b.impl, b.layout, b.dtype}] = &b;
     }
     for (const std::string& d : r.grid.dtypes)
-      for (const Breakdown& b : s.breakdown)
-        if (b.dtype == d) {
-          dtypes.push_back(d);
-          break;
-        }
-    md += fmt::format("| impl | {} |\n|---|", fmt::join(dtypes, " | "));
+      if (std::any_of(s.breakdown.begin(), s.breakdown.end(), [&](const Breakdown& b) { return b.dtype == d; }))
+        dtypes.push_back(d);
+    md += fmt::format("| impl | layout | {} |\n|---|---|", fmt::join(dtypes, " | "));
     for (size_t i = 0; i < dtypes.size(); ++i) md += "--:|";
     md += '\n';
-    for (const std::string& impl : impls) {
+    for (const auto& [impl, layout] : rows) {
       bool control = false;
       std::vector<std::string> line;
       for (const std::string& d : dtypes) {
-        auto it = by.find({impl, d});
+        auto it = by.find({impl, layout, d});
         line.push_back(it == by.end() ? "-" : breakdown_text(*it->second));
         if (it != by.end()) control = it->second->control;
       }
-      md += fmt::format("| {} | {} |\n", impl_label(impl, control), fmt::join(line, " | "));
+      md += fmt::format("| {} | {} | {} |\n", impl_label(impl, control), layout, fmt::join(line, " | "));
     }
   }
 
   md += "\n## Failures\n\n";
-  if (s.failures.empty() && s.control_errors.empty()) md += "No non-control cell failed.\n";
-  std::vector<const Cell*> listed = s.failures;
+  if (s.failures.empty() && s.control_errors.empty() && s.xpasses.empty()) md += "No non-control cell failed.\n";
+  auto list_cells = [&](const std::vector<const Cell*>& listed) {
+    for (size_t i = 0; i < listed.size() && i < kMaxListed; ++i) {
+      const Cell& c = *listed[i];
+      md += fmt::format("- `{}` ({}, G={}{}): **{}**{}\n  - reproduce: `{}`\n", md_escape(c.id()),
+                        c.problem.shape_string(), c.problem.G, c.problem.affine ? ", affine" : "", cell_label(c),
+                        md_escape(failure_detail(c)), md_escape(c.reproduce));
+      if (!c.case_dir.empty())
+        md += fmt::format("  - replay (from the report's folder): `{}`\n", md_escape(replay_command(r, c)));
+    }
+    if (listed.size() > kMaxListed) md += fmt::format("- … and {} more in report.json\n", listed.size() - kMaxListed);
+  };
+  std::vector<const Cell*> listed = s.xpasses;  // a stale waiver fails the run: first
+  listed.insert(listed.end(), s.failures.begin(), s.failures.end());
   listed.insert(listed.end(), s.control_errors.begin(), s.control_errors.end());
-  for (size_t i = 0; i < listed.size() && i < kMaxListed; ++i) {
-    const Cell& c = *listed[i];
-    md += fmt::format("- `{}` ({}, G={}{}): **{}**{}\n  - reproduce: `{}`\n", c.id(), c.problem.shape_string(),
-                      c.problem.G, c.problem.affine ? ", affine" : "", verdict_label(c.result.verdict),
-                      md_escape(failure_detail(c)), c.reproduce);
-    if (!c.case_dir.empty()) md += fmt::format("  - replay (from the report's folder): `{}`\n", replay_command(r, c));
+  list_cells(listed);
+  if (!s.xfails.empty()) {
+    md += fmt::format("\n## Expected failures (XFAIL)\n\n{} cells failed under a waiver (`--waivers`); they do "
+                      "not fail the run.\n\n", s.xfails.size());
+    list_cells(s.xfails);
   }
-  if (listed.size() > kMaxListed)
-    md += fmt::format("- … and {} more in report.json\n", listed.size() - kMaxListed);
+  if (s.skipped) {
+    md += fmt::format("\n## Skipped\n\n{} cells were declined by their kernel (a capability it does not "
+                      "declare, `GNV_ERR_UNSUPPORTED`, a runner's `unsupported.txt`); e.g.:\n\n", s.skipped);
+    std::set<std::string> reasons;
+    for (const Cell& c : r.cells)
+      if (!c.judged() && reasons.size() < 5 && reasons.insert(c.impl + ": " + c.result.error).second)
+        md += fmt::format("- `{}`: {}\n", md_escape(c.id()), md_escape(c.result.error));
+  }
+  if (r.saved.omitted)
+    md += fmt::format("\n{} cases saved under `cases/` (`--save-cases {}`); {} more were left out by the cap of "
+                      "{} (`--max-saved-cases`).\n", r.saved.saved, name(r.saved.policy), r.saved.omitted, r.saved.max);
 
   md += "\n## Controls\n\n";
   const std::vector<std::string> cl = control_lines(s);
@@ -335,20 +400,34 @@ std::string render_text(const Report& r) {
   if (!s.breakdown.empty()) {
     text += "breakdown points (smallest failing offset):";
     for (const Breakdown& b : s.breakdown)
-      text += fmt::format(" {}/{}={}", b.impl, b.dtype, b.offset ? offset_text(*b.offset) : "none");
+      text += fmt::format(" {}/{}/{}={}", b.impl, b.dtype, b.layout, b.offset ? offset_text(*b.offset) : "none");
     text += "\n";
   }
   if (s.failures.empty()) text += "non-control failures: none\n";
   else text += fmt::format("non-control failures: {}\n", s.failures.size());
-  std::vector<const Cell*> listed = s.failures;
+  auto list_cells = [&](const std::vector<const Cell*>& listed) {
+    for (size_t i = 0; i < listed.size() && i < kMaxListed; ++i) {
+      const Cell& c = *listed[i];
+      text += fmt::format("- {} {}{}\n  reproduce: {}\n", c.id(), cell_label(c), failure_detail(c), c.reproduce);
+      if (!c.case_dir.empty()) text += fmt::format("  replay:    {}\n", replay_command(r, c));
+    }
+    if (listed.size() > kMaxListed) text += fmt::format("- ... and {} more in report.json\n", listed.size() - kMaxListed);
+  };
+  std::vector<const Cell*> listed = s.xpasses;
+  listed.insert(listed.end(), s.failures.begin(), s.failures.end());
   listed.insert(listed.end(), s.control_errors.begin(), s.control_errors.end());
-  for (size_t i = 0; i < listed.size() && i < kMaxListed; ++i) {
-    const Cell& c = *listed[i];
-    text += fmt::format("- {} {}{}\n  reproduce: {}\n", c.id(), verdict_label(c.result.verdict),
-                        failure_detail(c), c.reproduce);
-    if (!c.case_dir.empty()) text += fmt::format("  replay:    {}\n", replay_command(r, c));
+  if (!s.xpasses.empty())
+    text += fmt::format("XPASS: {} waived cells passed: remove their waivers (strict, like pytest's xfail)\n",
+                        s.xpasses.size());
+  list_cells(listed);
+  if (!s.xfails.empty()) {
+    text += fmt::format("expected failures (XFAIL, waived): {}\n", s.xfails.size());
+    list_cells(s.xfails);
   }
-  if (listed.size() > kMaxListed) text += fmt::format("- ... and {} more in report.json\n", listed.size() - kMaxListed);
+  if (s.skipped) text += fmt::format("skipped (declined by the kernel): {}\n", s.skipped);
+  if (r.saved.omitted)
+    text += fmt::format("saved cases: {} (--save-cases {}); {} more left out by --max-saved-cases {}\n", r.saved.saved,
+                        name(r.saved.policy), r.saved.omitted, r.saved.max);
   for (const std::string& l : control_lines(s)) text += l + "\n";
   text += fmt::format("result: {}\n", s.passed_all ? "PASS" : "FAIL");
   return text;
@@ -361,12 +440,12 @@ std::string render_junit(const Report& r) {
   std::map<std::string, std::vector<const Cell*>> by_impl;
   for (const Cell& c : r.cells) by_impl[c.impl].push_back(&c);
   std::string body;
-  size_t total = 0, failures = 0, errors = 0;
+  size_t total = 0, failures = 0, errors = 0, skipped = 0;
   double total_time = 0;
   for (const std::string& impl : r.grid.impls) {
     auto it = by_impl.find(impl);
     if (it == by_impl.end()) continue;
-    size_t f = 0, e = 0;
+    size_t f = 0, e = 0, sk = 0;
     double time = 0;
     std::string cases;
     const bool control = it->second.front()->control;
@@ -377,11 +456,23 @@ std::string render_junit(const Report& r) {
                            xml_escape(fmt::format("{}/{}/G{}/{}/seed{}", c->section, c->shape_name, c->problem.G,
                                                   c->stress, c->seed)),
                            c->seconds);
-      const std::string detail = xml_escape(fmt::format("{}{}\nreproduce: {}{}", verdict_label(c->result.verdict),
+      const std::string detail = xml_escape(fmt::format("{}{}\nreproduce: {}{}", cell_label(*c),
                                                         failure_detail(*c), c->reproduce,
                                                         c->case_dir.empty() ? "" : "\nreplay: " + replay_command(r, *c)));
-      if (c->result.verdict == Verdict::pass) {
+      if (c->xpass()) {  // strict: a waived cell that passes fails, so that its waiver is removed
+        ++f;
+        cases += fmt::format(">\n      <failure type=\"XPASS\" message=\"{}\">{}</failure>\n    </testcase>\n",
+                             xml_escape(fmt::format("XPASS on {}: passed under the waiver '{}'; remove the waiver",
+                                                    c->id(), c->waiver->reason)),
+                             detail);
+      } else if (c->result.verdict == Verdict::pass) {
         cases += "/>\n";
+      } else if (!c->judged() || c->xfail()) {  // pytest's convention: xfail is a skipped testcase
+        ++sk;
+        cases += fmt::format(">\n      <skipped type=\"{}\" message=\"{}\"/>\n      <system-out>{}</system-out>\n    "
+                             "</testcase>\n",
+                             c->xfail() ? "XFAIL" : "SKIPPED",
+                             xml_escape(c->xfail() ? "expected failure: " + c->waiver->reason : c->result.error), detail);
       } else if (no_result(c->result.verdict)) {
         ++e;
         cases += fmt::format(">\n      <error type=\"{}\" message=\"{}\">{}</error>\n    </testcase>\n",
@@ -410,18 +501,20 @@ std::string render_junit(const Report& r) {
                              cs.failed, cs.cells);
       }
     }
-    body += fmt::format("  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"0\" "
+    body += fmt::format("  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" "
                         "time=\"{:.6f}\">\n{}  </testsuite>\n",
-                        xml_escape(impl_label(impl, control)), n, f, e, time, cases);
+                        xml_escape(impl_label(impl, control)), n, f, e, sk, time, cases);
     total += n;
     failures += f;
     errors += e;
+    skipped += sk;
     total_time += time;
   }
+  const bool validate = !r.grid.external.empty();
   return fmt::format("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{}\" "
-                     "failures=\"{}\" errors=\"{}\" time=\"{:.6f}\">\n{}</testsuites>\n",
-                     xml_escape(fmt::format("gnv sweep, preset {}", r.grid.preset)), total, failures, errors,
-                     total_time, body);
+                     "failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.6f}\">\n{}</testsuites>\n",
+                     xml_escape(fmt::format("gnv {}, grid {}", validate ? "validate" : "sweep", r.grid.preset)), total,
+                     failures, errors, skipped, total_time, body);
 }
 
 }  // namespace gnv::report

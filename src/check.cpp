@@ -103,7 +103,9 @@ std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls
     for (size_t i = 0; i < impls.size(); ++i) {
       bwd[i] = backward[i] && c.has_backward();
       if (auto [field, msg] = unsupported(*impls[i], c.problem, bwd[i]); !field.empty()) {
-        res[i].verdict = Verdict::error;
+        // A capability the impl does not declare: it declines the case (a sweep records SKIPPED;
+        // gnv check refuses the request up front).
+        res[i].verdict = Verdict::skipped;
         res[i].error = InvalidProblem(field, msg).what();
         continue;
       }
@@ -158,6 +160,14 @@ std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls
     } catch (const KernelAborted& e) {  // outputs measured before the crash are kept
       r.verdict = e.verdict();
       r.error = e.what();
+      // A kernel that declines its backward pass after a forward that did not pass keeps that
+      // verdict: a decline never hides a measured failure.
+      if (e.verdict() == Verdict::skipped) {
+        CheckResult measured;
+        measured.outputs = r.outputs;
+        judge(measured);
+        if (measured.verdict != Verdict::pass) r.verdict = measured.verdict;
+      }
     } catch (const std::exception& e) {
       r.verdict = Verdict::error;
       r.error = e.what();

@@ -18,6 +18,7 @@ std::string_view name(Verdict v) {
     case Verdict::unwritten: return "unwritten";
     case Verdict::crash: return "crash";
     case Verdict::timeout: return "timeout";
+    case Verdict::skipped: return "skipped";
   }
   return "?";
 }

@@ -161,10 +161,11 @@ expect_rc "oracle, missing case directory" 2 "$gnv" oracle --case "$tmp/nonexist
 for cand in "$py" /usr/bin/python3; do
   if "$cand" -c 'import matplotlib' 2>/dev/null; then export GNV_PYTHON=$cand; break; fi
 done
-slice=(--impl welford,onepass --dtype f32,f16 --layout nchw --stress normal,offset:1e6,special)
+# --save-cases all: the control's expected failures are saved too, so that they can be replayed here.
+slice=(--impl welford,onepass --dtype f32,f16 --layout nchw --stress normal,offset:1e6,special --save-cases all)
 expect_rc "sweep slice" 0 "$gnv" sweep "${slice[@]}" --jobs 2 --out "$tmp/sw"
 expect_grep "sweep names the control" "$tmp/out" "onepass \(control\)"
-expect_grep "sweep prints the breakdown points" "$tmp/out" "breakdown points.*onepass/f32=1e6"
+expect_grep "sweep prints the breakdown points" "$tmp/out" "breakdown points.*onepass/f32/nchw=1e6"
 [ ! -s "$tmp/err" ] && ok "sweep is quiet on stderr when it is not a terminal" || bad "sweep wrote to stderr"
 for f in report.json report.md junit.xml report.html; do
   [ -s "$tmp/sw/$f" ] && ok "sweep wrote $f" || bad "sweep did not write $f"
@@ -303,8 +304,24 @@ craft grown "c = $first_pass; c['outputs'][0]['max_cond_err'] = 3 * max(c['outpu
 expect_rc "compare: error grown beyond 2x" 1 "$gnv" compare "$tmp/sw/report.json" "$tmp/grown.json"
 expect_rc "compare: the same growth within --tolerance 10" 0 "$gnv" compare --tolerance 10 "$tmp/sw/report.json" "$tmp/grown.json"
 craft missing "d['cells'] = d['cells'][1:]"
-expect_rc "compare: cells missing in NEW are listed, not a failure" 0 "$gnv" compare "$tmp/sw/report.json" "$tmp/missing.json"
+expect_rc "compare: a cell missing in NEW is lost coverage" 1 "$gnv" compare "$tmp/sw/report.json" "$tmp/missing.json"
+expect_grep "... named as such" "$tmp/out" "Coverage regression: 1 baseline cells are missing"
 expect_grep "compare lists the missing cell" "$tmp/out" "Only in"
+expect_rc "compare --allow-missing: listed, not a failure" 0 "$gnv" compare --allow-missing "$tmp/sw/report.json" "$tmp/missing.json"
+# A renamed kernel matches nothing of its baseline: the gate must not pass by comparing nothing.
+craft renamed "d['grid']['impls'] = ['welford2' if i == 'welford' else i for i in d['grid']['impls']]
+for c in d['cells']:
+    if c['impl'] == 'welford':
+        c['impl'] = 'welford2'; c['id'] = 'welford2' + c['id'][len('welford'):]"
+expect_rc "compare: renamed kernel fails the gate" 1 "$gnv" compare "$tmp/sw/report.json" "$tmp/renamed.json"
+expect_grep "... naming the unmatched impls" "$tmp/out" "impls \[welford\] in the baseline and \[welford2\] in the new report \(was a kernel renamed"
+only_impl='import json,sys; d=json.load(open(sys.argv[1])); d["cells"]=[c for c in d["cells"] if c["impl"]==sys.argv[2]]; d["grid"]["impls"]=[sys.argv[2]]; json.dump(d,open(sys.argv[3],"w"))'
+"$py" -c "$only_impl" "$tmp/sw/report.json" welford "$tmp/only-old.json"
+"$py" -c "$only_impl" "$tmp/renamed.json" welford2 "$tmp/only-new.json"
+expect_rc "... even with --allow-missing when nothing matched" 1 "$gnv" compare --allow-missing "$tmp/only-old.json" "$tmp/only-new.json"
+expect_grep "... says it compared nothing" "$tmp/out" "the gate compared nothing"
+craft skipped "c = $first_pass; c['verdict'] = 'SKIPPED'; c['error'] = 'declined'; c['outputs'] = []"
+expect_rc "compare: pass -> SKIPPED is a regression" 1 "$gnv" compare "$tmp/sw/report.json" "$tmp/skipped.json"
 craft version "d['version'] = 2"
 expect_rc "compare: other schema version" 2 "$gnv" compare "$tmp/sw/report.json" "$tmp/version.json"
 expect_grep "schema version message" "$tmp/err" "gnv: error: .*schema version 2"

@@ -13,6 +13,8 @@
 #include <thread>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include "gnv/npy.h"
 #include "gnv/report.h"
 #include "gnv/stress.h"
@@ -336,7 +338,9 @@ TEST(Report, CompareListsCellsOnlyOnOneSide) {
   const std::string gone = now.cells.front().id();
   now.cells.erase(now.cells.begin());
   const Comparison c = compare_reports(sample(), now, 2);
-  EXPECT_FALSE(c.regressed());
+  EXPECT_TRUE(c.regressed());  // a baseline cell is gone: lost coverage
+  EXPECT_TRUE(c.coverage_lost());
+  EXPECT_FALSE(compare_reports(sample(), now, 2, /*allow_missing=*/true).regressed());
   ASSERT_EQ(c.only_base.size(), 1u);
   EXPECT_EQ(c.only_base[0]->id(), gone);
   ASSERT_EQ(c.only_now.size(), 1u);
@@ -382,6 +386,122 @@ TEST(Report, ControlRule) {
   Report fail = sample();
   find_cell(fail, false, Verdict::pass)->result.verdict = Verdict::fail;
   EXPECT_FALSE(summarize(fail).passed_all);
+}
+
+TEST(Report, CompareOfNothingMatchedAlwaysFails) {
+  Report now = sample();
+  for (Cell& c : now.cells) c.impl += "-v2";
+  for (std::string& i : now.grid.impls) i += "-v2";
+  for (bool allow : {false, true}) {
+    const Comparison c = compare_reports(sample(), now, 2, allow);
+    EXPECT_EQ(c.matched, 0u);
+    EXPECT_TRUE(c.regressed()) << allow;
+    const std::string md = render_comparison(c, "a", "b");
+    EXPECT_NE(md.find("compared nothing"), std::string::npos) << md;
+    EXPECT_NE(md.find("was a kernel renamed"), std::string::npos) << md;
+  }
+}
+
+TEST(Report, SkippedCellsAreCountedNotJudged) {
+  Report r = sample();
+  // Every welford nchw... cell declined: counted, left out of failures and breakdown points.
+  size_t n = 0;
+  for (Cell& c : r.cells)
+    if (c.impl == "welford" && c.problem.dtype == DType::f16) {
+      c.result = CheckResult{};
+      c.result.verdict = Verdict::skipped;
+      c.result.error = "declined";
+      ++n;
+    }
+  ASSERT_GT(n, 0u);
+  const Summary s = summarize(r);
+  EXPECT_EQ(s.skipped, n);
+  EXPECT_TRUE(s.passed_all);
+  for (const Breakdown& b : s.breakdown) EXPECT_FALSE(b.impl == "welford" && b.dtype == "f16") << "breakdown of skipped cells";
+  EXPECT_NE(render_markdown(r).find("skipped"), std::string::npos);
+  const std::string junit = render_junit(r);
+  EXPECT_NE(junit.find(fmt::format("skipped=\"{}\"", n)), std::string::npos) << junit.substr(0, 300);
+  // A report with SKIPPED cells round-trips.
+  EXPECT_EQ(to_json_text(parse_report(to_json_text(r))), to_json_text(r));
+  // A skipped cell that failed before is a change the gate does not call a regression; a passing
+  // cell that is now skipped is one.
+  EXPECT_TRUE(compare_reports(sample(), r, 2).regressed());
+}
+
+TEST(Report, WaiversMakeXfailAndStrictXpass) {
+  const std::vector<Waiver> ws = parse_waivers(
+      "[[waiver]]\nimpl = \"welford\"\ndtype = \"fp32\"\nstress = \"offset:1e6\"\nreason = \"r1\"\n"
+      "link = \"https://x/1\"\n[[waiver]]\nimpl = \"onepass\"\nreason = \"controls take none\"\n",
+      "w.toml");
+  ASSERT_EQ(ws.size(), 2u);
+  EXPECT_EQ(ws[0].dtype, "f32");  // canonicalized
+  EXPECT_EQ(ws[0].source, "w.toml:1");
+  Report r = sample();
+  // welford f32 offset:1e6 passes: under the waiver that is XPASS and the run fails.
+  std::vector<size_t> used = apply_waivers(r, ws);
+  EXPECT_GT(used[0], 0u);
+  EXPECT_EQ(used[1], 0u) << "control cells are never waived";
+  Summary s = summarize(r);
+  EXPECT_EQ(s.xpasses.size(), used[0]);
+  EXPECT_FALSE(s.passed_all);
+  for (const Cell* c : s.xpasses) EXPECT_EQ(cell_label(*c), "XPASS");
+  // Make those cells fail: XFAIL, not failures, and the run passes.
+  for (Cell& c : r.cells)
+    if (c.waiver) c.result.verdict = Verdict::fail;
+  s = summarize(r);
+  EXPECT_EQ(s.xfails.size(), used[0]);
+  EXPECT_TRUE(s.failures.empty());
+  EXPECT_TRUE(s.passed_all);
+  EXPECT_NE(render_markdown(r).find("XFAIL"), std::string::npos);
+  const Report back = parse_report(to_json_text(r));
+  for (size_t i = 0; i < r.cells.size(); ++i) EXPECT_EQ(back.cells[i].waiver, r.cells[i].waiver);
+  // Malformed waiver files name file, line and key.
+  auto err = [](const std::string& text) {
+    try {
+      (void)parse_waivers(text, "w.toml");
+    } catch (const GridError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(err("[[waiver]]\nimpl = \"x\"\n").find("w.toml:1: waiver[0]: missing key 'reason'"), std::string::npos);
+  EXPECT_NE(err("[[waiver]]\nreason = \"r\"\ndtype = \"f8\"\n").find("w.toml:3: waiver[0].dtype: unknown dtype"),
+            std::string::npos);
+  EXPECT_NE(err("[[waiver]]\nreason = \"r\"\nwho = \"me\"\n").find("waiver[0].who: unknown key"), std::string::npos);
+  EXPECT_NE(err("[[waiver]]\nreason = 3\n").find("waiver[0].reason: expected a string"), std::string::npos);
+  EXPECT_NE(err("[[waiver]\n").find("w.toml:1:"), std::string::npos);
+  EXPECT_NE(err("waivers = 1\n").find("unknown key"), std::string::npos);
+}
+
+TEST(Report, BreakdownIsPerLayout) {
+  Report r = sample();
+  r.grid.layouts = {"nchw", "nhwc"};
+  // A copy of every welford cell in nhwc where offset:1e6 fails: only the nhwc row breaks down.
+  std::vector<Cell> extra;
+  size_t next = r.cells.back().index + 1;
+  for (const Cell& c : r.cells) {
+    if (c.impl != "welford") continue;
+    Cell x = c;
+    x.problem.layout = Layout::nhwc;
+    x.index = next++;
+    if (c.stress == "offset:1000000") x.result.verdict = Verdict::fail;
+    extra.push_back(x);
+  }
+  r.cells.insert(r.cells.end(), extra.begin(), extra.end());
+  const Summary s = summarize(r);
+  bool nchw = false, nhwc = false;
+  for (const Breakdown& b : s.breakdown) {
+    if (b.impl != "welford" || b.dtype != "f32") continue;
+    if (b.layout == "nchw") {
+      nchw = true;
+      EXPECT_FALSE(b.offset.has_value());
+    }
+    if (b.layout == "nhwc") {
+      nhwc = true;
+      EXPECT_EQ(b.offset, std::optional<double>(1e6));
+    }
+  }
+  EXPECT_TRUE(nchw && nhwc);
 }
 
 TEST(Report, BreakdownIsTheSmallestFailingOffset) {

@@ -43,8 +43,43 @@ expect_grep "timeout verdict" "$tmp/hang/report.json" '"verdict":"TIMEOUT".*did 
 
 expect_rc "plugin exiting mid-call" 1 "$gnv" validate --plugin "$(p exit)" "${grid[@]}" --out "$tmp/exit"
 expect_grep "exit is a crash with its status" "$tmp/exit/report.json" '"verdict":"CRASH".*exited with status 3'
-expect_rc "plugin returning an error status" 1 "$gnv" validate --plugin "$(p status)" "${grid[@]}" --out "$tmp/status"
-expect_grep "status and message reported" "$tmp/status/report.json" 'GNV_ERR_UNSUPPORTED \(1\): channels-last is not supported'
+# GNV_ERR_UNSUPPORTED declines the case: SKIPPED with the plugin's message, not a failure.
+expect_rc "plugin declining channels-last passes" 0 "$gnv" validate --plugin "$(p status)" "${grid[@]}" --out "$tmp/status"
+expect_grep "declined cells are SKIPPED with the message" "$tmp/status/report.json" '"layout":"nhwc".*"verdict":"SKIPPED","error":"plugin test_status forward declined the case \(GNV_ERR_UNSUPPORTED\): channels-last is not supported'
+[ "$(count "$tmp/status/report.json" '"verdict":"SKIPPED"')" -eq "$(count "$tmp/status/report.json" '"layout":"nhwc"')" ] &&
+  ok "every nhwc cell and nothing else is SKIPPED" || bad "SKIPPED cells are not exactly the nhwc ones"
+expect_grep "junit marks them skipped" "$tmp/status/junit.xml" '<skipped type="SKIPPED" message="plugin test_status'
+expect_grep "report.md counts them" "$tmp/status/report.md" '8 skipped'
+expect_grep "breakdown leaves the declined layout out" "$tmp/status/report.json" '"breakdown":\[\{"impl":"test_status","dtype":"f32","layout":"nchw"[^]]*\]'
+if grep -q '"breakdown":.*"layout":"nhwc"' "$tmp/status/report.json"; then bad "a breakdown point for the declined nhwc"; else ok "no breakdown point for nhwc"; fi
+# Waivers: a waived failure is XFAIL and passes; a waived pass is XPASS and fails (strict).
+cat >"$tmp/waive-offsets.toml" <<'TOML'
+[[waiver]]
+impl = "test_wrong"
+stress = "offset:1e4"
+reason = "one-pass variance"
+link = "https://example.org/issue/1"
+TOML
+expect_rc "wrong plugin fails without a waiver" 1 "$gnv" validate --plugin "$(p wrong)" "${grid[@]}" --out "$tmp/w0"
+expect_rc "wrong plugin passes with its failures waived" 0 "$gnv" validate --plugin "$(p wrong)" "${grid[@]}" \
+  --waivers "$tmp/waive-offsets.toml" --out "$tmp/w1"
+expect_grep "... reported as XFAIL with the reason" "$tmp/out" "XFAIL.*waiver: one-pass variance \(https://example.org/issue/1\)"
+expect_grep "... junit: skipped xfail" "$tmp/w1/junit.xml" '<skipped type="XFAIL" message="expected failure: one-pass variance"'
+printf '[[waiver]]\nimpl = "test_wrong"\nstress = "normal"\nreason = "thought broken"\n' >"$tmp/waive-normal.toml"
+expect_rc "a waived cell that passes fails the run (XPASS)" 1 "$gnv" validate --plugin "$(p wrong)" "${grid[@]}" \
+  --stress normal --waivers "$tmp/waive-normal.toml" --out "$tmp/w2"
+expect_grep "... named XPASS" "$tmp/out" "XPASS: .* waived cells passed"
+expect_grep "... junit failure XPASS" "$tmp/w2/junit.xml" '<failure type="XPASS"'
+printf '[[waiver]]\nimpl = "test_wrong"\nstress = "offset:3e4x"\nreason = "r"\n' >"$tmp/waive-bad.toml"
+expect_rc "waiver with an unknown stress class" 2 "$gnv" validate --plugin "$(p wrong)" "${grid[@]}" --waivers "$tmp/waive-bad.toml" --out "$tmp/w1"
+expect_grep "... names file, line and key" "$tmp/err" "waive-bad.toml:3: waiver\[0\]\.stress: "
+[ -s "$tmp/w1/report.json" ] && grep -q XFAIL "$tmp/w1/report.md" && ok "the refused waivers left the earlier report" || bad "refused waivers touched --out"
+printf '[[waiver]]\nimpl = "test_wrong"\n' >"$tmp/waive-noreason.toml"
+expect_rc "waiver without a reason" 2 "$gnv" validate --plugin "$(p wrong)" "${grid[@]}" --waivers "$tmp/waive-noreason.toml" --out "$tmp/x"
+expect_grep "... says so" "$tmp/err" "missing key 'reason'"
+printf '[[waiver]]\nimpl = "test_wrong"\nreason = "r"\ncolour = "red"\n' >"$tmp/waive-key.toml"
+expect_rc "waiver with an unknown key" 2 "$gnv" validate --plugin "$(p wrong)" "${grid[@]}" --waivers "$tmp/waive-key.toml" --out "$tmp/x"
+expect_rc "waivers file that is a FIFO" 2 "$gnv" validate --plugin "$(p wrong)" "${grid[@]}" --waivers /dev/stdin --out "$tmp/x" </dev/null
 expect_rc "plugin crashing in backward" 1 "$gnv" validate --plugin "$(p bwdcrash)" "${grid[@]}" --out "$tmp/bwd"
 expect_grep "backward crash keeps the forward's measurements" "$tmp/bwd/report.json" '"verdict":"CRASH".*"outputs":\[\{"name":"y"'
 expect_rc "plugin leaving y unwritten" 1 "$gnv" validate --plugin "$(p unwritten)" "${grid[@]}" --out "$tmp/unw"
@@ -97,7 +132,21 @@ expect_rc "runner writing garbage" 1 "$gnv" validate --runner "$(r garbage)" "${
 expect_grep "garbage npy named" "$tmp/r5/report.json" '"verdict":"ERROR".*y.npy'
 expect_rc "runner declining cases" 1 "$gnv" validate --runner "$(r error)" "${rgrid[@]}" --out "$tmp/r6"
 expect_grep "error.txt reported" "$tmp/r6/report.json" 'could not run forward .*numpy_runner: f32 nhwc not supported'
-[ "$(count "$tmp/r6/report.json" '"layout":"nchw".*"verdict":"PASS"')" -gt 0 ] && ok "declined cases do not affect others" || bad "no nchw PASS"
+[ "$(count "$tmp/r6/report.json" '"layout":"nchw".*"verdict":"PASS"')" -gt 0 ] && ok "failed cases do not affect others" || bad "no nchw PASS"
+expect_rc "runner declining channels-last (unsupported.txt) passes" 0 "$gnv" validate --runner "$(r unsupported)" "${rgrid[@]}" --out "$tmp/r6b"
+expect_grep "... its cells are SKIPPED with the runner's text" "$tmp/r6b/report.json" '"layout":"nhwc".*"verdict":"SKIPPED","error":"runner runner declined forward .*channels-last is not implemented'
+expect_grep "... and the nchw cells are judged" "$tmp/r6b/report.json" '"layout":"nchw".*"verdict":"PASS"'
+replay=$(grep -o '"replay":"[^"]*"' "$tmp/r1/report.json" | head -1 | sed 's/^"replay":"//; s/"$//; s/\\"/"/g')
+case "$replay" in
+  /*"check --case"*"--runner "*) ok "a runner cell's replay line names gnv by path and loads the runner" ;;
+  *) bad "replay line: '$replay'" ;;
+esac
+(cd "$tmp/r1" && eval "$replay" >"$tmp/out" 2>"$tmp/err"; [ $? -eq 1 ] && grep -q "verdict: FAIL" "$tmp/out") &&
+  ok "the replay line from report.json runs and reproduces FAIL" || bad "the replay line did not reproduce"
+for f in report.md junit.xml; do
+  grep -qF -- "$(echo "$replay" | sed 's/&/\&amp;/g; s/'"'"'/\&apos;/g')" "$tmp/r1/$f" || grep -qF -- "$replay" "$tmp/r1/$f" &&
+    ok "$f carries the same replay line" || bad "$f lacks the replay line"
+done
 expect_rc "runner killed by a signal" 1 "$gnv" validate --runner "$(r crash)" "${rgrid[@]}" --out "$tmp/r7"
 expect_grep "runner crash verdict" "$tmp/r7/report.json" '"verdict":"CRASH".*SIGSEGV'
 expect_rc "hanging runner" 1 "$gnv" validate --runner "$(r hang)" "${rgrid[@]}" --timeout 1 --out "$tmp/r8"

@@ -11,8 +11,9 @@
 
 namespace gnv {
 
-// Thrown by an isolated implementation (a plugin run in a child process) whose call crashed or
-// hung: the check records verdict() (crash or timeout) with what() as the error text.
+// Thrown by an isolated implementation (a plugin run in a child process, an external runner) whose
+// call crashed or hung, or that declined the case: the check records verdict() (crash, timeout or
+// skipped) with what() as the error text.
 class KernelAborted : public std::runtime_error {
  public:
   KernelAborted(Verdict v, const std::string& msg) : std::runtime_error(msg), verdict_(v) {}

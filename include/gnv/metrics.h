@@ -14,11 +14,15 @@ namespace gnv {
 
 // crash and timeout: an isolated kernel (a plugin, an external runner) died or hung; like error,
 // the cell has no measurement, and its error text says how it ended (signal, time limit).
-enum class Verdict { pass, fail, error, unwritten, crash, timeout };
+// skipped: the kernel declines the case (a capability it does not declare, a plugin's
+// GNV_ERR_UNSUPPORTED, a runner's unsupported.txt): not a failure, and not judged either.
+enum class Verdict { pass, fail, error, unwritten, crash, timeout, skipped };
 std::string_view name(Verdict v);
 std::string verdict_label(Verdict v);  // name(v) in capitals, as reports and the CLI print it: PASS, FAIL, ...
 // error, crash, timeout: the kernel produced nothing to measure.
 inline bool no_result(Verdict v) { return v == Verdict::error || v == Verdict::crash || v == Verdict::timeout; }
+// The verdicts whose cell carries a reason text instead of (or beside) measurements.
+inline bool has_reason(Verdict v) { return no_result(v) || v == Verdict::skipped; }
 
 struct OutputMetrics {
   std::string name;

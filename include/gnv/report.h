@@ -120,6 +120,13 @@ inline bool in_shard(size_t case_index, const Shard& s) {
 
 // ---- cells and the report ---------------------------------------------------------------------
 
+// A waiver that matched a cell (README "Waivers"): the cell is expected to fail.
+struct WaiverNote {
+  std::string reason;
+  std::string link;  // optional: the upstream issue
+  bool operator==(const WaiverNote&) const = default;
+};
+
 struct Cell {
   size_t index = 0;       // position in the full grid's cell list
   size_t case_index = 0;  // position of its case in expand_cases(grid): decides the shard
@@ -133,6 +140,7 @@ struct Cell {
   bool backward = false;
   // The measurements (verdict, error text, per-output metrics, kappa range, undecided count).
   CheckResult result;
+  std::optional<WaiverNote> waiver;  // non-control cells only
   std::string reproduce;  // command that regenerates the case and checks it
   std::string case_dir;   // saved case of a cell that did not pass, relative to the report's folder
   double seconds = 0;     // timing: the cell's own kernel runs and measurements
@@ -141,7 +149,15 @@ struct Cell {
   std::string id() const;
   // The part of the key without the impl (a case).
   std::string case_id() const;
+  // Judged: the kernel ran the case (not SKIPPED). Only judged cells make breakdown points and
+  // the table's worst entries.
+  bool judged() const { return result.verdict != Verdict::skipped; }
+  // Under a waiver: XFAIL (did not pass, as expected) or XPASS (passed: the waiver is stale).
+  bool xfail() const { return waiver && judged() && result.verdict != Verdict::pass; }
+  bool xpass() const { return waiver && result.verdict == Verdict::pass; }
 };
+// The cell's verdict as every rendering prints it: PASS, FAIL, ..., SKIPPED, or XFAIL / XPASS.
+std::string cell_label(const Cell& c);
 
 struct Environment {
   std::string gnv_version;
@@ -166,6 +182,22 @@ struct Timing {
   int jobs = 1;
 };
 
+// Which cells' cases were saved under cases/ (--save-cases), and how many the cap left out.
+enum class SavePolicy { failing, all, none };
+std::string_view name(SavePolicy p);
+SavePolicy parse_save_policy(std::string_view s);  // throws std::invalid_argument
+struct SavedCases {
+  SavePolicy policy = SavePolicy::failing;
+  size_t max = 0;      // the cap (0: none)
+  size_t saved = 0;
+  size_t omitted = 0;  // cells the policy selects beyond the cap
+  bool operator==(const SavedCases&) const = default;
+};
+// Whether the policy saves a cell's case: failing = a non-control cell that did not pass and is
+// neither SKIPPED nor XFAIL (what someone must look at); all = every cell that did not pass,
+// controls and XFAIL included; none.
+bool selects(SavePolicy p, const Cell& c);
+
 struct Report {
   // "full": everything measured. "baseline": what `gnv compare` reads (per output: verdict,
   // budget, max_cond_err, max_ulp; no worst elements, reproducers or timing), small enough to
@@ -176,6 +208,7 @@ struct Report {
   Shard shard;
   std::vector<Cell> cells;  // sorted by index
   Timing timing;
+  SavedCases saved;
 };
 
 // ---- serialization ----------------------------------------------------------------------------
@@ -193,6 +226,24 @@ Report baseline_of(const Report& r);
 // Reads a file; ReportError messages start with the path.
 Report read_report(const std::filesystem::path& path);
 
+// ---- waivers ----------------------------------------------------------------------------------
+
+// One [[waiver]] of a waivers file: fnmatch patterns over a cell's impl, dtype, layout, section,
+// shape name and stress ("*" when left out; a pattern without wildcards for dtype, layout or
+// stress must be a valid name, and is canonicalized: "fp16", "offset:1e4"). Control cells are
+// never waived: they are expected to fail already.
+struct Waiver {
+  std::string impl = "*", dtype = "*", layout = "*", section = "*", shape = "*", stress = "*";
+  WaiverNote note;
+  std::string source;  // "FILE:LINE", for messages
+  bool matches(const Cell& c) const;
+};
+// Throws GridError ("FILE:LINE: KEY: ...") on any malformed input.
+std::vector<Waiver> parse_waivers(std::string_view toml_text, const std::string& source);
+std::vector<Waiver> load_waivers(const std::filesystem::path& path);  // bounded read; GridError
+// Marks every cell the first matching waiver selects; returns how many cells each waiver matched.
+std::vector<size_t> apply_waivers(Report& r, const std::vector<Waiver>& waivers);
+
 // ---- derived views ----------------------------------------------------------------------------
 
 struct ControlSummary {
@@ -200,16 +251,19 @@ struct ControlSummary {
   bool applicable = false;  // the control ran an offset:K >= kBlindOffset case
   bool blind = false;       // applicable and never failed: the harness cannot see its defect
 };
-// Breakdown point of one (impl, dtype): the smallest offset:K at which some cell did not pass.
+// Breakdown point of one (impl, dtype, layout): the smallest offset:K at which some judged cell
+// did not pass (SKIPPED cells are left out; XFAIL cells count: the kernel does break there).
 struct Breakdown {
-  std::string impl, dtype;
+  std::string impl, dtype, layout;
   bool control = false;
   std::optional<double> offset;  // empty: no tested offset failed
   double max_tested = 0;         // the largest offset tested
 };
 struct Summary {
-  size_t cells = 0, passed = 0;
-  std::vector<const Cell*> failures;  // non-control cells that did not pass
+  size_t cells = 0, passed = 0, skipped = 0;
+  std::vector<const Cell*> failures;  // non-control, unwaived, judged cells that did not pass
+  std::vector<const Cell*> xfails;    // waived cells that did not pass: expected, not failures
+  std::vector<const Cell*> xpasses;   // waived cells that passed: the waiver is stale, the run fails
   std::vector<const Cell*> control_errors;  // a control that errors is broken, not detected
   std::map<std::string, ControlSummary> controls;
   std::vector<Breakdown> breakdown;
@@ -226,8 +280,11 @@ Verdict parse_verdict(std::string_view s);     // throws ReportError
 std::string render_markdown(const Report& r);  // report.md
 std::string render_junit(const Report& r);     // junit.xml
 std::string render_text(const Report& r);      // what `gnv sweep` prints: table and summary
-// The command that checks a failing cell's saved case again (its case_dir, from the report's folder).
+// The command that checks a failing cell's saved case again (its case_dir, from the report's
+// folder), with the options that load an external kernel and the absolute path of this gnv.
 std::string replay_command(const Report& r, const Cell& c);
+// s as one word for a POSIX shell: unchanged when it holds only safe characters, else quoted.
+std::string shell_word(const std::string& s);
 
 // ---- merging and comparing --------------------------------------------------------------------
 
@@ -246,19 +303,29 @@ struct CellChange {
 };
 struct Comparison {
   double tolerance = 2;
+  bool allow_missing = false;
   std::vector<CellChange> regressions;   // non-control pass -> not pass
   std::vector<CellChange> growths;       // non-control error grew beyond tolerance
   std::vector<CellChange> improvements;  // not pass -> pass
   std::vector<CellChange> control_changes;
   std::vector<const Cell*> only_base, only_now;
   size_t matched = 0;
-  bool regressed() const { return !regressions.empty() || !growths.empty(); }
+  // The gate cannot pass by comparing nothing: no matched cell at all fails, and so does a
+  // baseline cell missing from the new report (lost coverage; a renamed kernel is the common
+  // cause) unless allow_missing.
+  bool nothing_matched() const { return matched == 0; }
+  bool coverage_lost() const { return !only_base.empty() && !allow_missing; }
+  bool regressed() const {
+    return !regressions.empty() || !growths.empty() || nothing_matched() || coverage_lost();
+  }
 };
 // An error "grows beyond F" when after > F * max(before, 1): condition-scaled errors below 1 are
 // within the final rounding to the output dtype, so growth there is noise, and a zero baseline
 // does not make every later rounding a regression. NaN counts as infinite. Throws ReportError on
 // mismatched grids (grid_mismatch). The reports must outlive the Comparison.
-Comparison compare_reports(const Report& base, const Report& now, double tolerance);
+// A non-control cell that went from PASS to SKIPPED is a regression too: the kernel stopped
+// covering a case it handled.
+Comparison compare_reports(const Report& base, const Report& now, double tolerance, bool allow_missing = false);
 std::string render_comparison(const Comparison& c, const std::string& base_name,
                               const std::string& now_name);
 

@@ -7,6 +7,7 @@ third-party kernels"), with deliberate failures selected by --mode:
   wrongshape  writes y transposed
   garbage     writes a y.npy that is not an .npy file
   error       writes error.txt for channels-last cases, correct results otherwise
+  unsupported writes unsupported.txt for channels-last cases (declines them), correct otherwise
   crash       kills itself with SIGSEGV
   hang        sleeps forever
   onepass     one-pass float32 variance (wrong on offset inputs)
@@ -87,6 +88,10 @@ def main():
             continue
         p = json.load(open(os.path.join(d, "case.json")))
         dt = {"f64": np.float64, "f32": np.float32}.get(p["dtype"])
+        if mode == "unsupported" and p["layout"] == "nhwc":
+            with open(os.path.join(d, "unsupported.txt"), "w") as f:
+                f.write("numpy_runner: channels-last is not implemented\n")
+            continue
         if dt is None or (mode == "error" and p["layout"] == "nhwc"):
             with open(os.path.join(d, "error.txt"), "w") as f:
                 f.write(f"numpy_runner: {p['dtype']} {p['layout']} not supported\n")
