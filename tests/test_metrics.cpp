@@ -143,6 +143,31 @@ TEST(Metrics, PoisonIsUnwritten) {
   EXPECT_EQ(m.verdict, Verdict::unwritten);
 }
 
+TEST(Metrics, PoisonWhereTheExactValueIsNaNNeedsTheSecondRun) {
+  for (DType d : kAllDTypes) {
+    ExactOutput e = exact_of(d, {0.0, 0.0, 1.0});
+    e.hi[0] = e.hi[1] = NAN;  // a NaN group
+    Tensor a = tensor_of(d, {NAN, 0.0, 1.0});
+    a.set_bits(0, poison_bits(d));
+    a.set_bits(1, poison_bits(d));
+    ASSERT_NE(poison_bits(d, 1), poison_bits(d)) << name(d);
+    ASSERT_TRUE(std::isnan(bits_to_double(d, poison_bits(d, 1)))) << name(d);
+    // One run: the poison counts as a written NaN.
+    EXPECT_EQ(measure(a, e).verdict, Verdict::pass) << name(d);
+    // The second run wrote a NaN at 0 (the first run's poison there was the kernel's NaN) and left
+    // 1 holding the second poison: only element 1 is unwritten.
+    Tensor b = a;
+    b.set(0, NAN);
+    b.set_bits(1, poison_bits(d, 1));
+    const OutputMetrics m = measure(a, e, &b);
+    EXPECT_EQ(m.unwritten, 1) << name(d);
+    EXPECT_EQ(m.worst_index, 1) << name(d);
+    EXPECT_EQ(m.verdict, Verdict::unwritten) << name(d);
+    const Tensor short_rerun(d, {2});
+    EXPECT_THROW(measure(a, e, &short_rerun), std::invalid_argument) << name(d);
+  }
+}
+
 TEST(Metrics, NormwiseRelativeError) {
   const ExactOutput e = exact_of(DType::f64, {3.0, 4.0});
   const OutputMetrics m = measure(tensor_of(DType::f64, {3.0, 4.5}), e);

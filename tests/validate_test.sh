@@ -84,6 +84,14 @@ expect_rc "plugin crashing in backward" 1 "$gnv" validate --plugin "$(p bwdcrash
 expect_grep "backward crash keeps the forward's measurements" "$tmp/bwd/report.json" '"verdict":"CRASH".*"outputs":\[\{"name":"y"'
 expect_rc "plugin leaving y unwritten" 1 "$gnv" validate --plugin "$(p unwritten)" "${grid[@]}" --out "$tmp/unw"
 expect_grep "outputs are poisoned: UNWRITTEN" "$tmp/unw/report.json" '"verdict":"UNWRITTEN"'
+# An element left unwritten where the exact output is NaN: one poison pattern cannot tell it from a
+# written NaN; the second run on the other pattern can.
+expect_rc "plugin leaving one element of a NaN group unwritten" 1 "$gnv" validate --plugin "$(p nanunwritten)" \
+  --dtype f32,f64 --section small --stress special,normal --no-html --out "$tmp/nanunw"
+expect_grep "... UNWRITTEN on the special stress" "$tmp/nanunw/report.json" '"stress":"special".*"verdict":"UNWRITTEN".*"name":"y"[^}]*"unwritten":1'
+[ "$(count "$tmp/nanunw/report.json" '"stress":"normal".*"verdict":"PASS"')" -gt 0 ] && ok "... and PASS where no group is NaN" || bad "nanunwritten: no normal PASS"
+expect_rc "a good plugin on NaN groups passes (its NaNs are written)" 0 "$gnv" validate --plugin "$plugins/libexample_plugin.so" \
+  --dtype f32,f64 --section small --stress special --no-html --out "$tmp/nanok"
 expect_rc "wrong-answer plugin fails" 1 "$gnv" validate --plugin "$(p wrong)" "${grid[@]}" --out "$tmp/wrong"
 expect_grep "wrong answers fail on offsets only" "$tmp/wrong/report.json" '"stress":"offset:10000".*"verdict":"FAIL"'
 [ "$(count "$tmp/wrong/report.json" '"stress":"normal".*"verdict":"PASS"')" -gt 0 ] && ok "wrong plugin passes normal inputs" || bad "wrong plugin: no normal PASS"

@@ -32,7 +32,8 @@ struct CheckResult {
 };
 
 // Runs the forward pass (and the backward pass when c.has_backward() and `backward`), each output
-// buffer poisoned first. The backward pass receives the oracle's mean and rstd, so its verdict
+// buffer poisoned first. A pass whose output keeps the poison where the exact value is NaN runs a
+// second time on the other poison pattern, to tell a written NaN from an unwritten element. The backward pass receives the oracle's mean and rstd, so its verdict
 // does not depend on the forward's. Never throws for a bad case: returns verdict error.
 CheckResult check_case(const Impl& impl, const Case& c, bool backward);
 // check_case for several impls on one case with one oracle evaluation (check_case is its one-impl
@@ -42,9 +43,11 @@ std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls
                                            const std::vector<bool>& backward);
 
 // Just runs the kernel on poisoned outputs (no oracle): for properties and benchmarks.
+// poison_variant selects poison_bits(d, variant).
 struct ForwardResult { Tensor y, mean, rstd; };
 struct BackwardResult { Tensor dx, dgamma, dbeta; };
-ForwardResult run_forward(const Impl& impl, const Case& c);
-BackwardResult run_backward(const Impl& impl, const Case& c, const Tensor& mean, const Tensor& rstd);
+ForwardResult run_forward(const Impl& impl, const Case& c, int poison_variant = 0);
+BackwardResult run_backward(const Impl& impl, const Case& c, const Tensor& mean, const Tensor& rstd,
+                            int poison_variant = 0);
 
 }  // namespace gnv

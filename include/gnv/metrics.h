@@ -51,8 +51,11 @@ inline constexpr double kIllPosed = 1.0 / 64;
 // 4 + 2*log2(L) for a reduction of length L.
 double budget_for(int64_t reduction_length);
 
-// Compares `actual` (same dtype and shape as exact.rounded) against the exact output.
-OutputMetrics measure(const Tensor& actual, const ExactOutput& exact);
+// Compares `actual` (same dtype and shape as exact.rounded) against the exact output. `rerun`, when
+// given, is the same kernel's output from a second run on buffers poisoned with poison_bits(d, 1):
+// an element whose exact value is NaN is unwritten when it holds the first poison in `actual` and
+// the second in `rerun` (without a rerun such an element counts as a written NaN).
+OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tensor* rerun = nullptr);
 
 // Human-readable location of a flat index in an output tensor ("n=1 c=3 s=17").
 std::string describe_index(const Problem& p, const std::string& output, int64_t flat);

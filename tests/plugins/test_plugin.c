@@ -19,6 +19,7 @@
 #define MODE_UNWRITTEN 9  /* never writes the last element of y */
 #define MODE_LOADCRASH 10 /* gnv_plugin_kernel() itself crashes */
 #define MODE_BWDCRASH 11  /* backward: SIGABRT */
+#define MODE_NANUNWRITTEN 12 /* never writes one element of y where x is NaN (a NaN group) */
 
 /* unused in the modes that never hand out the kernel (MISSING, NULLFWD) */
 __attribute__((unused)) static int32_t test_forward(const gnv_forward_args* a, char* msg, size_t msg_size) {
@@ -88,6 +89,29 @@ static int32_t unwritten_forward(const gnv_forward_args* a, char* msg, size_t ms
   return st;
 }
 #define FORWARD unwritten_forward
+#elif GNV_TEST_MODE == MODE_NANUNWRITTEN
+/* Leaves y alone at the first element whose x is NaN: its whole group's exact output is NaN, so
+ * the poison there looks like a written NaN unless gnv runs it again on another poison. */
+static int32_t nan_unwritten_forward(const gnv_forward_args* a, char* msg, size_t msg_size) {
+  const gnv_buffer* x = a->x;
+  const gnv_buffer* y = a->y;
+  int64_t n = 1;
+  for (int i = 0; i < x->rank; ++i) n *= x->shape[i];
+  const size_t es = x->dtype == GNV_DTYPE_F64 ? 8 : 4;
+  int64_t at_nan = -1;
+  for (int64_t i = 0; i < n && at_nan < 0; ++i) { /* dense buffers: x and y share offsets */
+    double v;
+    if (es == 8) memcpy(&v, (unsigned char*)x->data + i * 8, 8);
+    else { float f; memcpy(&f, (unsigned char*)x->data + i * 4, 4); v = f; }
+    if (v != v) at_nan = i;
+  }
+  unsigned char saved[8];
+  if (at_nan >= 0) memcpy(saved, (unsigned char*)y->data + at_nan * (int64_t)es, es);
+  const int32_t st = test_forward(a, msg, msg_size);
+  if (at_nan >= 0) memcpy((unsigned char*)y->data + at_nan * (int64_t)es, saved, es);
+  return st;
+}
+#define FORWARD nan_unwritten_forward
 #else
 #define FORWARD test_forward
 #endif
