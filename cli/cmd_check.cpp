@@ -18,6 +18,7 @@ struct CheckOptions {
   std::string case_dir;
   std::string save_case;
   bool backward = false;
+  std::string budget = "pairwise";
   ProblemSpec spec;
   ExternalOptions ext;
 };
@@ -40,13 +41,13 @@ std::vector<const Impl*> impls_for(const std::string& impl_name, const Problem& 
 }
 
 // Prints one impl's check and returns whether it passed.
-bool check_one(const Impl& impl, const Case& c, bool backward, const std::string& stress,
+bool check_one(const Impl& impl, const Case& c, bool backward, BudgetProfile budget, const std::string& stress,
                uint64_t seed, const std::string& reproduce) {
   const bool control = impl.capabilities().control;
   const Problem& p = c.problem;
   fmt::print("check {}{}: {} stress={} seed={}{}\n", impl.name(), control ? " (control)" : "",
              p.describe(), stress.empty() ? "?" : stress, seed, backward ? " backward" : "");
-  const CheckResult r = check_case(impl, c, backward);
+  const CheckResult r = check_case(impl, c, backward, budget);
   print_result(stdout, p, r);
   const bool passed = r.verdict == Verdict::pass;
   std::string label = verdict_label(r.verdict);
@@ -100,7 +101,9 @@ int run_check(CheckOptions o) {
         o.case_dir.empty() ? reproduce_command(std::string(impl->name()), c.problem, stress, seed, backward)
                            : reproduce_case_command(std::string(impl->name()), o.case_dir);
     if (!load.empty() && impl->name() == o.impl) repro.insert(std::string_view("gnv check").size(), load);
-    all_passed = check_one(*impl, c, backward, stress, seed, repro) && all_passed;
+    const BudgetProfile budget = parse_budget_profile(o.budget);
+    if (budget != BudgetProfile::pairwise) repro += " --budget " + o.budget;
+    all_passed = check_one(*impl, c, backward, budget, stress, seed, repro) && all_passed;
   }
   return all_passed ? kExitPass : kExitFail;
 }
@@ -116,6 +119,10 @@ Command register_check(CLI::App& app) {
                   "Implementation name, or 'all' (see `gnv list`); required unless one --plugin/--runner is given");
   add_external_options(sub, o->ext);
   auto* case_opt = sub->add_option("--case", o->case_dir, "Replay a saved case directory");
+  sub->add_option("--budget", o->budget,
+                  "Budget profile: pairwise (4 + 2 log2 L) or sequential (4 + 16 sqrt L), README \"Budgets\"")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"pairwise", "sequential"}));
   sub->add_flag("--backward", o->backward,
                 "Also check the backward pass (with --case: requires dy.npy, which runs it anyway)");
   // The options that generate a case make no sense together with --case.

@@ -50,6 +50,7 @@ struct SweepOptions {
   bool html = true;
   std::string write_baseline;
   std::string waivers;
+  std::string budget;  // empty: the grid's
   std::string save_cases = "failing";
   size_t max_saved_cases = 200;
   // `gnv validate`: the impls are the external ones (plus --impl, if given), loaded at run time.
@@ -119,6 +120,7 @@ Grid build_grid(const SweepOptions& o) {
     for (const std::string& l : o.layouts) g.layouts.emplace_back(name(parse_layout(l)));
   }
   if (o.backward) g.backward = *o.backward;
+  if (!o.budget.empty()) g.budget = parse_budget_profile(o.budget);
   if (!o.stresses.empty()) {
     std::vector<std::string> st;
     for (const std::string& s : o.stresses) {
@@ -195,7 +197,7 @@ std::vector<Cell> run_job(const Job& job, const Grid& g) {
   std::vector<CheckResult> results;
   try {
     c = make_case(cs.problem, parse_stress(cs.stress), cs.seed, g.backward);
-    results = check_case_shared(job.impls, *c, bwd);
+    results = check_case_shared(job.impls, *c, bwd, g.budget);
   } catch (const std::exception& e) {
     results.assign(job.impls.size(), CheckResult{});
     for (CheckResult& r : results) {
@@ -226,6 +228,7 @@ std::vector<Cell> run_job(const Job& job, const Grid& g) {
     cell.reproduce = reproduce_command(cell.impl, cell.problem, cell.stress, cell.seed, cell.backward);
     if (auto it = g.external.find(cell.impl); it != g.external.end())
       cell.reproduce.insert(std::string_view("gnv check").size(), " " + it->second);
+    if (g.budget != BudgetProfile::pairwise) cell.reproduce += fmt::format(" --budget {}", name(g.budget));
     cell.seconds = seconds;
     cells.push_back(std::move(cell));
   }
@@ -444,6 +447,10 @@ CLI::Option* add_sweep_options(CLI::App* sub, const std::shared_ptr<SweepOptions
   sub->add_flag("--html,!--no-html", o->html, "Write report.html (needs python3-matplotlib; default on)");
   sub->add_option("--write-baseline", o->write_baseline,
                   "Also write the report's baseline form (what `gnv compare` reads) to this file");
+  sub->add_option("--budget", o->budget,
+                  "Budget profile the kernels promise: pairwise (default: 4 + 2 log2 L) or sequential (4 + 16 sqrt L), "
+                  "README \"Budgets\"; default: the grid's")
+      ->check(CLI::IsMember({"pairwise", "sequential"}));
   sub->add_option("--waivers", o->waivers,
                   "Expected failures (TOML, README \"Waivers\"): a waived failure is XFAIL, a waived pass is XPASS "
                   "and fails the run");

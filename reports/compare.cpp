@@ -23,6 +23,7 @@ std::string section_mismatch(const Grid& a, const Grid& b) {
   if (a.layouts != b.layouts)
     return fmt::format("layouts [{}] vs [{}]", fmt::join(a.layouts, ","), fmt::join(b.layouts, ","));
   if (a.backward != b.backward) return fmt::format("backward {} vs {}", a.backward, b.backward);
+  if (a.budget != b.budget) return fmt::format("budget profile {} vs {}", name(a.budget), name(b.budget));
   if (a.sections.size() != b.sections.size())
     return fmt::format("{} sections vs {}", a.sections.size(), b.sections.size());
   for (size_t i = 0; i < a.sections.size(); ++i) {

@@ -175,7 +175,7 @@ Grid read_grid_toml(std::string_view text, const std::string& source, const std:
   } catch (const toml::parse_error& e) {
     throw GridError(fmt::format("{}:{}: {}", source, e.source().begin.line, e.description()));
   }
-  rd.only_keys(top, "", {"name", "description", "impls", "dtypes", "layouts", "backward", "section"});
+  rd.only_keys(top, "", {"name", "description", "impls", "dtypes", "layouts", "backward", "budget", "section"});
   Grid g;
   g.preset = default_name;
   if (const toml::node* n = top.get("name")) {
@@ -215,6 +215,13 @@ Grid read_grid_toml(std::string_view text, const std::string& source, const std:
     rd.unique(*n, "layouts", g.layouts);
   }
   if (const toml::node* n = top.get("backward")) g.backward = rd.boolean(*n, "backward");
+  if (const toml::node* n = top.get("budget")) {
+    try {
+      g.budget = parse_budget_profile(rd.string(*n, "budget"));
+    } catch (const std::invalid_argument& e) {
+      rd.fail(*n, "budget", e.what());
+    }
+  }
 
   const toml::node* secs_node = top.get("section");
   if (!secs_node) rd.fail(toml::source_region{{1, 1}, {1, 1}, nullptr}, "section", "no [[section]] in the grid");
@@ -388,9 +395,9 @@ Section adhoc_section(const std::vector<std::string>& shapes, const std::vector<
 }
 
 std::string describe_grid(const Grid& g) {
-  std::string s = fmt::format("Grid `{}`: impls {}; dtypes {}; layouts {}; backward {}.\n\n",
+  std::string s = fmt::format("Grid `{}`: impls {}; dtypes {}; layouts {}; backward {}; budget profile {}.\n\n",
                               g.preset, fmt::join(g.impls, ", "), fmt::join(g.dtypes, ", "),
-                              fmt::join(g.layouts, ", "), g.backward ? "on" : "off");
+                              fmt::join(g.layouts, ", "), g.backward ? "on" : "off", name(g.budget));
   for (const Section& sec : g.sections) {
     std::vector<std::string> shapes;
     for (const ShapeSpec& sh : sec.shapes)

@@ -118,6 +118,8 @@ ojson grid_json(const Grid& g) {
   ojson j = {{"preset", g.preset}, {"impls", g.impls},       {"dtypes", g.dtypes},
              {"layouts", g.layouts}, {"backward", g.backward}, {"sections", std::move(secs)}};
   if (!g.external.empty()) j["external"] = g.external;
+  // Written only when not the default, so that reports and baselines of the default stay as they were.
+  if (g.budget != BudgetProfile::pairwise) j["budget"] = name(g.budget);
   return j;
 }
 
@@ -324,6 +326,13 @@ Grid read_grid(const json& o) {
     fail(where, e.what());
   }
   g.backward = get_bool(o, "backward", where);
+  if (o.contains("budget")) {
+    try {
+      g.budget = parse_budget_profile(get_string(o, "budget", where));
+    } catch (const std::invalid_argument& e) {
+      fail(at(where, "budget"), e.what());
+    }
+  }
   if (o.contains("external")) {
     const json& ext = o["external"];
     if (!ext.is_object()) fail(at(where, "external"), "expected an object");

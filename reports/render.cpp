@@ -191,7 +191,10 @@ std::string replay_command(const Report& r, const Cell& c) {
   // Every word from the report is quoted: a shard's report comes from another machine.
   const auto it = r.grid.external.find(c.impl);
   const std::string load = it == r.grid.external.end() ? "" : " " + it->second;
-  return fmt::format("{} check --case {}{} --impl {}", gnv_command(), shell_word(c.case_dir), load, shell_word(c.impl));
+  const std::string budget =
+      r.grid.budget == BudgetProfile::pairwise ? "" : fmt::format(" --budget {}", name(r.grid.budget));
+  return fmt::format("{} check --case {}{} --impl {}{}", gnv_command(), shell_word(c.case_dir), load,
+                     shell_word(c.impl), budget);
 }
 
 namespace {
@@ -254,11 +257,13 @@ std::string render_markdown(const Report& r) {
   const Table t = make_table(r);
   std::string md = fmt::format("# gnv accuracy report: grid `{}`\n\n", r.grid.preset);
   md += fmt::format("**Result: {}** — {}.\n\n", s.passed_all ? "PASS" : "FAIL", headline(r, s));
+  md += fmt::format("Budget profile: **{}** (`max_cond_err ≤ {}`, README \"Budgets\").\n\n", name(r.grid.budget),
+                    r.grid.budget == BudgetProfile::sequential ? "4 + 16·√L" : "4 + 2·log2(L)");
 
   md += "## Worst condition-scaled error\n\n"
         "Each entry: the worst verdict over the shapes, groups and seeds of that stress class, and the "
         "largest condition-scaled error `max_cond_err` over their outputs (the verdict metric: about 1 is "
-        "the final rounding to the output dtype; the budget is 4 + 2·log2(L)). ✓ pass, ✗ fail, ✗ctl a "
+        "the final rounding to the output dtype; the budget is the profile's, above). ✓ pass, ✗ fail, ✗ctl a "
         "control's expected failure, ⚠ error, ⊘ skipped (the kernel declined every case), XFAIL a waived "
         "failure, XPASS a waived cell that passed, (n skipped) cells the kernel declined beside the judged "
         "ones, - not run.\n\n";
@@ -397,6 +402,7 @@ std::string render_text(const Report& r) {
   add(head);
   for (const auto& line : body) add(line);
   text += "\n" + headline(r, s) + "\n";
+  if (r.grid.budget != BudgetProfile::pairwise) text += fmt::format("budget profile: {}\n", name(r.grid.budget));
   if (!s.breakdown.empty()) {
     text += "breakdown points (smallest failing offset):";
     for (const Breakdown& b : s.breakdown)

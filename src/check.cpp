@@ -95,7 +95,7 @@ BackwardResult run_backward(const Impl& impl, const Case& c, const Tensor& mean,
 }
 
 std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls, const Case& c,
-                                           const std::vector<bool>& backward) {
+                                           const std::vector<bool>& backward, BudgetProfile profile) {
   if (backward.size() != impls.size()) throw std::logic_error("check_case_shared: one flag per impl");
   std::vector<CheckResult> res(impls.size());
   auto error_all = [&](const std::string& msg) {
@@ -156,10 +156,10 @@ std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls
       if (ambiguous(fwd.y, fwd_exact->get("y")) ||
           (stats && (ambiguous(fwd.mean, fwd_exact->get("mean")) || ambiguous(fwd.rstd, fwd_exact->get("rstd")))))
         fwd2 = run_forward(*impls[i], c, 1);
-      r.outputs.push_back(measure(fwd.y, fwd_exact->get("y"), fwd2 ? &fwd2->y : nullptr));
+      r.outputs.push_back(measure(fwd.y, fwd_exact->get("y"), fwd2 ? &fwd2->y : nullptr, profile));
       if (stats) {
-        r.outputs.push_back(measure(fwd.mean, fwd_exact->get("mean"), fwd2 ? &fwd2->mean : nullptr));
-        r.outputs.push_back(measure(fwd.rstd, fwd_exact->get("rstd"), fwd2 ? &fwd2->rstd : nullptr));
+        r.outputs.push_back(measure(fwd.mean, fwd_exact->get("mean"), fwd2 ? &fwd2->mean : nullptr, profile));
+        r.outputs.push_back(measure(fwd.rstd, fwd_exact->get("rstd"), fwd2 ? &fwd2->rstd : nullptr, profile));
       }
       if (bwd[i]) {
         if (!bwd_exact) throw std::runtime_error(bwd_error);
@@ -172,10 +172,10 @@ std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls
         if (ambiguous(b.dx, bwd_exact->get("dx")) ||
             (affine && (ambiguous(b.dgamma, bwd_exact->get("dgamma")) || ambiguous(b.dbeta, bwd_exact->get("dbeta")))))
           b2 = run_backward(*impls[i], c, mean, rstd, 1);
-        r.outputs.push_back(measure(b.dx, bwd_exact->get("dx"), b2 ? &b2->dx : nullptr));
+        r.outputs.push_back(measure(b.dx, bwd_exact->get("dx"), b2 ? &b2->dx : nullptr, profile));
         if (affine) {
-          r.outputs.push_back(measure(b.dgamma, bwd_exact->get("dgamma"), b2 ? &b2->dgamma : nullptr));
-          r.outputs.push_back(measure(b.dbeta, bwd_exact->get("dbeta"), b2 ? &b2->dbeta : nullptr));
+          r.outputs.push_back(measure(b.dgamma, bwd_exact->get("dgamma"), b2 ? &b2->dgamma : nullptr, profile));
+          r.outputs.push_back(measure(b.dbeta, bwd_exact->get("dbeta"), b2 ? &b2->dbeta : nullptr, profile));
         }
       }
       judge(r);
@@ -198,8 +198,8 @@ std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls
   return res;
 }
 
-CheckResult check_case(const Impl& impl, const Case& c, bool backward) {
-  return check_case_shared({&impl}, c, {backward}).front();
+CheckResult check_case(const Impl& impl, const Case& c, bool backward, BudgetProfile profile) {
+  return check_case_shared({&impl}, c, {backward}, profile).front();
 }
 
 }  // namespace gnv

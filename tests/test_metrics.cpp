@@ -34,6 +34,12 @@ TEST(Metrics, BudgetGrowsWithLog2OfTheReduction) {
   EXPECT_EQ(budget_for(1), 4.0);
   EXPECT_EQ(budget_for(1024), 24.0);
   EXPECT_EQ(budget_for(0), 4.0);
+  EXPECT_EQ(budget_for(65536, BudgetProfile::sequential), 4.0 + 16.0 * 256);
+  EXPECT_EQ(budget_for(1, BudgetProfile::sequential), 20.0);
+  for (int64_t L : {2, 64, 4096, 65536})
+    EXPECT_GT(budget_for(L, BudgetProfile::sequential), budget_for(L)) << "pairwise is the strictest";
+  EXPECT_EQ(parse_budget_profile("sequential"), BudgetProfile::sequential);
+  EXPECT_THROW(parse_budget_profile("loose"), std::invalid_argument);
 }
 
 TEST(Metrics, IdenticalIsZero) {

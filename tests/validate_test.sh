@@ -49,7 +49,7 @@ expect_grep "declined cells are SKIPPED with the message" "$tmp/status/report.js
 [ "$(count "$tmp/status/report.json" '"verdict":"SKIPPED"')" -eq "$(count "$tmp/status/report.json" '"layout":"nhwc"')" ] &&
   ok "every nhwc cell and nothing else is SKIPPED" || bad "SKIPPED cells are not exactly the nhwc ones"
 expect_grep "junit marks them skipped" "$tmp/status/junit.xml" '<skipped type="SKIPPED" message="plugin test_status'
-expect_grep "report.md counts them" "$tmp/status/report.md" '8 skipped'
+expect_grep "report.md counts them" "$tmp/status/report.md" "$(count "$tmp/status/report.json" '"layout":"nhwc"') skipped"
 expect_grep "breakdown leaves the declined layout out" "$tmp/status/report.json" '"breakdown":\[\{"impl":"test_status","dtype":"f32","layout":"nchw"[^]]*\]'
 if grep -q '"breakdown":.*"layout":"nhwc"' "$tmp/status/report.json"; then bad "a breakdown point for the declined nhwc"; else ok "no breakdown point for nhwc"; fi
 # Waivers: a waived failure is XFAIL and passes; a waived pass is XPASS and fails (strict).
@@ -92,6 +92,16 @@ expect_grep "... UNWRITTEN on the special stress" "$tmp/nanunw/report.json" '"st
 [ "$(count "$tmp/nanunw/report.json" '"stress":"normal".*"verdict":"PASS"')" -gt 0 ] && ok "... and PASS where no group is NaN" || bad "nanunwritten: no normal PASS"
 expect_rc "a good plugin on NaN groups passes (its NaNs are written)" 0 "$gnv" validate --plugin "$plugins/libexample_plugin.so" \
   --dtype f32,f64 --section small --stress special --no-html --out "$tmp/nanok"
+# Budget profiles: sequential f32 sums fail the default (pairwise) budget on the 65 536-element group
+# of smoke at offset 1e4 and pass the sequential one, which the report records and the replay keeps.
+seq=(--dtype f32 --section models --stress offset:1e4 --no-backward --no-html)
+expect_rc "sequential-sum plugin fails the pairwise budget" 1 "$gnv" validate --plugin "$(p seqfloat)" "${seq[@]}" --out "$tmp/seq1"
+expect_grep "... on the long group" "$tmp/seq1/report.json" '"shape_name":"one-group-65536".*"verdict":"FAIL"'
+expect_rc "... and passes --budget sequential" 0 "$gnv" validate --plugin "$(p seqfloat)" "${seq[@]}" --budget sequential --out "$tmp/seq2"
+expect_grep "... recorded in the report" "$tmp/seq2/report.json" '"budget":"sequential"'
+expect_grep "... and shown in its header" "$tmp/seq2/report.md" 'Budget profile: \*\*sequential\*\*'
+expect_rc "... where the one-pass plugin still fails" 1 "$gnv" validate --plugin "$(p wrong)" "${seq[@]}" --budget sequential --out "$tmp/seq3"
+expect_rc "... and compare refuses reports of two profiles" 2 "$gnv" compare "$tmp/seq1/report.json" "$tmp/seq2/report.json"
 expect_rc "wrong-answer plugin fails" 1 "$gnv" validate --plugin "$(p wrong)" "${grid[@]}" --out "$tmp/wrong"
 expect_grep "wrong answers fail on offsets only" "$tmp/wrong/report.json" '"stress":"offset:10000".*"verdict":"FAIL"'
 [ "$(count "$tmp/wrong/report.json" '"stress":"normal".*"verdict":"PASS"')" -gt 0 ] && ok "wrong plugin passes normal inputs" || bad "wrong plugin: no normal PASS"

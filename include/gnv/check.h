@@ -35,12 +35,14 @@ struct CheckResult {
 // buffer poisoned first. A pass whose output keeps the poison where the exact value is NaN runs a
 // second time on the other poison pattern, to tell a written NaN from an unwritten element. The backward pass receives the oracle's mean and rstd, so its verdict
 // does not depend on the forward's. Never throws for a bad case: returns verdict error.
-CheckResult check_case(const Impl& impl, const Case& c, bool backward);
+CheckResult check_case(const Impl& impl, const Case& c, bool backward,
+                       BudgetProfile profile = BudgetProfile::pairwise);
 // check_case for several impls on one case with one oracle evaluation (check_case is its one-impl
 // case): the same results as checking each impl alone (a test holds them to it), at a third of the
 // cost for three impls, since the oracle dominates.
 std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls, const Case& c,
-                                           const std::vector<bool>& backward);
+                                           const std::vector<bool>& backward,
+                                           BudgetProfile profile = BudgetProfile::pairwise);
 
 // Just runs the kernel on poisoned outputs (no oracle): for properties and benchmarks.
 // poison_variant selects poison_bits(d, variant).

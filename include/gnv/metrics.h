@@ -47,15 +47,24 @@ struct OutputMetrics {
 // backward-stable kernel may return: such elements are counted (ill_posed), not judged.
 inline constexpr double kIllPosed = 1.0 / 64;
 
-// The documented budget (README "Budgets") for the condition-scaled error of one output:
-// 4 + 2*log2(L) for a reduction of length L.
-double budget_for(int64_t reduction_length);
+// The contract a kernel promises for its reductions (README "Budgets"): pairwise, the default and
+// strictest, for pairwise, chunked-Welford and lane-parallel sums (error growth log2(L)); sequential
+// for a textbook one-element-at-a-time sum or Welford (error growth sqrt(L) with overwhelming
+// probability). No per-cell tolerance: a profile is one rule for every output of every cell.
+enum class BudgetProfile { pairwise, sequential };
+std::string_view name(BudgetProfile p);
+BudgetProfile parse_budget_profile(std::string_view s);  // throws std::invalid_argument
+
+// The documented budget for the condition-scaled error of one output of a reduction of length L:
+// pairwise 4 + 2*log2(L); sequential 4 + 16*sqrt(L).
+double budget_for(int64_t reduction_length, BudgetProfile profile = BudgetProfile::pairwise);
 
 // Compares `actual` (same dtype and shape as exact.rounded) against the exact output. `rerun`, when
 // given, is the same kernel's output from a second run on buffers poisoned with poison_bits(d, 1):
 // an element whose exact value is NaN is unwritten when it holds the first poison in `actual` and
 // the second in `rerun` (without a rerun such an element counts as a written NaN).
-OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tensor* rerun = nullptr);
+OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tensor* rerun = nullptr,
+                      BudgetProfile profile = BudgetProfile::pairwise);
 
 // Human-readable location of a flat index in an output tensor ("n=1 c=3 s=17").
 std::string describe_index(const Problem& p, const std::string& output, int64_t flat);

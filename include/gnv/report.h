@@ -60,6 +60,7 @@ struct Grid {
   std::vector<std::string> dtypes;  // each impl runs those it supports
   std::vector<std::string> layouts;
   bool backward = true;             // impls without a backward pass run forward only
+  BudgetProfile budget = BudgetProfile::pairwise;  // the verdict's budget rule (README "Budgets")
   std::vector<Section> sections;
   // Impls loaded at run time by `gnv validate` (a plugin, an external runner): impl -> the
   // options that load it again ("--plugin PATH", "--runner 'CMD'"), so that reproducers and

@@ -20,6 +20,7 @@
 #define MODE_LOADCRASH 10 /* gnv_plugin_kernel() itself crashes */
 #define MODE_BWDCRASH 11  /* backward: SIGABRT */
 #define MODE_NANUNWRITTEN 12 /* never writes one element of y where x is NaN (a NaN group) */
+#define MODE_SEQFLOAT 13  /* two-pass statistics with sequential f32 sums: a sequential-budget kernel */
 
 /* unused in the modes that never hand out the kernel (MISSING, NULLFWD) */
 __attribute__((unused)) static int32_t test_forward(const gnv_forward_args* a, char* msg, size_t msg_size) {
@@ -42,8 +43,9 @@ __attribute__((unused)) static int32_t test_forward(const gnv_forward_args* a, c
 #endif
   (void)nhwc;
   int32_t st = forward(a, msg, msg_size);
-#if GNV_TEST_MODE == MODE_WRONG
-  /* Redo the statistics the textbook one-pass way in f32: E[x^2] - E[x]^2 cancels at offsets. */
+#if GNV_TEST_MODE == MODE_WRONG || GNV_TEST_MODE == MODE_SEQFLOAT
+  /* WRONG: redo the statistics the textbook one-pass way in f32: E[x^2] - E[x]^2 cancels at
+   * offsets. SEQFLOAT: two passes, each a sequential f32 sum, stable but with sqrt(L) growth. */
   {
     const gnv_problem* p = a->problem;
     const dims d = dims_of(p);
@@ -52,6 +54,7 @@ __attribute__((unused)) static int32_t test_forward(const gnv_forward_args* a, c
     for (int64_t n = 0; n < d.N; ++n)
       for (int64_t g = 0; g < d.G; ++g) {
         float s = 0, q = 0;
+#if GNV_TEST_MODE == MODE_WRONG
         FOR_GROUP(a->x, r, d, n, g, o, {
           const float v = (float)get(a->x, o);
           s += v;
@@ -60,6 +63,15 @@ __attribute__((unused)) static int32_t test_forward(const gnv_forward_args* a, c
         const float mean = s / m;
         float var = q / m - mean * mean;
         if (var < 0) var = 0;
+#else
+        FOR_GROUP(a->x, r, d, n, g, o, { s += (float)get(a->x, o); })
+        const float mean = s / m;
+        FOR_GROUP(a->x, r, d, n, g, o, {
+          const float t = (float)get(a->x, o) - mean;
+          q += t * t;
+        })
+        const float var = q / m;
+#endif
         const float rstd = 1.0f / sqrtf(var + (float)p->eps);
         set(a->mean, n * d.G + g, mean);
         set(a->rstd, n * d.G + g, rstd);
