@@ -205,9 +205,12 @@ std::vector<Cell> run_job(const Job& job, const Grid& g) {
       r.error = fmt::format("generating the case: {}", e.what());
     }
   }
-  // The oracle is shared, so each cell is charged an equal part of the case's time.
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
-                         static_cast<double>(job.impls.size());
+  // Each cell: its own kernel runs and measurements, plus an equal part of what the impls share
+  // (case generation and the oracle).
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double own = 0;
+  for (const CheckResult& r : results) own += r.seconds;
+  const double shared = std::max(0.0, total - own) / static_cast<double>(job.impls.size());
   std::vector<Cell> cells;
   for (size_t i = 0; i < job.impls.size(); ++i) {
     const Impl& impl = *job.impls[i];
@@ -229,7 +232,7 @@ std::vector<Cell> run_job(const Job& job, const Grid& g) {
     if (auto it = g.external.find(cell.impl); it != g.external.end())
       cell.reproduce.insert(std::string_view("gnv check").size(), " " + it->second);
     if (g.budget != BudgetProfile::pairwise) cell.reproduce += fmt::format(" --budget {}", name(g.budget));
-    cell.seconds = seconds;
+    cell.seconds = cell.result.seconds + shared;
     cells.push_back(std::move(cell));
   }
   return cells;

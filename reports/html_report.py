@@ -8,7 +8,11 @@ with matplotlib and inlined as SVG:
   * error against group size m = C/G * spatial size (log-log).
 
 The error is the condition-scaled error max_cond_err, the verdict metric; values of 0 (the exact
-answer) are drawn at 1e-3 so that log axes can show them. Usage:
+answer) are drawn at 1e-3 so that log axes can show them, infinite ones (NaN where a value is
+defined, unwritten elements) as red triangles above the panel's finite points. Only judged cells are
+plotted (a SKIPPED cell has no measurement), and each panel draws the budget: the line 4 + 2 log2(m)
+(or the sequential profile's) on the group-size plot, the smallest budget of the panel's cells on
+the others. Usage:
 
   html_report.py report.json -o report.html
 
@@ -103,24 +107,62 @@ def impl_style(impls, controls):
     }
 
 
+def judged(report):
+    """The cells with a measurement: SKIPPED cells (the kernel declined) are not plotted."""
+    return [c for c in report["cells"] if c["verdict"] != "SKIPPED"]
+
+
+def budget_of(report, length):
+    """The budget of a reduction of `length` under the report's profile (README "Budgets"); the
+    curve drawn on the group-size plot. The numbers judged are the cells' own, in report.json."""
+    if report["grid"].get("budget", "pairwise") == "sequential":
+        return 4 + 16 * math.sqrt(length)
+    return 4 + 2 * math.log2(max(length, 1))
+
+
+def cell_budget(cell):
+    """The smallest budget over a cell's outputs (what its verdict was held to), or None."""
+    b = [num(o["budget"]) for o in cell.get("outputs", []) if "budget" in o]
+    return min(b) if b else None
+
+
 def figure_grid(n):
     cols = min(n, 4)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    # Room at the top for the figure's title above the panels' own titles.
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows + 0.5), squeeze=False)
     flat = [ax for row in axes for ax in row]
     for ax in flat[n:]:
         ax.set_visible(False)
     return fig, flat[:n]
 
 
-def plot_lines(report, key_x, title, xlabel, series_by_stress=False):
+def finish_figure(fig, axes, title):
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+
+
+def draw_infinite(ax, xs_inf, ceiling, first):
+    """Infinite errors: red triangles at the top of the panel, named in the legend."""
+    if xs_inf:
+        ax.scatter(xs_inf, [ceiling] * len(xs_inf), marker="^", s=28, color="red", zorder=5,
+                   label="infinite error (NaN/Inf or unwritten)" if first else None)
+
+
+def ceiling_of(values):
+    finite = [v for v in values if math.isfinite(v)]
+    return max([FLOOR * 10] + [v * 10 for v in finite])
+
+
+def plot_lines(report, key_x, title, xlabel, series_by_stress=False, budget_curve=False):
     """One panel per (dtype, layout); per impl (and stress), the worst error at each x."""
     pl = panels(report)
     impls = report["grid"]["impls"]
     controls = {c["impl"] for c in report["cells"] if c["control"]}
     style = impl_style(impls, controls)
     data = defaultdict(dict)  # (panel, impl, series) -> {x: worst}
-    for c in report["cells"]:
+    budgets = defaultdict(list)  # panel -> budgets of its cells
+    for c in judged(report):
         x = key_x(c)
         if x is None or x <= 0:
             continue
@@ -129,27 +171,43 @@ def plot_lines(report, key_x, title, xlabel, series_by_stress=False):
         series = c["stress"] if series_by_stress else ""
         k = ((dtype_of(c), layout_of(c)), c["impl"], series)
         data[k][x] = max(data[k].get(x, 0.0), e)
+        if cell_budget(c) is not None:
+            budgets[k[0]].append(cell_budget(c))
     if not data:
         return None
     fig, axes = figure_grid(len(pl))
     markers = "os^vD<>p*h"
     stress_names = sorted({k[2] for k in data})
+    first_inf = True
     for ax, p in zip(axes, pl):
+        ceiling = ceiling_of([v for (panel, _, _), pts in data.items() if panel == p for v in pts.values()]
+                             + budgets[p])
+        xs_all = set()
         for (panel, impl, series), pts in sorted(data.items()):
             if panel != p:
                 continue
             xs = sorted(pts)
-            ys = [max(pts[x], FLOOR) if math.isfinite(pts[x]) else 1e12 for x in xs]
+            xs_all.update(xs)
+            finite = [x for x in xs if math.isfinite(pts[x])]
             st = dict(style[impl])
             if series_by_stress:
                 st["label"] = f"{st['label']} {series}"
                 st["marker"] = markers[stress_names.index(series) % len(markers)]
             else:
                 st["marker"] = "o"
-            ax.plot(xs, ys, markersize=3, linewidth=1.2, **st)
+            ax.plot(finite, [max(pts[x], FLOOR) for x in finite], markersize=3, linewidth=1.2, **st)
+            inf_xs = [x for x in xs if not math.isfinite(pts[x])]
+            draw_infinite(ax, inf_xs, ceiling, first_inf)
+            first_inf = first_inf and not inf_xs
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.axhline(1.0, color="grey", linewidth=0.6, linestyle=":")
+        if budget_curve and xs_all:
+            xs = sorted(xs_all)
+            ax.plot(xs, [budget_of(report, x) for x in xs], color="black", linewidth=1, linestyle="-.",
+                    label="budget")
+        elif budgets[p]:
+            ax.axhline(min(budgets[p]), color="black", linewidth=1, linestyle="-.", label="budget (smallest in panel)")
         ax.set_title(f"{p[0]} {p[1]}", fontsize=9)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.set_ylabel("worst max_cond_err", fontsize=8)
@@ -160,9 +218,9 @@ def plot_lines(report, key_x, title, xlabel, series_by_stress=False):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
-               bbox_to_anchor=(0.5, -0.02 - 0.03 * ((len(labels) + 3) // 4)))
-    fig.suptitle(title, fontsize=11)
+    finish_figure(fig, axes, title)
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 4), fontsize=8,
+               bbox_to_anchor=(0.5, 0.0))
     return svg(fig)
 
 
@@ -171,29 +229,44 @@ def plot_kappa(report):
     impls = report["grid"]["impls"]
     controls = {c["impl"] for c in report["cells"] if c["control"]}
     style = impl_style(impls, controls)
-    cells = [c for c in report["cells"] if "kappa_max" in c and num(c["kappa_max"]) > 0]
+    # Judged cells with a finite kappa only: the axis spans what was measured.
+    cells = [c for c in judged(report)
+             if "kappa_max" in c and num(c["kappa_max"]) > 0 and math.isfinite(num(c["kappa_max"]))]
     if not cells:
         return None
     fig, axes = figure_grid(len(pl))
+    first_inf = True
     for ax, p in zip(axes, pl):
+        mine = [c for c in cells if (dtype_of(c), layout_of(c)) == p]
+        ceiling = ceiling_of([worst_err(c) for c in mine] + [cell_budget(c) or 0 for c in mine])
         for impl in impls:
-            pts = [(num(c["kappa_max"]), worst_err(c)) for c in cells
-                   if c["impl"] == impl and (dtype_of(c), layout_of(c)) == p]
-            pts = [(k, max(e, FLOOR) if math.isfinite(e) else 1e12) for k, e in pts if math.isfinite(k)]
-            if pts:
+            pts = [(num(c["kappa_max"]), worst_err(c)) for c in mine if c["impl"] == impl]
+            fin = [(k, max(e, FLOOR)) for k, e in pts if math.isfinite(e)]
+            if fin:
                 st = style[impl]
-                ax.scatter([k for k, _ in pts], [e for _, e in pts], s=6, color=st["color"],
+                ax.scatter([k for k, _ in fin], [e for _, e in fin], s=6, color=st["color"],
                            marker="x" if impl in controls else "o", label=st["label"], alpha=0.7)
+            inf_ks = [k for k, e in pts if not math.isfinite(e)]
+            draw_infinite(ax, inf_ks, ceiling, first_inf)
+            first_inf = first_inf and not inf_ks
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.axhline(1.0, color="grey", linewidth=0.6, linestyle=":")
+        bs = [cell_budget(c) for c in mine if cell_budget(c) is not None]
+        if bs:
+            ax.axhline(min(bs), color="black", linewidth=1, linestyle="-.", label="budget (smallest in panel)")
         ax.set_title(f"{p[0]} {p[1]}", fontsize=9)
         ax.set_xlabel("κ = max|x| / sqrt(var + eps)", fontsize=8)
         ax.set_ylabel("worst max_cond_err", fontsize=8)
         ax.tick_params(labelsize=7)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.06))
-    fig.suptitle("Error against the condition number κ (every cell)", fontsize=11)
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    finish_figure(fig, axes, "Error against the condition number κ (judged cells)")
+    fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, 0.0))
     return svg(fig)
 
 
@@ -338,6 +411,11 @@ def render(report):
     result = s.get("result", "?")
     head = (f"{s.get('cells', len(report['cells']))} cells, {s.get('passed', '?')} pass, "
             f"{len(s.get('failures', []))} non-control failures")
+    for key, what in (("skipped", "skipped"), ("xfail", "XFAIL"), ("xpass", "XPASS (stale waivers)")):
+        n = s.get(key, 0)
+        n = len(n) if isinstance(n, list) else n
+        if n:
+            head += f", {n} {what}"
     for impl, c in s.get("controls", {}).items():
         head += f"; control {impl} failed {c['failed']} of {c['cells']} cells"
     if report["shard"]["count"] > 1:
@@ -348,17 +426,18 @@ def render(report):
         plot_kappa(report),
         plot_lines(report, lambda c: group_size(c, grid) if c["stress"] in GROUP_STRESSES else None,
                    "Error against group size m (stress classes normal and offset:1e4)", "group size m",
-                   series_by_stress=True),
+                   series_by_stress=True, budget_curve=True),
     ]
     figs = "".join(f"<figure>{p}</figure>" for p in plots if p)
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>gnv report: preset {esc(grid['preset'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>gnv report: grid {esc(grid['preset'])}</title>
 <style>{CSS}</style></head><body>
-<h1>gnv accuracy report: preset <code>{esc(grid['preset'])}</code></h1>
+<h1>gnv accuracy report: grid <code>{esc(grid['preset'])}</code></h1>
 <p><b>Result: {esc(result)}</b> — {esc(head)}.</p>
 <h2>Worst condition-scaled error</h2>
 <p>Each entry: the worst verdict over the shapes, groups and seeds of that stress class, and the largest
-condition-scaled error <code>max_cond_err</code> (about 1 is the final rounding; the budget is 4 + 2·log2(L)).</p>
+condition-scaled error <code>max_cond_err</code> (about 1 is the final rounding; budget profile
+<b>{esc(grid.get('budget', 'pairwise'))}</b>: {'4 + 16·√L' if grid.get('budget') == 'sequential' else '4 + 2·log2(L)'}).</p>
 {table_html(report)}
 <h2>Breakdown points</h2><p>The smallest offset K at which an implementation fails.</p>
 {breakdown_html(report)}

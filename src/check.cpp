@@ -1,6 +1,7 @@
 #include "gnv/check.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <optional>
 #include <stdexcept>
@@ -146,6 +147,12 @@ std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls
   for (size_t i = 0; i < impls.size(); ++i) {
     if (!runs[i]) continue;
     CheckResult& r = res[i];
+    const auto t0 = std::chrono::steady_clock::now();
+    struct Clock {  // charges the impl's time on every way out of the block
+      CheckResult& r;
+      std::chrono::steady_clock::time_point t0;
+      ~Clock() { r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); }
+    } clock{r, t0};
     try {
       if (!fwd_exact) throw std::runtime_error(fwd_error);
       r.oracle_undecided += fwd_exact->undecided;
