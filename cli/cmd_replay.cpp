@@ -56,16 +56,10 @@ int replay_differential(const ReplayOptions& o, const std::string& bytes) {
   return kExitFail;
 }
 
-int replay_npy(const ReplayOptions& o, const std::string& bytes) {
+// The targets that check bytes as a file's text (npy, report, grid): no case directory to save.
+int replay_text(const ReplayOptions& o, const std::string& bytes, fuzz::Outcome (*check)(std::string_view)) {
   if (!o.save_case.empty()) throw UsageError("--save-case applies to --target differential and case");
-  const fuzz::Outcome out = fuzz::check_npy(bytes);
-  fmt::print("{}result: {}\n", out.report, out.finding ? "FINDING" : "no finding");
-  return out.finding ? kExitFail : kExitPass;
-}
-
-int replay_report(const ReplayOptions& o, const std::string& bytes) {
-  if (!o.save_case.empty()) throw UsageError("--save-case applies to --target differential and case");
-  const fuzz::Outcome out = fuzz::check_report(bytes);
+  const fuzz::Outcome out = check(bytes);
   fmt::print("{}result: {}\n", out.report, out.finding ? "FINDING" : "no finding");
   return out.finding ? kExitFail : kExitPass;
 }
@@ -87,8 +81,9 @@ int run_replay(const ReplayOptions& o) {
   const std::string bytes = read_file(o.file);
   fmt::print("replay {} ({} bytes) --target {}\n", o.file, bytes.size(), o.target);
   if (o.target == "differential") return replay_differential(o, bytes);
-  if (o.target == "npy") return replay_npy(o, bytes);
-  if (o.target == "report") return replay_report(o, bytes);
+  if (o.target == "npy") return replay_text(o, bytes, fuzz::check_npy);
+  if (o.target == "report") return replay_text(o, bytes, fuzz::check_report);
+  if (o.target == "grid") return replay_text(o, bytes, fuzz::check_grid);
   return replay_case(o, bytes);
 }
 
@@ -100,9 +95,9 @@ Command register_replay(CLI::App& app) {
       "replay", "Re-run one fuzzer input (e.g. a libFuzzer crash file) outside libFuzzer and print "
                 "what it finds; exit 1 on a finding");
   sub->add_option("file", o->file, "The input file")->required()->check(CLI::ExistingFile);
-  sub->add_option("--target", o->target, "The fuzz target it belongs to: differential, npy, case, report")
+  sub->add_option("--target", o->target, "The fuzz target it belongs to: differential, npy, case, report, grid")
       ->required()
-      ->check(CLI::IsMember({"differential", "npy", "case", "report"}));
+      ->check(CLI::IsMember({"differential", "npy", "case", "report", "grid"}));
   sub->add_option("--save-case", o->save_case,
                   "Write the input as a case directory (differential: the decoded case; case: the "
                   "split files), replayable with `gnv check --case DIR`");

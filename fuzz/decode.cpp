@@ -317,6 +317,46 @@ Outcome check_report(std::string_view bytes) {
   return o;
 }
 
+Outcome check_grid(std::string_view bytes) {
+  Outcome o;
+  try {
+    const report::Grid g = report::parse_grid(bytes, "fuzz.toml");
+    // A grid of a few hundred bytes can describe 1e9 cases; count before enumerating them.
+    double count = static_cast<double>(g.dtypes.size() * g.layouts.size());
+    double per = 0;
+    for (const report::Section& s : g.sections)
+      for (const report::ShapeSpec& sh : s.shapes)
+        per += static_cast<double>(sh.groups.size() * s.stresses.size() * s.seeds.size());
+    count *= per;
+    size_t cases = 0;
+    if (count <= 1e5) cases = report::expand_cases(g).size();
+    report::Report r;
+    r.grid = g;
+    r.grid.impls = {"welford"};
+    const report::Report back = report::parse_report(report::to_json_text(r));
+    if (std::string why = report::grid_mismatch(r.grid, r.shard, back.grid, back.shard); !why.empty()) {
+      o.finding = true;
+      o.report += fmt::format("FINDING: the grid does not survive report.json: {}\n", why);
+    }
+    o.report += fmt::format("grid parsed: {} sections, {:.0f} cases ({} enumerated)\n", g.sections.size(), count, cases);
+  } catch (const report::GridError& e) {
+    o.report += fmt::format("grid rejected (GridError): {}\n", e.what());
+  } catch (const std::exception& e) {
+    o.finding = true;
+    o.report += fmt::format("FINDING: a grid function threw something other than GridError: {}\n", e.what());
+  }
+  try {
+    const std::vector<report::Waiver> w = report::parse_waivers(bytes, "fuzz.toml");
+    o.report += fmt::format("waivers parsed: {}\n", w.size());
+  } catch (const report::GridError& e) {
+    o.report += fmt::format("waivers rejected (GridError): {}\n", e.what());
+  } catch (const std::exception& e) {
+    o.finding = true;
+    o.report += fmt::format("FINDING: parse_waivers threw something other than GridError: {}\n", e.what());
+  }
+  return o;
+}
+
 CaseFiles split_case_files(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
   CaseFiles f;

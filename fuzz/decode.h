@@ -70,6 +70,13 @@ Outcome check_npy(std::string_view bytes);
 // text, the baseline form) without throwing.
 Outcome check_report(std::string_view bytes);
 
+// ---- grid -------------------------------------------------------------------------------------
+// parse_grid and parse_waivers (the TOML grid and waiver files) on arbitrary bytes: GridError is
+// the only acceptable failure. A grid that parses must expand into cases without throwing (when
+// its expansion is small enough to enumerate) and survive report.json: a report of that grid
+// serializes and re-parses to the same grid.
+Outcome check_grid(std::string_view bytes);
+
 // ---- case -------------------------------------------------------------------------------------
 // A case directory split out of arbitrary bytes: a flags byte (the last byte: which of gamma,
 // beta, dy exist), then case.json, x.npy, gamma.npy, beta.npy as FuzzedDataProvider random-length
