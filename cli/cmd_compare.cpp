@@ -2,6 +2,7 @@
 // anything else, an error grows beyond the tolerance, a baseline cell is missing from NEW (unless
 // --allow-missing) or nothing matched; 0 otherwise; 2 when a report is malformed or the two come
 // from different grids. The Markdown diff goes to stdout (fits a CI job summary).
+#include <filesystem>
 #include <fmt/format.h>
 #include <memory>
 #include <string>
@@ -25,6 +26,11 @@ int run_compare(const CompareOptions& o) {
   if (!(o.tolerance >= 1) || !std::isfinite(o.tolerance))
     throw UsageError(fmt::format("--tolerance {}: must be a finite factor >= 1", o.tolerance));
   try {
+    for (const std::string& in : {o.base, o.now}) {
+      std::error_code ec;
+      if (!o.out.empty() && std::filesystem::equivalent(o.out, in, ec))
+        throw UsageError(fmt::format("--out {}: would overwrite the input {}", o.out, in));
+    }
     const Report base = read_report(o.base);
     const Report now = read_report(o.now);
     const Comparison cmp = compare_reports(base, now, o.tolerance, o.allow_missing);

@@ -24,6 +24,34 @@ struct MergeOptions {
   std::string write_baseline;
 };
 
+// Copies a shard's saved case into the merged folder. The shard came from another machine: only
+// plain directories and regular files are copied (a symlink to /etc, a FIFO or a device in a case
+// folder is refused), and nothing is followed out of src.
+void copy_case_dir(const fs::path& src, const fs::path& dst) {
+  auto kind = [](const fs::path& p) { return fs::symlink_status(p).type(); };
+  if (kind(src) != fs::file_type::directory)
+    throw UsageError(fmt::format("{}: a saved case must be a plain directory", src.string()));
+  fs::create_directories(dst);
+  for (const fs::directory_entry& e : fs::recursive_directory_iterator(src)) {
+    const fs::path rel = fs::relative(e.path(), src);
+    const fs::file_type t = kind(e.path());
+    if (t == fs::file_type::directory) {
+      fs::create_directories(dst / rel);
+    } else if (t == fs::file_type::regular) {
+      fs::copy_file(e.path(), dst / rel, fs::copy_options::overwrite_existing);
+    } else {
+      throw UsageError(fmt::format("{}: not a regular file or directory (a symlink, FIFO or device in a shard's "
+                                   "case folder is refused)", e.path().string()));
+    }
+  }
+}
+
+// Whether writing `out` would replace one of the inputs.
+bool same_file(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  return fs::equivalent(a, b, ec);
+}
+
 int run_merge(const MergeOptions& o) {
   using namespace gnv::report;
   std::vector<Report> shards;
@@ -36,6 +64,13 @@ int run_merge(const MergeOptions& o) {
     return kExitUsage;
   }
   const fs::path out = o.out;
+  for (const std::string& s : o.shards) {
+    for (const char* f : {"report.json", "report.md", "junit.xml", "report.html"})
+      if (same_file(out / f, s))
+        throw UsageError(fmt::format("--out {}: would overwrite the input {}", o.out, s));
+    if (!o.write_baseline.empty() && same_file(o.write_baseline, s))
+      throw UsageError(fmt::format("--write-baseline {}: would overwrite the input {}", o.write_baseline, s));
+  }
   fs::create_directories(out);
   // Case directories are relative to their report's folder: bring them along.
   for (size_t i = 0; i < shards.size(); ++i) {
@@ -45,12 +80,11 @@ int run_merge(const MergeOptions& o) {
       const fs::path src = from / c.case_dir, dst = out / c.case_dir;
       std::error_code ec;
       if (fs::equivalent(src, dst, ec)) continue;
-      if (!fs::is_directory(src)) {
+      if (!fs::exists(fs::symlink_status(src, ec))) {
         fmt::print(stderr, "gnv: warning: {}: missing (cell {})\n", src.string(), c.id());
         continue;
       }
-      fs::create_directories(dst);
-      fs::copy(src, dst, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+      copy_case_dir(src, dst);
     }
   }
   std::string files;

@@ -2,6 +2,7 @@
 // returns a Report that every other function can use safely (indices in range, problems valid,
 // cells consistent with the grid) or throws ReportError, never anything else.
 #include <algorithm>
+#include <cctype>
 #include <bit>
 #include <cmath>
 #include <fmt/format.h>
@@ -509,7 +510,14 @@ Cell read_cell(const json& o, const Grid& g, bool baseline, const std::string& w
   c.reproduce = get_string(o, "reproduce", where);
   if (o.contains("case_dir")) {
     c.case_dir = get_string(o, "case_dir", where);
-    if (c.case_dir.empty()) fail(at(where, "case_dir"), "empty");
+    // A report may come from another machine (a CI shard): its case_dir is copied by gnv merge and
+    // pasted into replay lines, so it must name a folder under cases/ and nothing else.
+    const std::string_view name = std::string_view(c.case_dir).substr(std::min<size_t>(6, c.case_dir.size()));
+    const bool safe = c.case_dir.rfind("cases/", 0) == 0 && !name.empty() && name != "." && name != ".." &&
+                      name.size() <= 255 && std::all_of(name.begin(), name.end(), [](unsigned char ch) {
+                        return std::isalnum(ch) || ch == '.' || ch == '_' || ch == '-';
+                      });
+    if (!safe) fail(at(where, "case_dir"), fmt::format("'{}' is not cases/NAME (NAME of [A-Za-z0-9._-])", c.case_dir));
   }
   c.seconds = get_double(o, "seconds", where);
   return check_id(o, c, where);

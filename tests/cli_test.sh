@@ -226,6 +226,36 @@ replay=$(ls -d "$tmp"/merged/cases/onepass-* 2>/dev/null | head -1)
 [ -n "$replay" ] && ok "merge brings the shards' cases along" || bad "merge lost the cases"
 expect_rc "merge with a shard missing" 2 "$gnv" merge "$tmp"/shard{1,2}/report.json --out "$tmp/merged2"
 expect_grep "merge names the missing shard" "$tmp/err" "missing shard.*3"
+# Shards come from other machines: a crafted case_dir must not reach outside --out, a symlink in a
+# case folder is not followed, and no output may replace an input.
+mkdir -p "$tmp/evil" "$tmp/payload" && echo secret >"$tmp/payload/x"
+for k in 1 2 3; do cp -r "$tmp/shard$k" "$tmp/evil/shard$k"; done
+ks=$(for k in 1 2 3; do [ -n "$(ls "$tmp/shard$k/cases" 2>/dev/null)" ] && echo "$k"; done | head -1)
+"$py" - "$tmp/evil/shard${ks:-1}/report.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+text = open(p).read()
+d = json.loads(text)
+c = next(c for c in d["cells"] if c.get("case_dir"))
+text = text.replace('"case_dir":"%s"' % c["case_dir"], '"case_dir":"../../payload"', 1)
+open(p, "w").write(text)
+PY
+expect_rc "merge of a shard whose case_dir leaves cases/" 2 "$gnv" merge "$tmp"/evil/shard{1,2,3}/report.json --out "$tmp/evil/out/m"
+expect_grep "... names the field" "$tmp/err" "case_dir: '../../payload' is not cases/NAME"
+[ ! -e "$tmp/evil/out/payload" ] && [ ! -e "$tmp/evil/payload" ] && ok "nothing was copied outside --out" || bad "payload copied"
+for k in 1 2 3; do rm -rf "$tmp/evil/shard$k"; cp -r "$tmp/shard$k" "$tmp/evil/shard$k"; done
+victim=$(ls -d "$tmp"/evil/shard"${ks:-1}"/cases/* | head -1)
+if [ -n "$victim" ]; then
+  ln -s "$tmp/payload/x" "$victim/x.npy.link"
+  expect_rc "merge of a shard with a symlink in a case folder" 2 "$gnv" merge "$tmp"/evil/shard{1,2,3}/report.json --no-html --out "$tmp/evil/m2"
+  expect_grep "... refuses it by name" "$tmp/err" "x.npy.link: not a regular file or directory"
+else
+  bad "no shard saved a case to plant a symlink in"
+fi
+cp "$tmp/shard1/report.json" "$tmp/s1-before.json"
+expect_rc "merge --write-baseline onto an input" 2 "$gnv" merge "$tmp"/shard{1,2,3}/report.json --no-html --out "$tmp/m3" --write-baseline "$tmp/shard1/report.json"
+cmp -s "$tmp/shard1/report.json" "$tmp/s1-before.json" && ok "... and the input is intact" || bad "merge overwrote its input"
+expect_rc "merge --out onto a shard's folder" 2 "$gnv" merge "$tmp"/shard{1,2,3}/report.json --no-html --out "$tmp/shard2"
 expect_rc "bad --shard" 2 "$gnv" sweep "${slice[@]}" --shard 4/3 --out "$tmp/x"
 expect_rc "unknown preset" 2 "$gnv" sweep --preset enormous --out "$tmp/x"
 # Grid files (README "Grid files"): a user's grid runs exactly its shapes; a malformed one is exit 2
@@ -287,6 +317,9 @@ expect_grep "... names G" "$tmp/err" "gnv: error: .*G"
 # compare: exit 0 clean, 1 regression, 2 malformed or mismatched.
 expect_rc "compare a report with itself" 0 "$gnv" compare "$tmp/sw/report.json" "$tmp/sw1/report.json"
 expect_grep "compare prints Markdown" "$tmp/out" "Result: OK"
+cp "$tmp/sw1/report.json" "$tmp/sw1-before.json"
+expect_rc "compare --out onto its input" 2 "$gnv" compare "$tmp/sw/report.json" "$tmp/sw1/report.json" --out "$tmp/sw1/report.json"
+cmp -s "$tmp/sw1/report.json" "$tmp/sw1-before.json" && ok "... and the input is intact" || bad "compare --out overwrote its input"
 # craft NAME EXPR: a copy of the report with a Python edit applied to its JSON (d).
 craft() {
   "$py" - "$tmp/sw/report.json" "$tmp/$1.json" "$2" <<'PY'
