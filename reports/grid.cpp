@@ -192,28 +192,22 @@ Grid read_grid_toml(std::string_view text, const std::string& source, const std:
   }
   for (DType d : kAllDTypes) g.dtypes.emplace_back(name(d));
   for (Layout l : kAllLayouts) g.layouts.emplace_back(name(l));
-  if (const toml::node* n = top.get("dtypes")) {
-    g.dtypes.clear();
-    for (const std::string& d : strings(*n, "dtypes")) {
+  // dtypes and layouts: canonical names ("FP16" -> "f16"), each once.
+  auto canonical = [&](const char* key, std::vector<std::string>& out, auto parse) {
+    const toml::node* n = top.get(key);
+    if (!n) return;
+    out.clear();
+    for (const std::string& s : strings(*n, key)) {
       try {
-        g.dtypes.emplace_back(name(parse_dtype(d)));
+        out.emplace_back(name(parse(s)));
       } catch (const std::invalid_argument& e) {
-        rd.fail(*n, "dtypes", e.what());
+        rd.fail(*n, key, e.what());
       }
     }
-    rd.unique(*n, "dtypes", g.dtypes);
-  }
-  if (const toml::node* n = top.get("layouts")) {
-    g.layouts.clear();
-    for (const std::string& l : strings(*n, "layouts")) {
-      try {
-        g.layouts.emplace_back(name(parse_layout(l)));
-      } catch (const std::invalid_argument& e) {
-        rd.fail(*n, "layouts", e.what());
-      }
-    }
-    rd.unique(*n, "layouts", g.layouts);
-  }
+    rd.unique(*n, key, out);
+  };
+  canonical("dtypes", g.dtypes, [](const std::string& s) { return parse_dtype(s); });
+  canonical("layouts", g.layouts, [](const std::string& s) { return parse_layout(s); });
   if (const toml::node* n = top.get("backward")) g.backward = rd.boolean(*n, "backward");
   if (const toml::node* n = top.get("budget")) {
     try {

@@ -137,9 +137,29 @@ def figure_grid(n):
     return fig, flat[:n]
 
 
+def style_panel(ax, panel, xlabel):
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="grey", linewidth=0.6, linestyle=":")
+    ax.set_title(f"{panel[0]} {panel[1]}", fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel("worst max_cond_err", fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
 def finish_figure(fig, axes, title):
+    """The title above the panels' own titles, and one legend under them with every label once."""
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 4), fontsize=8,
+               bbox_to_anchor=(0.5, 0.0))
+    return svg(fig)
 
 
 def draw_infinite(ax, xs_inf, ceiling, first):
@@ -199,29 +219,14 @@ def plot_lines(report, key_x, title, xlabel, series_by_stress=False, budget_curv
             inf_xs = [x for x in xs if not math.isfinite(pts[x])]
             draw_infinite(ax, inf_xs, ceiling, first_inf)
             first_inf = first_inf and not inf_xs
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.axhline(1.0, color="grey", linewidth=0.6, linestyle=":")
+        style_panel(ax, p, xlabel)
         if budget_curve and xs_all:
             xs = sorted(xs_all)
             ax.plot(xs, [budget_of(report, x) for x in xs], color="black", linewidth=1, linestyle="-.",
                     label="budget")
         elif budgets[p]:
             ax.axhline(min(budgets[p]), color="black", linewidth=1, linestyle="-.", label="budget (smallest in panel)")
-        ax.set_title(f"{p[0]} {p[1]}", fontsize=9)
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.set_ylabel("worst max_cond_err", fontsize=8)
-        ax.tick_params(labelsize=7)
-    handles, labels = [], []
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    finish_figure(fig, axes, title)
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 4), fontsize=8,
-               bbox_to_anchor=(0.5, 0.0))
-    return svg(fig)
+    return finish_figure(fig, axes, title)
 
 
 def plot_kappa(report):
@@ -249,25 +254,11 @@ def plot_kappa(report):
             inf_ks = [k for k, e in pts if not math.isfinite(e)]
             draw_infinite(ax, inf_ks, ceiling, first_inf)
             first_inf = first_inf and not inf_ks
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.axhline(1.0, color="grey", linewidth=0.6, linestyle=":")
+        style_panel(ax, p, "κ = max|x| / sqrt(var + eps)")
         bs = [cell_budget(c) for c in mine if cell_budget(c) is not None]
         if bs:
             ax.axhline(min(bs), color="black", linewidth=1, linestyle="-.", label="budget (smallest in panel)")
-        ax.set_title(f"{p[0]} {p[1]}", fontsize=9)
-        ax.set_xlabel("κ = max|x| / sqrt(var + eps)", fontsize=8)
-        ax.set_ylabel("worst max_cond_err", fontsize=8)
-        ax.tick_params(labelsize=7)
-    handles, labels = [], []
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    finish_figure(fig, axes, "Error against the condition number κ (judged cells)")
-    fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, 0.0))
-    return svg(fig)
+    return finish_figure(fig, axes, "Error against the condition number κ (judged cells)")
 
 
 def esc(s):
