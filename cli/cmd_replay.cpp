@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common.h"
+#include "gnv/npy.h"
 #include "fuzz/decode.h"
 
 namespace gnv::cli {
@@ -25,9 +26,12 @@ struct ReplayOptions {
 };
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(fmt::format("{}: cannot open", path));
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  // Fuzz inputs are small (libFuzzer's -max_len is KBs); 64 MiB bounds a mistaken path.
+  try {
+    return read_small_file(path, 64 << 20);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
 }
 
 int replay_differential(const ReplayOptions& o, const std::string& bytes) {

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "gnv/npy.h"
 #include "gnv/report.h"
 #include "gnv/stress.h"
 
@@ -666,12 +667,14 @@ Report baseline_of(const Report& r) {
 }
 
 Report read_report(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ReportError(fmt::format("{}: cannot open", path.string()));
-  std::ostringstream ss;
-  ss << in.rdbuf();
+  std::string text;
   try {
-    return parse_report(ss.str());
+    text = read_small_file(path, kMaxReportBytes);
+  } catch (const std::invalid_argument& e) {
+    throw ReportError(e.what());
+  }
+  try {
+    return parse_report(text);
   } catch (const ReportError& e) {
     throw ReportError(fmt::format("{}: {}", path.string(), e.what()));
   }

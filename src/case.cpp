@@ -89,12 +89,14 @@ class Fields {
 };
 
 json read_json(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw CaseError(fmt::format("{}: cannot open", file.string()));
-  std::stringstream ss;
-  ss << in.rdbuf();
+  std::string text;
   try {
-    return json::parse(ss.str());
+    text = read_small_file(file, 1 << 20);
+  } catch (const std::invalid_argument& e) {
+    throw CaseError(e.what());
+  }
+  try {
+    return json::parse(text);
   } catch (const json::exception& e) {
     throw CaseError(fmt::format("{}: invalid JSON: {}", file.string(), e.what()));
   }
@@ -119,10 +121,13 @@ Problem problem_from_json(const json& j, const std::string& file) {
 
 // A missing or unreadable tensor file is a broken case directory (CaseError); a tensor of the
 // wrong shape is a readable file describing an invalid case (InvalidProblem, from validate()).
-Tensor read_tensor(const fs::path& file, DType dtype) {
-  if (!fs::exists(file)) throw CaseError(fmt::format("{}: missing", file.string()));
+// At most the bytes its expected shape needs (plus a header) are read: a 2 GB file is refused
+// without reading it.
+Tensor read_tensor(const fs::path& file, DType dtype, int64_t elements) {
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(file, ec))) throw CaseError(fmt::format("{}: missing", file.string()));
   try {
-    return to_tensor(read_npy(file), dtype, file.string());
+    return to_tensor(read_npy(file, npy_max_bytes(elements, dtype)), dtype, file.string());
   } catch (const NpyError& e) {
     throw CaseError(e.what());
   }
@@ -219,16 +224,16 @@ Case load_case(const fs::path& dir) {
   c.problem.validate();
 
   const Problem& p = c.problem;
-  c.x = read_tensor(dir / "x.npy", p.dtype);
+  c.x = read_tensor(dir / "x.npy", p.dtype, p.numel());
   if (p.affine) {
-    c.gamma = read_tensor(dir / "gamma.npy", p.dtype);
-    c.beta = read_tensor(dir / "beta.npy", p.dtype);
+    c.gamma = read_tensor(dir / "gamma.npy", p.dtype, p.C);
+    c.beta = read_tensor(dir / "beta.npy", p.dtype, p.C);
   } else {
     // Refused rather than ignored: the likelier story is a case.json that lost "affine": true.
     require_absent(dir / "gamma.npy", "affine is false");
     require_absent(dir / "beta.npy", "affine is false");
   }
-  if (fs::exists(dir / "dy.npy")) c.dy = read_tensor(dir / "dy.npy", p.dtype);
+  if (fs::exists(dir / "dy.npy")) c.dy = read_tensor(dir / "dy.npy", p.dtype, p.numel());
   c.validate();
   return c;
 }

@@ -272,14 +272,18 @@ NpyArray parse_npy(std::string_view bytes, const std::string& what) {
   return a;
 }
 
-NpyArray read_npy(const std::filesystem::path& path) {
-  const std::string what = path.string();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(what, fmt::format("cannot open: {}", errno_text(errno)));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail(what, "read error");
-  return parse_npy(ss.view(), what);
+std::uintmax_t npy_max_bytes(int64_t elements, DType dtype) {
+  return kMaxNpyHeader + static_cast<std::uintmax_t>(std::max<int64_t>(elements, 0)) * info(dtype).bytes;
+}
+
+NpyArray read_npy(const std::filesystem::path& path, std::uintmax_t max_bytes) {
+  std::string bytes;
+  try {
+    bytes = read_small_file(path, max_bytes);
+  } catch (const std::invalid_argument& e) {
+    throw NpyError(e.what());
+  }
+  return parse_npy(bytes, path.string());
 }
 
 Tensor to_tensor(const NpyArray& a, DType want, const std::string& what) {
@@ -364,7 +368,14 @@ std::string read_small_file(const std::filesystem::path& path, std::uintmax_t ma
   const fs::file_status st = fs::status(path, ec);
   if (ec) throw std::invalid_argument(fmt::format("{}: cannot open: {}", path.string(), ec.message()));
   if (!fs::is_regular_file(st))
-    throw std::invalid_argument(fmt::format("{}: not a regular file", path.string()));
+    throw std::invalid_argument(fmt::format("{}: not a regular file ({})", path.string(),
+                                            fs::is_directory(st) ? "a directory"
+                                            : fs::is_fifo(st)    ? "a FIFO"
+                                            : fs::is_character_file(st) || fs::is_block_file(st) ? "a device"
+                                                                                                 : "not a plain file"));
+  if (const std::uintmax_t size = fs::file_size(path, ec); !ec && size > max_bytes)
+    throw std::invalid_argument(
+        fmt::format("{}: {} bytes, more than the {} this file may hold", path.string(), size, max_bytes));
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw std::invalid_argument(fmt::format("{}: cannot open: {}", path.string(), errno_text(errno)));
   // Read at most one byte past the limit: the file may grow between the stat and the read.
@@ -383,7 +394,7 @@ std::string read_small_file(const std::filesystem::path& path, std::uintmax_t ma
     if (out.size() > max_bytes) {
       ::close(fd);
       throw std::invalid_argument(
-          fmt::format("{}: larger than the limit of {} bytes for this kind of file", path.string(), max_bytes));
+          fmt::format("{}: more than the {} bytes this file may hold", path.string(), max_bytes));
     }
   }
   ::close(fd);

@@ -101,6 +101,25 @@ done
 expect_rc "forward-only saved case" 0 "$gnv" check --impl welford "${small[@]}" --save-case "$tmp/case-fwd"
 expect_rc "--backward on a case without dy.npy" 2 "$gnv" check --case "$tmp/case-fwd" --impl welford --backward
 expect_grep "--backward without dy.npy message" "$tmp/err" "dy.npy"
+# A case directory is untrusted input: x.npy that is /dev/zero, a FIFO, a directory or a valid
+# header followed by far more data than the shape needs is refused at once, without reading it.
+bad_x() {  # bad_x NAME SETUP...: a copy of case-fwd whose x.npy is replaced by SETUP
+  local what=$1
+  shift
+  rm -rf "$tmp/case-bad" && cp -r "$tmp/case-fwd" "$tmp/case-bad" && rm -f "$tmp/case-bad/x.npy"
+  "$@"
+  local start=$SECONDS
+  expect_rc "case with x.npy $what" 2 timeout 20 "$gnv" check --case "$tmp/case-bad" --impl welford
+  [ $((SECONDS - start)) -le 5 ] && ok "... refused within 5 s" || bad "... took $((SECONDS - start)) s"
+}
+bad_x "-> /dev/zero" ln -s /dev/zero "$tmp/case-bad/x.npy"
+expect_grep "... names a device" "$tmp/err" "x.npy: not a regular file \(a device\)"
+bad_x "a FIFO" mkfifo "$tmp/case-bad/x.npy"
+expect_grep "... names a FIFO" "$tmp/err" "x.npy: not a regular file \(a FIFO\)"
+bad_x "a directory" mkdir "$tmp/case-bad/x.npy"
+expect_grep "... names a directory" "$tmp/err" "x.npy: not a regular file \(a directory\)"
+bad_x "with 64 MB of trailing data" sh -c "cp '$tmp/case-fwd/x.npy' '$tmp/case-bad/x.npy' && head -c 67108864 /dev/zero >>'$tmp/case-bad/x.npy'"
+expect_grep "... names the size" "$tmp/err" "x.npy: [0-9]+ bytes, more than the [0-9]+ this file may hold"
 
 # --- oracle -------------------------------------------------------------------------------------
 # npy_shape FILE: prints "shape dtype" as numpy sees them.

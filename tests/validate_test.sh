@@ -146,6 +146,12 @@ expect_rc "runner missing a file" 1 "$gnv" validate --runner "$(r missing)" "${r
 expect_grep "missing file named" "$tmp/r3/report.json" 'rstd.npy: missing \(the runner did not write it\)'
 expect_rc "runner writing a wrong shape" 1 "$gnv" validate --runner "$(r wrongshape)" "${rgrid[@]}" --out "$tmp/r4"
 expect_grep "wrong shape named" "$tmp/r4/report.json" 'y.npy: shape \(.*\), expected \('
+for m in devzero fifo; do
+  start=$SECONDS
+  expect_rc "runner leaving y.npy as $m" 1 timeout 60 "$gnv" validate --runner "$(r $m)" "${rgrid[@]}" --timeout 20 --out "$tmp/r-$m"
+  [ $((SECONDS - start)) -le 30 ] && ok "... ended within 30 s" || bad "... took $((SECONDS - start)) s"
+  expect_grep "... each cell an ERROR naming the file" "$tmp/r-$m/report.json" '"verdict":"ERROR","error":"[^"]*y.npy: not a regular file'
+done
 expect_rc "runner writing garbage" 1 "$gnv" validate --runner "$(r garbage)" "${rgrid[@]}" --out "$tmp/r5"
 expect_grep "garbage npy named" "$tmp/r5/report.json" '"verdict":"ERROR".*y.npy'
 expect_rc "runner declining cases" 1 "$gnv" validate --runner "$(r error)" "${rgrid[@]}" --out "$tmp/r6"

@@ -27,7 +27,13 @@ struct NpyArray {
 
 // Parses the bytes of a whole .npy file. `what` names the source in error messages.
 NpyArray parse_npy(std::string_view bytes, const std::string& what = "npy");
-NpyArray read_npy(const std::filesystem::path& path);
+// What a .npy of `elements` elements of `dtype` may take: the data and a header of at most
+// kMaxNpyHeader bytes.
+inline constexpr std::uintmax_t kMaxNpyHeader = 1 << 20;
+std::uintmax_t npy_max_bytes(int64_t elements, DType dtype);
+// Reads a regular file of at most max_bytes (a FIFO, a device such as /dev/zero, a directory or a
+// larger file is an NpyError at once, before any data is read).
+NpyArray read_npy(const std::filesystem::path& path, std::uintmax_t max_bytes = kMaxNpyHeader + (1ull << 32));
 // Converts to a tensor of dtype `want` (bf16 accepts '<u2'); throws NpyError on a descr mismatch.
 Tensor to_tensor(const NpyArray& a, DType want, const std::string& what = "npy");
 

@@ -224,7 +224,9 @@ std::string to_json_text(const Report& r);
 Report parse_report(std::string_view text);
 // The baseline form of a report (baseline_detail set, details dropped).
 Report baseline_of(const Report& r);
-// Reads a file; ReportError messages start with the path.
+// Reads a regular file of at most kMaxReportBytes (the full grid's report is tens of MB); ReportError
+// messages start with the path.
+inline constexpr std::uintmax_t kMaxReportBytes = 1ull << 30;
 Report read_report(const std::filesystem::path& path);
 
 // ---- waivers ----------------------------------------------------------------------------------

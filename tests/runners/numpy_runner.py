@@ -8,6 +8,8 @@ third-party kernels"), with deliberate failures selected by --mode:
   garbage     writes a y.npy that is not an .npy file
   error       writes error.txt for channels-last cases, correct results otherwise
   unsupported writes unsupported.txt for channels-last cases (declines them), correct otherwise
+  devzero     makes y.npy a symlink to /dev/zero
+  fifo        makes y.npy a FIFO nobody writes
   crash       kills itself with SIGSEGV
   hang        sleeps forever
   onepass     one-pass float32 variance (wrong on offset inputs)
@@ -105,6 +107,10 @@ def main():
             y = y.reshape(y.shape[::-1])
         if mode == "garbage":
             open(os.path.join(d, "y.npy"), "wb").write(b"\x93NUMPY not really")
+        elif mode == "devzero":
+            os.symlink("/dev/zero", os.path.join(d, "y.npy"))
+        elif mode == "fifo":
+            os.mkfifo(os.path.join(d, "y.npy"))
         else:
             np.save(os.path.join(d, "y.npy"), y.astype(dt))
         if mode != "nostats":
