@@ -19,6 +19,7 @@ struct CheckOptions {
   std::string save_case;
   bool backward = false;
   std::string budget = "pairwise";
+  double max_memory = 0;
   ProblemSpec spec;
   ExternalOptions ext;
 };
@@ -84,6 +85,7 @@ int run_check(CheckOptions o) {
     const Stress s = parse_stress(o.spec.stress);
     // Resolve impls before generating, so a usage error costs nothing and writes nothing.
     (void)impls_for(o.impl, p, backward);
+    require_memory(p, backward, 1, o.max_memory);
     c = make_case(p, s, o.spec.seed, backward);
     stress = s.name();
     seed = o.spec.seed;
@@ -119,6 +121,7 @@ Command register_check(CLI::App& app) {
                   "Implementation name, or 'all' (see `gnv list`); required unless one --plugin/--runner is given");
   add_external_options(sub, o->ext);
   auto* case_opt = sub->add_option("--case", o->case_dir, "Replay a saved case directory");
+  add_memory_option(sub, o->max_memory);
   sub->add_option("--budget", o->budget,
                   "Budget profile: pairwise (4 + 2 log2 L) or sequential (4 + 16 sqrt L), README \"Budgets\"")
       ->capture_default_str()

@@ -51,6 +51,7 @@ struct SweepOptions {
   std::string write_baseline;
   std::string waivers;
   std::string budget;  // empty: the grid's
+  double max_memory = 0;
   std::string save_cases = "failing";
   size_t max_saved_cases = 200;
   // `gnv validate`: the impls are the external ones (plus --impl, if given), loaded at run time.
@@ -330,6 +331,26 @@ int run_sweep(const SweepOptions& o) {
   }
   if (!any_supported) throw UsageError("no selected implementation supports the selected dtypes and layouts");
 
+  int njobs = o.jobs > 0 ? o.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // The largest case must fit --max-memory; with several at once, fewer jobs may (README "Memory").
+  if (!jobs.empty()) {
+    const Job* big = &jobs.front();
+    double most = 0;
+    for (const Job& j : jobs)
+      if (const double e = estimate_check_bytes(j.spec.problem, grid.backward); e > most) {
+        most = e;
+        big = &j;
+      }
+    require_memory(big->spec.problem, grid.backward, 1, o.max_memory);
+    const int fit = static_cast<int>(std::max(1.0, std::floor(o.max_memory / most)));
+    if (fit < std::min<int>(njobs, static_cast<int>(jobs.size()))) {
+      fmt::print(stderr, "gnv: note: {} case(s) at once fit --max-memory {} (largest case {} G={}: {}): --jobs {}\n",
+                 fit, bytes_text(o.max_memory), big->spec.problem.shape_string(), big->spec.problem.G, bytes_text(most),
+                 fit);
+      njobs = fit;
+    }
+  }
+
   // External runners run their cases in one batch each, before the checks read the outputs.
   for (const Impl* impl : impls) {
     const auto* batch = dynamic_cast<const BatchImpl*>(impl);
@@ -348,7 +369,6 @@ int run_sweep(const SweepOptions& o) {
   // Stale failing cases from an earlier run would be mistaken for this run's findings.
   fs::remove_all(out / "cases");
 
-  const int njobs = o.jobs > 0 ? o.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::vector<Cell>> results(jobs.size());
   Progress progress(jobs.size(), stderr_is_tty());
   std::atomic<size_t> next{0};
@@ -450,6 +470,7 @@ CLI::Option* add_sweep_options(CLI::App* sub, const std::shared_ptr<SweepOptions
   sub->add_flag("--html,!--no-html", o->html, "Write report.html (needs python3-matplotlib; default on)");
   sub->add_option("--write-baseline", o->write_baseline,
                   "Also write the report's baseline form (what `gnv compare` reads) to this file");
+  add_memory_option(sub, o->max_memory);
   sub->add_option("--budget", o->budget,
                   "Budget profile the kernels promise: pairwise (default: 4 + 2 log2 L) or sequential (4 + 16 sqrt L), "
                   "README \"Budgets\"; default: the grid's")

@@ -78,6 +78,36 @@ std::vector<const Impl*> select_impls(const std::vector<std::string>& names) {
   return out;
 }
 
+void add_memory_option(CLI::App* sub, double& limit) {
+  limit = default_memory_limit();
+  sub->add_option("--max-memory", limit,
+                  fmt::format("Refuse cases whose estimated peak memory (README \"Memory\") exceeds this many bytes "
+                              "(units allowed: 8G, 512MiB); default 3/4 of physical memory, here {}",
+                              bytes_text(limit)))
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::PositiveNumber);
+}
+
+std::string bytes_text(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 6) {
+    bytes /= 1024;
+    ++u;
+  }
+  return fmt::format("{:.3g} {}", bytes, units[u]);
+}
+
+void require_memory(const Problem& p, bool backward, int at_once, double limit) {
+  const double need = estimate_check_bytes(p, backward) * std::max(at_once, 1);
+  if (need > limit)
+    throw UsageError(fmt::format(
+        "shape {} G={} {}{}{} needs an estimated {} to check (README \"Memory\"), more than --max-memory {}",
+        p.shape_string(), p.G, name(p.dtype), backward ? " with the backward pass" : "",
+        at_once > 1 ? fmt::format(" times {} cases at once (--jobs)", at_once) : "", bytes_text(need),
+        bytes_text(limit)));
+}
+
 std::string unsupported_reason(const Impl& impl, const Problem& p, bool backward) {
   const Capabilities caps = impl.capabilities();
   if (!impl_available(impl))

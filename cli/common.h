@@ -82,6 +82,13 @@ std::vector<const Impl*> select_impls(const std::vector<std::string>& names);
 // Empty when the impl can run the problem here, else the reason (unavailable, dtype, layout, pass).
 std::string unsupported_reason(const Impl& impl, const Problem& p, bool backward);
 
+// --max-memory: the option (bytes, or with a unit: 8G, 512MiB) and the check every subcommand makes
+// before it allocates a case: the estimated peak (estimate_check_bytes) times the cases checked at
+// once must fit, else UsageError naming the shape, the estimate and the limit.
+void add_memory_option(CLI::App* sub, double& limit);
+std::string bytes_text(double bytes);
+void require_memory(const Problem& p, bool backward, int at_once, double limit);
+
 // The command that regenerates a case from scratch and checks it.
 std::string reproduce_command(const std::string& impl, const Problem& p, const std::string& stress,
                               uint64_t seed, bool backward);

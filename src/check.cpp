@@ -1,5 +1,7 @@
 #include "gnv/check.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -203,6 +205,24 @@ std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls
     }
   }
   return res;
+}
+
+double estimate_check_bytes(const Problem& p, bool backward) {
+  // In double: N*C*S of an absurd shape overflows int64 but not double.
+  double n = static_cast<double>(std::max<int64_t>(p.N, 0)) * static_cast<double>(p.C);
+  for (int64_t e : p.spatial) n *= static_cast<double>(e);
+  const double m = static_cast<double>(p.C) / static_cast<double>(std::max<int64_t>(p.G, 1)) *
+                   (n > 0 ? n / (static_cast<double>(std::max<int64_t>(p.N, 1)) * static_cast<double>(p.C)) : 0);
+  const double es = info(p.dtype).bytes;
+  const double per_element = backward ? 75 + 6 * es : 40 + 2 * es;
+  const double per_group_element = backward ? 350 : 150;
+  return 8.0 * (1 << 20) + n * per_element + m * per_group_element;
+}
+
+double default_memory_limit() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 16.0 * (1ull << 30);  // unknown: a 16 GiB guess
+  return 0.75 * static_cast<double>(pages) * static_cast<double>(page);
 }
 
 CheckResult check_case(const Impl& impl, const Case& c, bool backward, BudgetProfile profile) {

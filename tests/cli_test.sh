@@ -40,6 +40,21 @@ expect_rc "unknown impl" 2 "$gnv" check --impl nosuch "${small[@]}"
 expect_grep "unknown impl lists the available ones" "$tmp/err" "welford"
 expect_rc "--case excludes --shape" 2 "$gnv" check --impl welford --case "$tmp" --shape 2,16
 
+# --- memory: an impossible shape is refused up front with its estimate, not OOM-killed -------------
+start=$SECONDS
+expect_rc "check of a 10^15-element shape" 2 timeout 20 "$gnv" check --impl welford --shape 100000,100000,100000 --groups 1
+expect_grep "... names the estimate and the limit" "$tmp/err" "gnv: error: shape 100000,100000,100000 G=1 f32 needs an estimated [0-9.]+ PiB .* more than --max-memory"
+expect_rc "check of one 10^9-element group with the backward pass" 2 timeout 20 "$gnv" check --impl welford --shape 1,1,1000000000 --groups 1 --backward
+[ $((SECONDS - start)) -le 5 ] && ok "... both refused within 5 s" || bad "... took $((SECONDS - start)) s"
+expect_rc "--max-memory with a unit" 2 "$gnv" check --impl welford --shape 2,16,5 --groups 4 --max-memory 1KiB
+expect_rc "--max-memory that is not a size" 2 "$gnv" check --impl welford --shape 2,16,5 --groups 4 --max-memory lots
+expect_rc "a sweep whose cases fit one at a time runs with fewer jobs" 0 "$gnv" sweep --shape 1,8,64,64 --groups 1 \
+  --impl welford --dtype f32 --layout nchw --stress normal,offset:10 --jobs 2 --max-memory 30MiB --no-html --out "$tmp/mem"
+expect_grep "... and says so" "$tmp/err" "gnv: note: 1 case\(s\) at once fit --max-memory 30 MiB .*--jobs 1"
+expect_rc "a sweep whose largest case does not fit" 2 "$gnv" sweep --shape 1,8,64,64 --groups 1 --impl welford \
+  --dtype f32 --layout nchw --stress normal --max-memory 10MiB --no-html --out "$tmp/mem"
+[ -s "$tmp/mem/report.json" ] && ok "... refused before touching --out" || bad "the refused sweep lost the earlier report"
+
 # --- list, --version -----------------------------------------------------------------------------
 expect_rc "list" 0 "$gnv" list
 for word in naive welford onepass CONTROL offset grids/smoke.toml grids/ci.toml; do expect_grep "list mentions $word" "$tmp/out" "$word"; done
