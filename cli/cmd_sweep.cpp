@@ -460,8 +460,8 @@ CLI::Option* add_sweep_options(CLI::App* sub, const std::shared_ptr<SweepOptions
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   sub->add_option("--shard", o->shard, "Run shard k of n (k/n): cases split round robin; join with `gnv merge`");
-  sub->add_option("--jobs,-j", o->jobs, "Cases checked in parallel (default: one per hardware thread)")
-      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--jobs,-j", o->jobs, "Cases checked in parallel (default 0: one per hardware thread)")
+      ->check(CLI::Range(0, 4096));
   sub->add_option("--baseline", o->baseline, "Compare with this report.json at the end (as `gnv compare`)");
   sub->add_option("--tolerance", o->tolerance, "With --baseline: allowed growth factor of an error")
       ->capture_default_str();

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -225,9 +226,15 @@ nlohmann::json to_json(const Problem& p, const CheckResult& r) {
 }
 
 CLI::Validator non_negative_integer() {
+  // Digits only and within uint64: CLI11 would saturate 99999999999999999999999 to 2^64-1 silently.
   return CLI::Validator(
       [](std::string& s) {
-        return !s.empty() && s[0] == '-' ? std::string("must be a non-negative integer") : std::string();
+        uint64_t v = 0;
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        const bool digits = !s.empty() && std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+        if (!digits || ec != std::errc() || end != s.data() + s.size())
+          return fmt::format("'{}' is not an integer from 0 to 18446744073709551615", s);
+        return std::string();
       },
       "");
 }

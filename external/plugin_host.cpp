@@ -273,6 +273,9 @@ class PluginImpl final : public Impl {
  private:
   void finish(const char* pass, const ChildEnd& end, Header& h) const {
     h.msg[sizeof h.msg - 1] = '\0';
+    // The message is the plugin's text: no terminal escapes or control bytes reach gnv's output.
+    for (char& ch : h.msg)
+      if (ch != '\0' && (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f)) ch = '?';
     if (end.timed_out)
       throw KernelAborted(Verdict::timeout, fmt::format("plugin {} {} did not return within {:g} s (killed)",
                                                         name_, pass, timeout_s_));

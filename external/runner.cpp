@@ -139,6 +139,7 @@ std::string tail_of_file(const fs::path& f, size_t max_bytes) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   for (char& c : s)
     if (c == '\n' || c == '\r') c = '|';
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   return s;
 }
 
@@ -330,6 +331,8 @@ class RunnerImpl final : public BatchImpl {
       }
       while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
       if (text.size() > 500) text = text.substr(0, 500) + "...";
+      for (char& ch : text)  // the runner's text: no terminal escapes or control bytes in gnv's output
+        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
       if (file == std::string_view("unsupported.txt"))
         throw KernelAborted(Verdict::skipped, fmt::format("runner {} declined {} of {}: {}", o_.name, pass, e.dir.string(), text));
       throw std::runtime_error(fmt::format("runner {} could not run {} of {}: {}", o_.name, pass, e.dir.string(), text));

@@ -120,14 +120,29 @@ std::string entry_text(const Entry& e, bool markdown, bool control) {
   return text;
 }
 
+// Text from kernels, runners and other machines' reports: no table breaks, no raw HTML (GitHub
+// renders some tags in Markdown), no control bytes.
 std::string md_escape(std::string s) {
   std::string out;
   for (char ch : s) {
     if (ch == '|') out += "\\|";
+    else if (ch == '<') out += "&lt;";
+    else if (ch == '>') out += "&gt;";
+    else if (ch == '&') out += "&amp;";
     else if (ch == '\n' || ch == '\r') out += ' ';
+    else if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) out += '?';
     else out += ch;
   }
   return out;
+}
+
+// Text inside a `code span`: entities would show literally there, so only what would end the span
+// or the line, or is a control byte, is replaced.
+std::string md_code(std::string s) {
+  for (char& ch : s)
+    if (ch == '`') ch = '\'';
+    else if (ch == '\n' || ch == '\r' || static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  return s;
 }
 
 std::string offset_text(double k) {
@@ -315,11 +330,11 @@ std::string render_markdown(const Report& r) {
   auto list_cells = [&](const std::vector<const Cell*>& listed) {
     for (size_t i = 0; i < listed.size() && i < kMaxListed; ++i) {
       const Cell& c = *listed[i];
-      md += fmt::format("- `{}` ({}, G={}{}): **{}**{}\n  - reproduce: `{}`\n", md_escape(c.id()),
+      md += fmt::format("- `{}` ({}, G={}{}): **{}**{}\n  - reproduce: `{}`\n", md_code(c.id()),
                         c.problem.shape_string(), c.problem.G, c.problem.affine ? ", affine" : "", cell_label(c),
-                        md_escape(failure_detail(c)), md_escape(c.reproduce));
+                        md_escape(failure_detail(c)), md_code(c.reproduce));
       if (!c.case_dir.empty())
-        md += fmt::format("  - replay (from the report's folder): `{}`\n", md_escape(replay_command(r, c)));
+        md += fmt::format("  - replay (from the report's folder): `{}`\n", md_code(replay_command(r, c)));
     }
     if (listed.size() > kMaxListed) md += fmt::format("- … and {} more in report.json\n", listed.size() - kMaxListed);
   };
@@ -338,7 +353,7 @@ std::string render_markdown(const Report& r) {
     std::set<std::string> reasons;
     for (const Cell& c : r.cells)
       if (!c.judged() && reasons.size() < 5 && reasons.insert(c.impl + ": " + c.result.error).second)
-        md += fmt::format("- `{}`: {}\n", md_escape(c.id()), md_escape(c.result.error));
+        md += fmt::format("- `{}`: {}\n", md_code(c.id()), md_escape(c.result.error));
   }
   if (r.saved.omitted)
     md += fmt::format("\n{} cases saved under `cases/` (`--save-cases {}`); {} more were left out by the cap of "
@@ -352,7 +367,8 @@ std::string render_markdown(const Report& r) {
   for (const auto& [impl, cs] : s.controls) {
     for (const Cell& c : r.cells) {
       if (c.impl != impl || c.result.verdict != Verdict::fail) continue;
-      md += fmt::format("  - e.g. `{}`:{}\n    reproduce: `{}`\n", c.id(), md_escape(failure_detail(c)), c.reproduce);
+      md += fmt::format("  - e.g. `{}`:{}\n    reproduce: `{}`\n", md_code(c.id()), md_escape(failure_detail(c)),
+                        md_code(c.reproduce));
       break;
     }
   }
@@ -436,6 +452,9 @@ std::string render_text(const Report& r) {
                         name(r.saved.policy), r.saved.omitted, r.saved.max);
   for (const std::string& l : control_lines(s)) text += l + "\n";
   text += fmt::format("result: {}\n", s.passed_all ? "PASS" : "FAIL");
+  // For a terminal: a report from another machine may carry escape sequences in its texts.
+  for (char& ch : text)
+    if (ch != '\n' && (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f)) ch = '?';
   return text;
 }
 

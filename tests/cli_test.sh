@@ -46,6 +46,11 @@ expect_rc "check of a 10^15-element shape" 2 timeout 20 "$gnv" check --impl welf
 expect_grep "... names the estimate and the limit" "$tmp/err" "gnv: error: shape 100000,100000,100000 G=1 f32 needs an estimated [0-9.]+ PiB .* more than --max-memory"
 expect_rc "check of one 10^9-element group with the backward pass" 2 timeout 20 "$gnv" check --impl welford --shape 1,1,1000000000 --groups 1 --backward
 [ $((SECONDS - start)) -le 5 ] && ok "... both refused within 5 s" || bad "... took $((SECONDS - start)) s"
+expect_rc "--seed past 2^64-1" 2 "$gnv" check --impl welford --shape 2,8 --groups 2 --seed 99999999999999999999999
+expect_grep "... says so instead of saturating" "$tmp/err" "is not an integer from 0 to 18446744073709551615"
+expect_rc "--seeds -1 on sweep" 2 "$gnv" sweep --seeds -1 --out "$tmp/x"
+expect_rc "--jobs -1" 2 "$gnv" sweep --jobs -1 --out "$tmp/x"
+[ "$(wc -c <"$tmp/err")" -lt 200 ] && ok "... with a short message" || bad "--jobs -1 message is $(wc -c <"$tmp/err") bytes"
 expect_rc "--max-memory with a unit" 2 "$gnv" check --impl welford --shape 2,16,5 --groups 4 --max-memory 1KiB
 expect_rc "--max-memory that is not a size" 2 "$gnv" check --impl welford --shape 2,16,5 --groups 4 --max-memory lots
 expect_rc "a sweep whose cases fit one at a time runs with fewer jobs" 0 "$gnv" sweep --shape 1,8,64,64 --groups 1 \

@@ -473,6 +473,20 @@ TEST(Report, WaiversMakeXfailAndStrictXpass) {
   EXPECT_NE(err("waivers = 1\n").find("unknown key"), std::string::npos);
 }
 
+TEST(Report, KernelTextsCannotInjectMarkupOrTerminalEscapes) {
+  Report r = sample();
+  Cell& c = r.cells.front();
+  c.result = CheckResult{};
+  c.result.verdict = Verdict::error;
+  c.result.error = "boom \x1b[2J<script>alert(1)</script> | & done";
+  const std::string md = render_markdown(r), text = render_text(r);
+  EXPECT_EQ(md.find('\x1b'), std::string::npos);
+  EXPECT_EQ(text.find('\x1b'), std::string::npos);
+  EXPECT_EQ(md.find("<script>"), std::string::npos);
+  EXPECT_NE(md.find("&lt;script&gt;alert(1)&lt;/script&gt; \\| &amp; done"), std::string::npos) << md;
+  EXPECT_NE(text.find("?[2J<script>"), std::string::npos) << "the terminal view keeps the text, escapes defused";
+}
+
 TEST(Report, BreakdownIsPerLayout) {
   Report r = sample();
   r.grid.layouts = {"nchw", "nhwc"};
