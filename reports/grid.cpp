@@ -169,6 +169,7 @@ void add_shape_variants(const ShapeSpec& base, const std::vector<double>& eps, c
 
 Grid read_grid_toml(std::string_view text, const std::string& source, const std::string& default_name) {
   const Reader rd(source);
+  require_safe_toml(text, source);
   toml::table top;
   try {
     top = toml::parse(text, source);
@@ -316,6 +317,52 @@ Grid read_grid_toml(std::string_view text, const std::string& source, const std:
 }
 
 }  // namespace
+
+void require_safe_toml(std::string_view text, const std::string& source) {
+  // toml++ 3.3.0 (Debian 12) reaches __builtin_unreachable() -- undefined behaviour, found by
+  // gnv's grid fuzz target -- when it classifies some non-ASCII code points as whitespace: outside
+  // strings and comments, and after a line-ending backslash in a multi-line basic string
+  // (marzer/tomlplusplus#190, #295; fixed upstream after 3.3.0). So non-ASCII text is allowed in
+  // comments and in single-line and literal strings only, which is where notes and reasons go.
+  enum { plain, comment, basic, literal, ml_basic, ml_literal } state = plain;
+  int line = 1;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    const auto starts = [&](std::string_view s) { return text.substr(i, s.size()) == s; };
+    if (ch == '\n') {
+      ++line;
+      if (state == comment) state = plain;
+      continue;
+    }
+    if (static_cast<unsigned char>(ch) >= 0x80 && (state == plain || state == ml_basic))
+      throw GridError(fmt::format("{}:{}: a non-ASCII character {} (allowed in comments and in single-line or "
+                                  "literal strings only: toml++ 3.3.0 misreads it elsewhere)",
+                                  source, line, state == plain ? "outside a string" : "in a \"\"\" string"));
+    switch (state) {
+      case plain:
+        if (ch == '#') state = comment;
+        else if (starts("\"\"\"")) state = ml_basic, i += 2;
+        else if (starts("'''")) state = ml_literal, i += 2;
+        else if (ch == '"') state = basic;
+        else if (ch == '\'') state = literal;
+        break;
+      case basic:
+      case ml_basic:
+        if (ch == '\\' && i + 1 < text.size() && text[i + 1] != '\n') ++i;  // escaped: never the end
+        else if (state == basic && ch == '"') state = plain;
+        else if (state == ml_basic && starts("\"\"\"")) state = plain, i += 2;
+        break;
+      case literal:
+        if (ch == '\'') state = plain;
+        break;
+      case ml_literal:
+        if (starts("'''")) state = plain, i += 2;
+        break;
+      case comment:
+        break;
+    }
+  }
+}
 
 Grid parse_grid(std::string_view text, const std::string& source) {
   std::string stem = std::filesystem::path(source).stem().string();

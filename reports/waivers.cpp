@@ -27,6 +27,7 @@ std::vector<Waiver> parse_waivers(std::string_view text, const std::string& sour
   auto fail = [&](const toml::source_region& at, const std::string& key, const std::string& what) {
     throw GridError(fmt::format("{}:{}: {}: {}", source, at.begin.line, key, what));
   };
+  require_safe_toml(text, source);
   toml::table top;
   try {
     top = toml::parse(text, source);

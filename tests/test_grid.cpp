@@ -147,6 +147,26 @@ TEST(Grid, MalformedFilesNameFileLineAndKey) {
   }
 }
 
+TEST(Grid, NonAsciiOnlyWhereToml3_3ReadsItSafely) {
+  // Found by the grid fuzz target: toml++ 3.3.0 reaches __builtin_unreachable() on some non-ASCII
+  // code points where it looks for whitespace (marzer/tomlplusplus#190, #295).
+  const std::string shape = "[[section.shape]]\nshape = [2, 8]\ngroups = [2]\n";
+  EXPECT_NE(grid_error("[[section]]\nname = \"s\"\nseeds = [0, 1, \xcd\xa9]\n" + shape)
+                .find("g.toml:3: a non-ASCII character outside a string"),
+            std::string::npos);
+  EXPECT_NE(grid_error("description = \"\"\"\\\n\xc2\xa7\"\"\"\n[[section]]\nname = \"s\"\n" + shape)
+                .find("g.toml:2: a non-ASCII character in a \"\"\" string"),
+            std::string::npos);
+  EXPECT_NE(grid_error("\xcc\xaa").find("g.toml:1:"), std::string::npos);
+  // Comments and single-line or literal strings may hold any text: notes and reasons do.
+  const Grid g = parse_grid("# \xce\xba \xc3\x97\n[[section]]\nname = \"s\"\n[[section.shape]]\nshape = [2, 8]\n"
+                            "groups = [2]\nnote = \"512\xc3\x97" "512 \\\" \xce\xba\"\n",
+                            "g.toml");
+  EXPECT_EQ(g.sections[0].shapes[0].note, "512\xc3\x97" "512 \" \xce\xba");
+  EXPECT_NO_THROW(parse_waivers("[[waiver]]\nreason = 'r\xc3\xa9ason'\n", "w.toml"));
+  EXPECT_THROW(parse_waivers("[[waiver]]\nreason = \"r\"\nimpl = \xc3\xa9\n", "w.toml"), GridError);
+}
+
 TEST(Grid, PresetsAreTheShippedFilesAndCiMatchesItsBaseline) {
   for (const PresetInfo& p : presets()) {
     EXPECT_EQ(p.file, "grids/" + p.name + ".toml");
