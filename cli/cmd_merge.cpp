@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common.h"
+#include "run_dir.h"
 #include "gnv/npy.h"
 #include "gnv/report.h"
 
@@ -63,15 +64,16 @@ int run_merge(const MergeOptions& o) {
     print_error(e.what());
     return kExitUsage;
   }
-  const fs::path out = o.out;
   for (const std::string& s : o.shards) {
     for (const char* f : {"report.json", "report.md", "junit.xml", "report.html"})
-      if (same_file(out / f, s))
+      if (same_file(fs::path(o.out) / f, s))
         throw UsageError(fmt::format("--out {}: would overwrite the input {}", o.out, s));
     if (!o.write_baseline.empty() && same_file(o.write_baseline, s))
       throw UsageError(fmt::format("--write-baseline {}: would overwrite the input {}", o.write_baseline, s));
   }
-  fs::create_directories(out);
+  // Written as a set and swapped in at the end, like a sweep's (README "Report directory").
+  RunDir dir(o.out);
+  const fs::path out = dir.staging();
   // Case directories are relative to their report's folder: bring them along.
   for (size_t i = 0; i < shards.size(); ++i) {
     const fs::path from = fs::path(o.shards[i]).parent_path();
@@ -79,7 +81,6 @@ int run_merge(const MergeOptions& o) {
       if (c.case_dir.empty()) continue;
       const fs::path src = from / c.case_dir, dst = out / c.case_dir;
       std::error_code ec;
-      if (fs::equivalent(src, dst, ec)) continue;
       if (!fs::exists(fs::symlink_status(src, ec))) {
         fmt::print(stderr, "gnv: warning: {}: missing (cell {})\n", src.string(), c.id());
         continue;
@@ -88,8 +89,10 @@ int run_merge(const MergeOptions& o) {
     }
   }
   std::string files;
-  const Report written = publish_report(merged, out, o.html, o.write_baseline, files);
-  fmt::print("merged {} shards into {}/{}\n", shards.size(), out.string(), files);
+  const Report written =
+      publish_report(merged, out, o.html, o.write_baseline.empty() ? "" : dir.place(o.write_baseline).string(), files);
+  dir.commit();
+  fmt::print("merged {} shards into {}/{}\n", shards.size(), o.out, files);
   return summarize(written).passed_all ? kExitPass : kExitFail;
 }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common.h"
+#include "run_dir.h"
 #include "gnv/external.h"
 #include "gnv/npy.h"
 #include "gnv/report.h"
@@ -351,6 +352,11 @@ int run_sweep(const SweepOptions& o) {
     }
   }
 
+  // Everything is written into a staging folder and swapped in at the end (README "Report
+  // directory"); nothing above this line has touched the file system.
+  RunDir dir(o.out);
+  const fs::path out = dir.staging();
+
   // External runners run their cases in one batch each, before the checks read the outputs.
   for (const Impl* impl : impls) {
     const auto* batch = dynamic_cast<const BatchImpl*>(impl);
@@ -364,10 +370,6 @@ int run_sweep(const SweepOptions& o) {
     fmt::print(stderr, "gnv: {}\n", batch->run_queued());
   }
 
-  const fs::path out = o.out;
-  fs::create_directories(out);
-  // Stale failing cases from an earlier run would be mistaken for this run's findings.
-  fs::remove_all(out / "cases");
 
   std::vector<std::vector<Cell>> results(jobs.size());
   Progress progress(jobs.size(), stderr_is_tty());
@@ -410,8 +412,8 @@ int run_sweep(const SweepOptions& o) {
 
   // report.json is the source of truth: every other view is rendered from the file as written.
   std::string files;
-  const Report written = publish_report(r, out, o.html, o.write_baseline, files);
-  fmt::print("wrote {}/{}\n", out.string(), files);
+  const Report written =
+      publish_report(r, out, o.html, o.write_baseline.empty() ? "" : dir.place(o.write_baseline).string(), files);
   int rc = summarize(written).passed_all ? kExitPass : kExitFail;
   if (base) {
     try {
@@ -420,6 +422,8 @@ int run_sweep(const SweepOptions& o) {
       return report_error(e);
     }
   }
+  dir.commit();
+  fmt::print("wrote {}/{}\n", o.out, files);
   return rc;
 }
 
@@ -517,8 +521,7 @@ Command register_validate(CLI::App& app) {
             if (bwd->count()) o->backward = o->backward_flag;
             if (o->ext.plugins.empty() && o->ext.runners.empty())
               throw UsageError("validate: give a kernel to validate with --plugin PATH or --runner CMD");
-            std::error_code ec;
-            o->ext.runner_dir = std::filesystem::absolute(o->out, ec) / "runner";
+            o->ext.runner_dir = RunDir::staging_for(o->out) / "runner";
             for (const ExternalImpl& e : register_external(o->ext)) {
               o->external_impls.push_back(e.name);
               o->external[e.name] = e.load;

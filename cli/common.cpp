@@ -19,7 +19,8 @@ void print_error(const std::string& msg) { fmt::print(stderr, "gnv: error: {}\n"
 
 int run_guarded(const std::function<int()>& run) {
   // Order matters: InvalidProblem is an invalid_argument; CaseError and NpyError are
-  // runtime_errors that must not fall through to the generic "internal failure" branch.
+  // runtime_errors that must not fall through to the generic "internal failure" branch; file
+  // system errors and memory exhaustion are about the environment gnv was given: exit 2 too.
   try {
     return run();
   } catch (const UsageError& e) {
@@ -30,6 +31,12 @@ int run_guarded(const std::function<int()>& run) {
     print_error(e.what());
   } catch (const std::invalid_argument& e) {
     print_error(e.what());
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path gnv cannot create, read or write: the user's to fix, named without C++'s wording.
+    print_error(fmt::format("{}{}{}: {}", e.path1().string(), e.path2().empty() ? "" : " -> ", e.path2().string(),
+                            e.code().message()));
+  } catch (const std::bad_alloc&) {
+    print_error("out of memory (README \"Memory\": --max-memory bounds what gnv tries; --jobs 1 needs the least)");
   } catch (const std::exception& e) {
     print_error(e.what());
     return kExitFail;

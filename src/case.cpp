@@ -201,7 +201,7 @@ void save_case(const Case& c, const fs::path& dir) {
   } catch (const NpyError& e) {
     throw CaseError(e.what());
   } catch (const fs::filesystem_error& e) {
-    throw CaseError(fmt::format("{}: cannot save case: {}", dir.string(), e.what()));
+    throw CaseError(fmt::format("{}: cannot save case: {} ({})", dir.string(), e.code().message(), e.path1().string()));
   }
 }
 

@@ -40,6 +40,49 @@ expect_rc "unknown impl" 2 "$gnv" check --impl nosuch "${small[@]}"
 expect_grep "unknown impl lists the available ones" "$tmp/err" "welford"
 expect_rc "--case excludes --shape" 2 "$gnv" check --impl welford --case "$tmp" --shape 2,16
 
+# --- the report directory is one set: kill -9 at any moment leaves the old set or the new one -----
+kd=(--preset smoke --section small --impl welford,onepass --dtype f32,f16 --no-html --jobs 1)
+expect_rc "report directory: a first complete run" 0 "$gnv" sweep "${kd[@]}" --seeds 1 --save-cases all --out "$tmp/kd"
+echo "my notes" >"$tmp/kd/notes.txt"
+# same_run DIR: report.json, report.md and junit.xml name the same seed, and every case_dir exists.
+same_run() {
+  "$py" - "$1" <<'PY'
+import json, os, re, sys
+d = sys.argv[1]
+r = json.load(open(os.path.join(d, "report.json")))
+seed = r["grid"]["sections"][0]["seeds"][0]
+md = open(os.path.join(d, "report.md")).read()
+junit = open(os.path.join(d, "junit.xml")).read()
+assert re.search(r"seeds %d\b" % seed, md), "report.md is from another run"
+assert ('seed%d"' % seed) in junit and ('seed%d"' % (3 - seed)) not in junit, "junit.xml is from another run"
+for c in r["cells"]:
+    if c.get("case_dir"):
+        assert os.path.isdir(os.path.join(d, c["case_dir"])), c["case_dir"]
+assert not [f for f in os.listdir(d) if ".tmp." in f], "temporary files left"
+print(seed)
+PY
+}
+for delay in 0.2 0.5 1.0 1.5 2.5; do
+  "$gnv" sweep "${kd[@]}" --seeds 2 --save-cases all --out "$tmp/kd" >/dev/null 2>&1 &
+  pid=$!
+  sleep "$delay"
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  seed=$(same_run "$tmp/kd" 2>"$tmp/err") && ok "kill -9 after ${delay} s: one complete set (seed $seed)" || bad "kill -9 after ${delay} s: $(tail -1 "$tmp/err")"
+done
+expect_rc "report directory: a run after the kills" 0 "$gnv" sweep "${kd[@]}" --seeds 2 --save-cases none --out "$tmp/kd"
+[ "$(same_run "$tmp/kd")" = 2 ] && ok "... is the new set" || bad "... is not the new set"
+[ ! -e "$tmp/kd/cases" ] && ok "... without the old run's cases (--save-cases none)" || bad "old cases carried over"
+[ "$(cat "$tmp/kd/notes.txt" 2>/dev/null)" = "my notes" ] && ok "... and a user's file in --out kept" || bad "notes.txt lost"
+[ -z "$(ls -a "$tmp" | grep '^\.kd\.gnv-new-')" ] && ok "... and no staging folder of the killed runs left" || bad "stale staging folders: $(ls -a "$tmp" | grep gnv-new)"
+expect_rc "--out that is a file" 2 "$gnv" sweep "${kd[@]}" --out "$tmp/kd/notes.txt"
+expect_grep "... says so" "$tmp/err" "gnv: error: --out .*notes.txt: exists and is not a directory"
+expect_rc "--out that cannot be created" 2 "$gnv" sweep "${kd[@]}" --out /proc/gnv-cannot/out
+expect_grep "... names it" "$tmp/err" "gnv: error: --out /proc/gnv-cannot/out: cannot create"
+gnv_abs=$(cd "$(dirname "$gnv")" && pwd)/$(basename "$gnv")
+expect_rc "--out . (the current directory)" 2 sh -c "cd '$tmp/kd' && '$gnv_abs' sweep --out ."
+expect_grep "... says why" "$tmp/err" "is the current directory or holds it"
+
 # --- memory: an impossible shape is refused up front with its estimate, not OOM-killed -------------
 start=$SECONDS
 expect_rc "check of a 10^15-element shape" 2 timeout 20 "$gnv" check --impl welford --shape 100000,100000,100000 --groups 1
