@@ -321,9 +321,21 @@ Grid read_grid_toml(std::string_view text, const std::string& source, const std:
 void require_safe_toml(std::string_view text, const std::string& source) {
   // toml++ 3.3.0 (Debian 12) reaches __builtin_unreachable() -- undefined behaviour, found by
   // gnv's grid fuzz target -- when it classifies some non-ASCII code points as whitespace: outside
-  // strings and comments, and after a line-ending backslash in a multi-line basic string
-  // (marzer/tomlplusplus#190, #295; fixed upstream after 3.3.0). So non-ASCII text is allowed in
-  // comments and in single-line and literal strings only, which is where notes and reasons go.
+  // strings and comments, in the tokens of an invalid document, and after a line-ending backslash
+  // in a multi-line basic string (marzer/tomlplusplus#190, #295; fixed upstream after 3.3.0).
+  // First the document's structure is read with every non-ASCII byte replaced by '?', which TOML
+  // allows only inside strings and comments: toml++ sees ASCII only, and a document that parses
+  // so has strings and comments where the scan below finds them.
+  std::string ascii(text);
+  for (char& ch : ascii)
+    if (static_cast<unsigned char>(ch) >= 0x80) ch = '?';
+  try {
+    (void)toml::parse(ascii, source);
+  } catch (const toml::parse_error& e) {
+    throw GridError(fmt::format("{}:{}: {}", source, e.source().begin.line, e.description()));
+  }
+  // Then non-ASCII text is allowed in comments and in single-line and literal strings only, which
+  // is where notes and reasons go.
   enum { plain, comment, basic, literal, ml_basic, ml_literal } state = plain;
   int line = 1;
   for (size_t i = 0; i < text.size(); ++i) {
