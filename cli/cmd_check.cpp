@@ -62,6 +62,7 @@ bool check_one(const Impl& impl, const Case& c, bool backward, BudgetProfile bud
 int run_check(CheckOptions o) {
   std::string load;  // how the reproducer loads an external impl again
   if (!o.ext.plugins.empty() || !o.ext.runners.empty()) {
+    o.ext.plugin_memory = o.max_memory;
     const std::vector<ExternalImpl> ext = register_external(o.ext);
     if (o.impl.empty() && ext.size() == 1) o.impl = ext.front().name;
     for (const ExternalImpl& e : ext)

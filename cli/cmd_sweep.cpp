@@ -522,6 +522,8 @@ Command register_validate(CLI::App& app) {
             if (o->ext.plugins.empty() && o->ext.runners.empty())
               throw UsageError("validate: give a kernel to validate with --plugin PATH or --runner CMD");
             o->ext.runner_dir = RunDir::staging_for(o->out) / "runner";
+            o->ext.plugin_log_dir = RunDir::staging_for(o->out) / "plugins";
+            o->ext.plugin_memory = o->max_memory;
             for (const ExternalImpl& e : register_external(o->ext)) {
               o->external_impls.push_back(e.name);
               o->external[e.name] = e.load;

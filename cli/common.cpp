@@ -284,7 +284,14 @@ std::vector<ExternalImpl> register_external(const ExternalOptions& o) {
     out.push_back({n, std::move(load)});
   };
   for (const std::string& p : o.plugins) {
-    std::unique_ptr<Impl> impl = load_plugin(p, o.timeout > 0 ? o.timeout : 60);
+    PluginOptions po;
+    po.timeout_s = o.timeout > 0 ? o.timeout : 60;
+    po.memory_bytes = o.plugin_memory;
+    if (!o.plugin_log_dir.empty()) {
+      std::filesystem::create_directories(o.plugin_log_dir);
+      po.log = std::filesystem::path(o.plugin_log_dir) / (std::filesystem::path(p).stem().string() + ".log");
+    }
+    std::unique_ptr<Impl> impl = load_plugin(p, po);
     std::error_code ec;
     add(std::move(impl), "--plugin " + shell_quote(std::filesystem::absolute(p, ec).string()) + timeout);
   }

@@ -118,6 +118,8 @@ struct ExternalOptions {
   bool no_stats = false;
   std::string runner_device = "external";
   std::string runner_dir;  // batches go to runner_dir/NAME; empty: a fresh temp directory
+  std::string plugin_log_dir;  // plugin stdout/stderr to plugin_log_dir/STEM.log; empty: gnv's stderr
+  double plugin_memory = 0;    // RLIMIT_AS of each plugin call (0: none)
 };
 void add_external_options(CLI::App* sub, ExternalOptions& o);
 struct ExternalImpl {

@@ -20,7 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kOwned[] = {"report.json", "report.md", "junit.xml", "report.html", "compare.md", "cases", "runner"};
+constexpr const char* kOwned[] = {"report.json", "report.md", "junit.xml", "report.html", "compare.md", "cases",
+                                  "runner", "plugins"};
 
 // A temporary of write_file_atomic for one of gnv's files ("report.json.tmp.<pid>"), or "".
 std::string owned_temp_prefix(const std::string& name) {
@@ -105,7 +106,8 @@ RunDir::RunDir(const fs::path& out) : out_(normalized(out)), staging_(staging_fo
       const std::string prefix_tmp = owned_temp_prefix(name);
       if (!prefix_tmp.empty() && !process_alive(pid_suffix(name, prefix_tmp))) fs::remove(e.path(), ec);
     }
-  fs::remove_all(staging_, ec);
+  // The staging folder may exist already: `gnv validate` loads its plugins and runners (their logs
+  // and batches go under it) before the sweep opens the folder.
   fs::create_directories(staging_, ec);
   if (ec) throw UsageError(fmt::format("--out {}: cannot create {}: {}", out.string(), staging_.string(), ec.message()));
 }

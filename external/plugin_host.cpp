@@ -1,7 +1,9 @@
 // The plugin host: loads a gnv/plugin.h library, checks what it claims, and runs each call in a
 // forked child whose output buffers live in shared memory, poisoned before the call.
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -33,24 +35,74 @@ struct Header {
   int32_t status = 0;
   char msg[2048] = {};
 };
+
+// The kernel's description, copied out of the probe child (the parent never loads the library).
+struct KernelInfo {
+  char name[72] = {};
+  char device[64] = {};
+  char summary[512] = {};
+  uint32_t dtypes = 0, layouts = 0, flags = 0;
+  int32_t has_backward = 0;
+};
+
+// Bytes after each output buffer, filled with a pattern and checked after the call: a kernel that
+// writes past its output is caught when the write is this small (a larger one may crash instead).
+constexpr size_t kGuardBytes = 4096;
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+constexpr unsigned char kGuardByte = 0xA5;
 constexpr size_t kAlign = 64;
 size_t aligned(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-// Runs fn in a child process; the parent waits at most timeout_s. The child never returns.
+// Runs fn in a child process in a process group of its own, with its stdout and stderr appended to
+// the plugin's log and its address space limited; the parent waits at most timeout_s and then
+// kills the whole group, so grandchildren a plugin started do not outlive the call. The child
+// never returns.
 template <class F>
-ChildEnd run_in_child(F&& fn, double timeout_s) {
+ChildEnd run_in_child(F&& fn, const PluginOptions& o) {
   std::fflush(stdout);
   std::fflush(stderr);
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error(fmt::format("fork failed: {}", std::strerror(errno)));
   if (pid == 0) {
+    setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);  // gnv killed: its children go too
+    const int fd = o.log.empty() ? dup(STDERR_FILENO)
+                                 : open(o.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
+    }
+    if (o.memory_bytes > 0 && !kAddressSanitizer) {  // ASan's shadow memory alone is terabytes of address space
+      const rlimit lim{static_cast<rlim_t>(o.memory_bytes), static_cast<rlim_t>(o.memory_bytes)};
+      setrlimit(RLIMIT_AS, &lim);
+    }
     fn();
     std::fflush(stdout);
     std::fflush(stderr);
     _exit(0);
   }
-  return external::wait_child(pid, timeout_s, false);
+  setpgid(pid, pid);  // also here: no window in which a kill of the group misses the child
+  ChildEnd end = external::wait_child(pid, o.timeout_s, true);
+  kill(-pid, SIGKILL);  // what the call left running in its group
+  return end;
+}
+
+// How a call ended, in words: a SIGKILL gnv did not send is most often the kernel's OOM killer.
+std::string ended(const ChildEnd& end) {
+  if (end.signaled && end.signal == SIGKILL)
+    return "was killed by SIGKILL, which gnv did not send: out of memory (the kernel's OOM killer) or killed from outside";
+  return "crashed: " + signal_description(end.signal);
 }
 
 bool valid_name(const char* s) {
@@ -168,50 +220,87 @@ const char* status_name(int32_t s) {
   return "an unknown status";
 }
 
-// Output tensors copied into (and back out of) one shared region after the header.
+// Output tensors copied into (and back out of) one shared region after the header, each followed
+// by a guard region.
 class Outputs {
  public:
   explicit Outputs(std::vector<Tensor*> ts) : ts_(std::move(ts)) {
     size_t total = aligned(sizeof(Header));
     for (Tensor* t : ts_) {
       offsets_.push_back(total);
-      total += aligned(t ? t->nbytes() : 0);
+      total += aligned(t ? t->nbytes() : 0) + kGuardBytes;
     }
     region_ = std::make_unique<SharedRegion>(total);
     new (region_->data()) Header();
-    for (size_t i = 0; i < ts_.size(); ++i)
-      if (ts_[i]) std::memcpy(region_->data() + offsets_[i], ts_[i]->raw(), ts_[i]->nbytes());  // poisoned
+    for (size_t i = 0; i < ts_.size(); ++i) {
+      if (!ts_[i]) continue;
+      std::memcpy(region_->data() + offsets_[i], ts_[i]->raw(), ts_[i]->nbytes());  // poisoned
+      std::memset(region_->data() + offsets_[i] + ts_[i]->nbytes(), kGuardByte, guard_size(i));
+    }
   }
   Header& header() const { return *reinterpret_cast<Header*>(region_->data()); }
   void* data(size_t i) const { return ts_[i] ? region_->data() + offsets_[i] : nullptr; }
+  // Names the first output whose guard region changed, or "".
+  std::string overrun(const std::vector<const char*>& names) const {
+    for (size_t i = 0; i < ts_.size(); ++i) {
+      if (!ts_[i]) continue;
+      const auto* g = reinterpret_cast<const unsigned char*>(region_->data() + offsets_[i] + ts_[i]->nbytes());
+      size_t changed = 0;
+      for (size_t k = 0; k < guard_size(i); ++k) changed += g[k] != kGuardByte;
+      if (changed) return fmt::format("{} ({} of the {} bytes after it changed)", names[i], changed, guard_size(i));
+    }
+    return "";
+  }
   void copy_back() const {
     for (size_t i = 0; i < ts_.size(); ++i)
       if (ts_[i]) std::memcpy(ts_[i]->raw(), region_->data() + offsets_[i], ts_[i]->nbytes());
   }
 
  private:
+  size_t guard_size(size_t i) const { return aligned(ts_[i]->nbytes()) - ts_[i]->nbytes() + kGuardBytes; }
+
   std::vector<Tensor*> ts_;
   std::vector<size_t> offsets_;
   std::unique_ptr<SharedRegion> region_;
 };
 
+// In a call's child: loads the library and returns its kernel (checked again: the library on disk
+// may have changed), or writes why not into h and returns null.
+const gnv_kernel* load_in_child(const std::string& path, Header& h) {
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  std::string msg;
+  const gnv_kernel* k = nullptr;
+  if (!handle) {
+    const char* e = dlerror();
+    msg = fmt::format("cannot load plugin: {}", e ? e : path);
+  } else {
+    msg = check_plugin(handle, path, &k);
+  }
+  if (!msg.empty()) {
+    std::snprintf(h.msg, sizeof h.msg, "%s", msg.c_str());
+    h.status = GNV_ERR_INTERNAL;
+    h.returned = 1;
+    return nullptr;
+  }
+  return k;
+}
+
 class PluginImpl final : public Impl {
  public:
-  PluginImpl(std::string path, const gnv_kernel* k, double timeout_s)
-      : path_(std::move(path)), k_(k), timeout_s_(timeout_s), name_(k->name) {
+  PluginImpl(std::string path, const KernelInfo& k, const PluginOptions& o)
+      : path_(std::move(path)), o_(o), name_(k.name) {
     caps_.dtypes.clear();
     for (DType d : kAllDTypes)
-      if (k->dtypes & GNV_DTYPE_BIT(abi_dtype(d))) caps_.dtypes.push_back(d);
+      if (k.dtypes & GNV_DTYPE_BIT(abi_dtype(d))) caps_.dtypes.push_back(d);
     for (Layout l : kAllLayouts)
-      if (k->layouts & GNV_LAYOUT_BIT(l == Layout::nchw ? GNV_LAYOUT_NCHW : GNV_LAYOUT_NHWC))
+      if (k.layouts & GNV_LAYOUT_BIT(l == Layout::nchw ? GNV_LAYOUT_NCHW : GNV_LAYOUT_NHWC))
         caps_.layouts.push_back(l);
     caps_.forward = true;
-    caps_.backward = k->backward != nullptr;
-    caps_.device = k->device && *k->device ? k->device : "cpu";
-    caps_.deterministic = (k->flags & GNV_KERNEL_DETERMINISTIC) != 0;
-    caps_.summary = fmt::format("plugin {}{}{}", path_, k->summary ? ": " : "", k->summary ? k->summary : "");
+    caps_.backward = k.has_backward != 0;
+    caps_.device = *k.device ? k.device : "cpu";
+    caps_.deterministic = (k.flags & GNV_KERNEL_DETERMINISTIC) != 0;
+    caps_.summary = fmt::format("plugin {}{}{}", path_, *k.summary ? ": " : "", k.summary);
   }
-  ~PluginImpl() override = default;  // the library stays loaded: static data may outlive us
 
   std::string_view name() const override { return name_; }
   Capabilities capabilities() const override { return caps_; }
@@ -230,19 +319,20 @@ class PluginImpl final : public Impl {
     gnv_buffer rstd = dense_buffer(acc, p.stats_shape(), out.data(2));
     const gnv_forward_args args{&q, &x, a.gamma ? &gamma : nullptr, a.beta ? &beta : nullptr, &y, &mean, &rstd};
     Header& h = out.header();
-    const gnv_forward_fn fn = k_->forward;
     const ChildEnd end = run_in_child(
         [&] {
-          h.status = fn(&args, h.msg, sizeof h.msg - 1);
-          h.returned = 1;
+          if (const gnv_kernel* k = load_in_child(path_, h)) {
+            h.status = k->forward(&args, h.msg, sizeof h.msg - 1);
+            h.returned = 1;
+          }
         },
-        timeout_s_);
-    finish("forward", end, h);
+        o_);
+    finish("forward", end, h, out, {"y", "mean", "rstd"});
     out.copy_back();
   }
 
   void backward(const BackwardArgs& a) const override {
-    if (!k_->backward) throw std::logic_error(fmt::format("{} has no backward pass", name_));
+    if (!caps_.backward) throw std::logic_error(fmt::format("{} has no backward pass", name_));
     const Problem& p = a.p;
     Outputs out({&a.dx, a.dgamma, a.dbeta});
     const gnv_problem q = abi_problem(p);
@@ -259,29 +349,37 @@ class PluginImpl final : public Impl {
     const gnv_backward_args args{&q,  &dy, &x, &mean, &rstd, a.gamma ? &gamma : nullptr,
                                  &dx, a.dgamma ? &dgamma : nullptr, a.dbeta ? &dbeta : nullptr};
     Header& h = out.header();
-    const gnv_backward_fn fn = k_->backward;
     const ChildEnd end = run_in_child(
         [&] {
-          h.status = fn(&args, h.msg, sizeof h.msg - 1);
-          h.returned = 1;
+          if (const gnv_kernel* k = load_in_child(path_, h)) {
+            if (!k->backward) {
+              std::snprintf(h.msg, sizeof h.msg, "the library no longer has a backward function");
+              h.status = GNV_ERR_INTERNAL;
+            } else {
+              h.status = k->backward(&args, h.msg, sizeof h.msg - 1);
+            }
+            h.returned = 1;
+          }
         },
-        timeout_s_);
-    finish("backward", end, h);
+        o_);
+    finish("backward", end, h, out, {"dx", "dgamma", "dbeta"});
     out.copy_back();
   }
 
  private:
-  void finish(const char* pass, const ChildEnd& end, Header& h) const {
+  void finish(const char* pass, const ChildEnd& end, Header& h, const Outputs& out,
+              const std::vector<const char*>& names) const {
     h.msg[sizeof h.msg - 1] = '\0';
     // The message is the plugin's text: no terminal escapes or control bytes reach gnv's output.
     for (char& ch : h.msg)
       if (ch != '\0' && (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f)) ch = '?';
     if (end.timed_out)
       throw KernelAborted(Verdict::timeout, fmt::format("plugin {} {} did not return within {:g} s (killed)",
-                                                        name_, pass, timeout_s_));
-    if (end.signaled)
-      throw KernelAborted(Verdict::crash, fmt::format("plugin {} {} crashed: {}", name_, pass,
-                                                      signal_description(end.signal)));
+                                                        name_, pass, o_.timeout_s));
+    if (end.signaled) throw KernelAborted(Verdict::crash, fmt::format("plugin {} {} {}", name_, pass, ended(end)));
+    if (const std::string over = out.overrun(names); !over.empty())
+      throw KernelAborted(Verdict::crash, fmt::format("plugin {} {} wrote past the end of {}: an out-of-bounds write",
+                                                      name_, pass, over));
     if (end.exit_status != 0 || !h.returned)
       throw KernelAborted(Verdict::crash, fmt::format("plugin {} {}: its process exited with status {} before "
                                                       "the call returned",
@@ -295,55 +393,49 @@ class PluginImpl final : public Impl {
   }
 
   std::string path_;
-  const gnv_kernel* k_;
-  double timeout_s_;
+  PluginOptions o_;
   std::string name_;
   Capabilities caps_;
 };
 
 }  // namespace
 
-std::unique_ptr<Impl> load_plugin(const std::string& path_in, double timeout_s) {
-  if (!(timeout_s > 0)) throw ExternalError(fmt::format("plugin timeout {} s: must be positive", timeout_s));
+std::unique_ptr<Impl> load_plugin(const std::string& path_in, const PluginOptions& o) {
+  if (!(o.timeout_s > 0)) throw ExternalError(fmt::format("plugin timeout {} s: must be positive", o.timeout_s));
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path_in, ec))
     throw ExternalError(fmt::format("{}: no such plugin file", path_in));
   // dlopen searches the library path for a bare name; a path with a slash is taken as is.
   const std::string path = std::filesystem::absolute(path_in).string();
-  // Loading runs the library's constructors and the two entry points: try them in a child first.
-  SharedRegion probe(sizeof(Header));
+  // Loading runs the library's constructors and the two entry points: in a child, which copies the
+  // kernel's description out. gnv's own process never loads the library.
+  SharedRegion probe(aligned(sizeof(Header)) + sizeof(KernelInfo));
   Header& h = *new (probe.data()) Header();
+  KernelInfo& info = *new (probe.data() + aligned(sizeof(Header))) KernelInfo();
   const ChildEnd end = run_in_child(
       [&] {
-        void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-        std::string msg;
-        if (!handle) {
-          const char* e = dlerror();
-          msg = fmt::format("cannot load plugin: {}", e ? e : path);
-        } else {
-          const gnv_kernel* k = nullptr;
-          msg = check_plugin(handle, path, &k);
+        if (const gnv_kernel* k = load_in_child(path, h)) {
+          std::snprintf(info.name, sizeof info.name, "%s", k->name);
+          std::snprintf(info.device, sizeof info.device, "%s", k->device ? k->device : "");
+          std::snprintf(info.summary, sizeof info.summary, "%s", k->summary ? k->summary : "");
+          info.dtypes = k->dtypes;
+          info.layouts = k->layouts;
+          info.flags = k->flags;
+          info.has_backward = k->backward != nullptr;
+          h.status = 0;
+          h.returned = 1;
         }
-        std::snprintf(h.msg, sizeof h.msg, "%s", msg.c_str());
-        h.status = msg.empty() ? 0 : 1;
-        h.returned = 1;
       },
-      timeout_s);
+      o);
   if (end.timed_out || end.signaled || end.exit_status != 0 || !h.returned)
     throw ExternalError(fmt::format("{}: loading the plugin and querying its kernel {}", path,
-                                    end.timed_out ? fmt::format("did not finish within {:g} s", timeout_s)
-                                                  : end.signaled ? "crashed: " + signal_description(end.signal)
-                                                                 : fmt::format("exited with status {}", end.exit_status)));
+                                    end.timed_out ? fmt::format("did not finish within {:g} s", o.timeout_s)
+                                    : end.signaled ? ended(end)
+                                                   : fmt::format("exited with status {}", end.exit_status)));
   h.msg[sizeof h.msg - 1] = '\0';
   if (h.status != 0) throw ExternalError(h.msg);
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!handle) {
-    const char* e = dlerror();
-    throw ExternalError(fmt::format("cannot load plugin: {}", e ? e : path));
-  }
-  const gnv_kernel* k = nullptr;
-  if (std::string why = check_plugin(handle, path, &k); !why.empty()) throw ExternalError(why);
-  return std::make_unique<PluginImpl>(path, k, timeout_s);
+  info.name[sizeof info.name - 1] = info.device[sizeof info.device - 1] = info.summary[sizeof info.summary - 1] = '\0';
+  return std::make_unique<PluginImpl>(path, info, o);
 }
 
 }  // namespace gnv

@@ -80,6 +80,35 @@ expect_grep "... says so" "$tmp/err" "missing key 'reason'"
 printf '[[waiver]]\nimpl = "test_wrong"\nreason = "r"\ncolour = "red"\n' >"$tmp/waive-key.toml"
 expect_rc "waiver with an unknown key" 2 "$gnv" validate --plugin "$(p wrong)" "${grid[@]}" --waivers "$tmp/waive-key.toml" --out "$tmp/x"
 expect_rc "waivers file that is a FIFO" 2 "$gnv" validate --plugin "$(p wrong)" "${grid[@]}" --waivers /dev/stdin --out "$tmp/x" </dev/null
+# Plugins run fully out of process: no plugin code in gnv's own process, grandchildren killed with
+# their call, output to a log, a memory limit per call, a guard region after every output.
+mkdir -p "$tmp/state"
+GNV_TEST_STATE="$tmp/state" expect_rc "plugin whose constructor crashes on its second load" 1 "$gnv" validate \
+  --plugin "$(p ctorcrash)" "${grid[@]}" --out "$tmp/ctor"
+expect_grep "... is a CRASH verdict, gnv goes on and reports" "$tmp/ctor/report.json" '"verdict":"CRASH".*SIGSEGV'
+expect_rc "a chatty plugin" 0 "$gnv" validate --plugin "$(p chatty)" "${grid[@]}" --out "$tmp/chatty"
+if grep -q "chatty plugin line" "$tmp/out"; then bad "plugin output reached gnv's stdout"; else ok "... its output is not on gnv's stdout"; fi
+expect_grep "... but in its log" "$tmp/chatty/plugins/libtest_plugin_chatty.log" "chatty plugin line 999"
+rm -f "$tmp/state/grandchild.pid"
+GNV_TEST_STATE="$tmp/state" expect_rc "a plugin leaving grandchildren" 0 "$gnv" validate --plugin "$(p grandchild)" \
+  "${grid[@]}" --stress normal --out "$tmp/gc"
+alive=0
+# Alive: a process that is not a zombie (a killed orphan stays a zombie where PID 1 does not reap).
+for pid in $(cat "$tmp/state/grandchild.pid" 2>/dev/null); do
+  state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)
+  [ -n "$state" ] && [ "$state" != Z ] && alive=$((alive + 1))
+done
+[ -s "$tmp/state/grandchild.pid" ] && [ "$alive" -eq 0 ] && ok "... none of its $(wc -l <"$tmp/state/grandchild.pid") grandchildren outlived their call" ||
+  bad "$alive grandchildren still alive"
+expect_rc "a plugin writing 64 floats past y" 1 "$gnv" validate --plugin "$(p overrun)" "${grid[@]}" --out "$tmp/over"
+expect_grep "... is caught by the guard region" "$tmp/over/report.json" '"layout":"nhwc".*"verdict":"CRASH","error":"plugin test_overrun forward wrote past the end of y \(256 of the'
+expect_rc "a plugin allocating 2 GiB under --max-memory 1GiB" 1 "$gnv" validate --plugin "$(p hog)" "${grid[@]}" \
+  --stress normal --max-memory 1GiB --out "$tmp/hog"
+if "$gnv" --version >/dev/null && ldd "$gnv" | grep -q libasan; then
+  ok "... (ASan build: no address-space limit, the plugin may pass)"
+else
+  expect_grep "... is stopped by the per-call memory limit" "$tmp/hog/report.json" 'could not allocate 2 GiB'
+fi
 expect_rc "plugin crashing in backward" 1 "$gnv" validate --plugin "$(p bwdcrash)" "${grid[@]}" --out "$tmp/bwd"
 expect_grep "backward crash keeps the forward's measurements" "$tmp/bwd/report.json" '"verdict":"CRASH".*"outputs":\[\{"name":"y"'
 expect_rc "plugin leaving y unwritten" 1 "$gnv" validate --plugin "$(p unwritten)" "${grid[@]}" --out "$tmp/unw"

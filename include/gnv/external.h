@@ -27,9 +27,16 @@ class ExternalError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-// Loads and validates a plugin (first in a child process, then here). Throws ExternalError
-// with a message naming the file and what is wrong. timeout_s limits every call into it.
-std::unique_ptr<Impl> load_plugin(const std::string& path, double timeout_s);
+// How plugin calls are isolated. Every call -- the first query of the kernel included -- runs in a
+// forked child that loads the library itself: gnv's own process never loads plugin code.
+struct PluginOptions {
+  double timeout_s = 60;        // per call
+  double memory_bytes = 0;      // RLIMIT_AS of each call's process (0: none)
+  std::filesystem::path log;    // the plugin's stdout and stderr, appended (empty: gnv's stderr)
+};
+// Loads and validates a plugin in a child process. Throws ExternalError with a message naming the
+// file and what is wrong (a crash or hang while loading included).
+std::unique_ptr<Impl> load_plugin(const std::string& path, const PluginOptions& o);
 
 struct RunnerOptions {
   std::string command;               // run as `sh -c 'COMMAND "$1"' gnv-runner BATCH_DIR`

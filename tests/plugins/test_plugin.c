@@ -21,6 +21,27 @@
 #define MODE_BWDCRASH 11  /* backward: SIGABRT */
 #define MODE_NANUNWRITTEN 12 /* never writes one element of y where x is NaN (a NaN group) */
 #define MODE_SEQFLOAT 13  /* two-pass statistics with sequential f32 sums: a sequential-budget kernel */
+#define MODE_CTORCRASH 14 /* its constructor crashes on every load but the first ($GNV_TEST_STATE/loaded) */
+#define MODE_CHATTY 15    /* forward prints 1000 lines to stdout */
+#define MODE_GRANDCHILD 16 /* forward leaves a sleeping grandchild ($GNV_TEST_STATE/grandchild.pid) */
+#define MODE_OVERRUN 17   /* channels-last forward writes 64 floats past the end of y */
+#define MODE_HOG 18       /* forward allocates and touches 2 GiB first */
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#if GNV_TEST_MODE == MODE_CTORCRASH
+__attribute__((constructor)) static void crash_on_reload(void) {
+  const char* dir = getenv("GNV_TEST_STATE");
+  if (!dir) return;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/loaded", dir);
+  struct stat st;
+  if (stat(path, &st) == 0) raise(SIGSEGV);
+  FILE* f = fopen(path, "w");
+  if (f) fclose(f);
+}
+#endif
 
 /* unused in the modes that never hand out the kernel (MISSING, NULLFWD) */
 __attribute__((unused)) static int32_t test_forward(const gnv_forward_args* a, char* msg, size_t msg_size) {
@@ -40,9 +61,44 @@ __attribute__((unused)) static int32_t test_forward(const gnv_forward_args* a, c
     snprintf(msg, msg_size, "channels-last is not supported by this test kernel");
     return GNV_ERR_UNSUPPORTED;
   }
+#elif GNV_TEST_MODE == MODE_CHATTY
+  for (int i = 0; i < 1000; ++i) printf("chatty plugin line %d\n", i);
+#elif GNV_TEST_MODE == MODE_GRANDCHILD
+  if (fork() == 0) {
+    const char* dir = getenv("GNV_TEST_STATE");
+    if (dir) {
+      char path[4096];
+      snprintf(path, sizeof path, "%s/grandchild.pid", dir);
+      FILE* f = fopen(path, "a");
+      if (f) {
+        fprintf(f, "%d\n", (int)getpid());
+        fclose(f);
+      }
+    }
+    sleep(120);
+    _exit(0);
+  }
+#elif GNV_TEST_MODE == MODE_HOG
+  {
+    const size_t n = (size_t)2 << 30;
+    char* p = malloc(n);
+    if (!p) {
+      snprintf(msg, msg_size, "could not allocate 2 GiB");
+      return GNV_ERR_INTERNAL;
+    }
+    for (size_t i = 0; i < n; i += 4096) p[i] = 1;
+    free(p);
+  }
 #endif
   (void)nhwc;
   int32_t st = forward(a, msg, msg_size);
+#if GNV_TEST_MODE == MODE_OVERRUN
+  if (nhwc && a->y->dtype == GNV_DTYPE_F32) {
+    int64_t n = 1;
+    for (int i = 0; i < a->y->rank; ++i) n *= a->y->shape[i];
+    for (int i = 0; i < 64; ++i) ((float*)a->y->data)[n + i] = 1.0f;
+  }
+#endif
 #if GNV_TEST_MODE == MODE_WRONG || GNV_TEST_MODE == MODE_SEQFLOAT
   /* WRONG: redo the statistics the textbook one-pass way in f32: E[x^2] - E[x]^2 cancels at
    * offsets. SEQFLOAT: two passes, each a sequential f32 sum, stable but with sqrt(L) growth. */
