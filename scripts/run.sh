@@ -8,4 +8,5 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$root/scripts/bootstrap.sh"
 # Presets are looked up in the current directory.
 (cd "$root" && cmake --preset default >/dev/null && cmake --build --preset default --target gnv)
-exec "$root/build/default/gnv" sweep --preset smoke --out "$root/out" "$@"
+# No --preset here: smoke is the default, and a caller's --grid or --shape must not meet a second grid.
+exec "$root/build/default/gnv" sweep --out "$root/out" "$@"
