@@ -62,7 +62,6 @@ bool check_one(const Impl& impl, const Case& c, bool backward, BudgetProfile bud
 int run_check(CheckOptions o) {
   std::string load;  // how the reproducer loads an external impl again
   if (!o.ext.plugins.empty() || !o.ext.runners.empty()) {
-    o.ext.plugin_memory = o.max_memory;
     const std::vector<ExternalImpl> ext = register_external(o.ext);
     if (o.impl.empty() && ext.size() == 1) o.impl = ext.front().name;
     for (const ExternalImpl& e : ext)
@@ -75,6 +74,8 @@ int run_check(CheckOptions o) {
   uint64_t seed = 0;
   if (!o.case_dir.empty()) {
     c = load_case_reporting_file(o.case_dir);
+    // After loading (its tensors are bounded by their files) and before the oracle, which is the cost.
+    require_memory(c.problem, c.has_backward(), 1, o.max_memory);
     if (o.backward && !c.has_backward())
       throw UsageError(fmt::format("--backward: case directory '{}' has no dy.npy", o.case_dir));
     // A case carries its own intent: dy.npy present means the backward pass is asked for.

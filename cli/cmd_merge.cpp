@@ -81,6 +81,9 @@ int run_merge(const MergeOptions& o) {
       if (c.case_dir.empty()) continue;
       const fs::path src = from / c.case_dir, dst = out / c.case_dir;
       std::error_code ec;
+      // case_dir is cases/NAME (the reader checks it); cases itself must not lead elsewhere either.
+      if (fs::exists(fs::symlink_status(from / "cases", ec)) && !fs::is_directory(fs::symlink_status(from / "cases", ec)))
+        throw UsageError(fmt::format("{}: not a plain directory (a symlink in a shard is refused)", (from / "cases").string()));
       if (!fs::exists(fs::symlink_status(src, ec))) {
         fmt::print(stderr, "gnv: warning: {}: missing (cell {})\n", src.string(), c.id());
         continue;

@@ -144,12 +144,17 @@ Grid build_grid(const SweepOptions& o) {
   return g;
 }
 
-// Case directory names: cell ids hold '/' and ':', which paths and some shells dislike.
-std::string path_safe(std::string s) {
+// Case directory names: cell ids hold '/' and ':', which paths and some shells dislike. The
+// readable part is cut to fit a file name (255 bytes) and a hash of the whole id keeps two ids
+// apart that map to the same characters (section "a-b" shape "c" vs section "a" shape "b-c").
+std::string path_safe(const std::string& id) {
+  std::string s = id.substr(0, 160);
   for (char& ch : s)
     if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-'))
       ch = ch == '/' ? '-' : '_';
-  return s;
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char ch : id) h = (h ^ ch) * 1099511628211ull;
+  return fmt::format("{}-{:08x}", s, static_cast<uint32_t>(h ^ (h >> 32)));
 }
 
 // One case of the grid with the impls that run it and the cell numbers they get.
@@ -523,7 +528,6 @@ Command register_validate(CLI::App& app) {
               throw UsageError("validate: give a kernel to validate with --plugin PATH or --runner CMD");
             o->ext.runner_dir = RunDir::staging_for(o->out) / "runner";
             o->ext.plugin_log_dir = RunDir::staging_for(o->out) / "plugins";
-            o->ext.plugin_memory = o->max_memory;
             for (const ExternalImpl& e : register_external(o->ext)) {
               o->external_impls.push_back(e.name);
               o->external[e.name] = e.load;

@@ -249,6 +249,13 @@ CLI::Validator non_negative_integer() {
 bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
 
 void add_external_options(CLI::App* sub, ExternalOptions& o) {
+  // Opt-in: a plugin call's child is a fork of gnv (its address space included), and GPU runtimes
+  // reserve huge address ranges, so no default limit fits every plugin.
+  sub->add_option("--plugin-memory", o.plugin_memory,
+                  "Limit each plugin call's address space to this many bytes (RLIMIT_AS; units allowed: 4G); "
+                  "default none")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::PositiveNumber);
   sub->add_option("--plugin", o.plugins, "A plugin library (C ABI of include/gnv/plugin.h); repeatable");
   sub->add_option("--runner", o.runners,
                   "An external runner command, run as `CMD BATCH_DIR` (README \"Validating third-party kernels\"); "

@@ -119,7 +119,7 @@ struct ExternalOptions {
   std::string runner_device = "external";
   std::string runner_dir;  // batches go to runner_dir/NAME; empty: a fresh temp directory
   std::string plugin_log_dir;  // plugin stdout/stderr to plugin_log_dir/STEM.log; empty: gnv's stderr
-  double plugin_memory = 0;    // RLIMIT_AS of each plugin call (0: none)
+  double plugin_memory = 0;    // --plugin-memory: RLIMIT_AS of each plugin call (0: none)
 };
 void add_external_options(CLI::App* sub, ExternalOptions& o);
 struct ExternalImpl {

@@ -124,6 +124,7 @@ Comparison compare_reports(const Report& base, const Report& now, double toleran
     const Cell& b = *it->second;
     matched.insert(c.id());
     ++cmp.matched;
+    if (!b.control && !c.control && b.judged() && c.judged()) ++cmp.matched_judged;
     const bool was_ok = b.result.verdict == Verdict::pass, is_ok = c.result.verdict == Verdict::pass;
     // The largest growth over the outputs both sides measured.
     CellChange grow{&b, &c, "", 0, 0};
@@ -177,8 +178,9 @@ std::string render_comparison(const Comparison& c, const std::string& base_name,
       fmt::join(now_impls, ", "),
       !base_impls.empty() && !now_impls.empty() ? " (was a kernel renamed? cells match by impl name)" : "");
   if (c.nothing_matched())
-    md += fmt::format("**No cell of the baseline matched a cell of the new report: the gate compared nothing.** "
-                      "The {}.\n\n", unmatched);
+    md += fmt::format("**No judged kernel cell of the baseline matched one of the new report: the gate compared "
+                      "nothing** (matched control or SKIPPED cells say nothing of the kernel). The {}.\n\n",
+                      unmatched);
   else if (c.coverage_lost())
     md += fmt::format("**Coverage regression: {} baseline cells are missing from the new report** ({}); pass "
                       "`--allow-missing` when that is intended.\n\n", c.only_base.size(), unmatched);

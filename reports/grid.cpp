@@ -338,6 +338,13 @@ void require_safe_toml(std::string_view text, const std::string& source) {
   // is where notes and reasons go.
   enum { plain, comment, basic, literal, ml_basic, ml_literal } state = plain;
   int line = 1;
+  // A multi-line string may end with up to two quotes of its own before the closing three
+  // (a ''' string may end in five quotes): the whole run of 3 to 5 closes it; returns its last index.
+  const auto close_run = [&](size_t i, char q) {
+    size_t n = 0;
+    while (i + n < text.size() && text[i + n] == q && n < 5) ++n;
+    return i + n - 1;
+  };
   for (size_t i = 0; i < text.size(); ++i) {
     const char ch = text[i];
     const auto starts = [&](std::string_view s) { return text.substr(i, s.size()) == s; };
@@ -362,13 +369,13 @@ void require_safe_toml(std::string_view text, const std::string& source) {
       case ml_basic:
         if (ch == '\\' && i + 1 < text.size() && text[i + 1] != '\n') ++i;  // escaped: never the end
         else if (state == basic && ch == '"') state = plain;
-        else if (state == ml_basic && starts("\"\"\"")) state = plain, i += 2;
+        else if (state == ml_basic && starts("\"\"\"")) state = plain, i = close_run(i, '"');
         break;
       case literal:
         if (ch == '\'') state = plain;
         break;
       case ml_literal:
-        if (starts("'''")) state = plain, i += 2;
+        if (starts("'''")) state = plain, i = close_run(i, '\'');
         break;
       case comment:
         break;
@@ -394,6 +401,8 @@ Grid load_grid_file(const std::filesystem::path& path) {
   if (first != std::string::npos && text[first] == '{') {
     try {
       Grid g = parse_report(text).grid;
+      // The kernels a validation loaded at run time are given again with --plugin/--runner.
+      std::erase_if(g.impls, [&](const std::string& i) { return g.external.count(i) > 0; });
       g.external.clear();
       return g;
     } catch (const ReportError& e) {

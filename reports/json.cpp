@@ -3,6 +3,7 @@
 // cells consistent with the grid) or throws ReportError, never anything else.
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <bit>
 #include <cmath>
 #include <fmt/format.h>
@@ -311,6 +312,28 @@ OutputMetrics read_output(const json& o, const Problem& p, const std::string& wh
   return m;
 }
 
+// grid.external values are pasted into replay lines: from another machine, they must be what
+// register_external writes -- "--plugin" or "--runner" and words that are plain or single-quoted
+// (with the '\\'' idiom for a quote) -- and nothing a shell would expand or run.
+bool safe_load_options(std::string_view s) {
+  if (s.rfind("--plugin ", 0) != 0 && s.rfind("--runner ", 0) != 0) return false;
+  bool quoted = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char ch = s[i];
+    if (quoted) {
+      quoted = ch != '\'';
+    } else if (ch == '\'') {
+      quoted = true;
+    } else if (ch == '\\') {
+      if (i + 1 >= s.size() || s[i + 1] != '\'') return false;
+      ++i;
+    } else if (!(std::isalnum(static_cast<unsigned char>(ch)) || std::strchr(" _./:=,+@%-", ch))) {
+      return false;
+    }
+  }
+  return !quoted;
+}
+
 Grid read_grid(const json& o) {
   const std::string where = "grid";
   Grid g;
@@ -340,6 +363,9 @@ Grid read_grid(const json& o) {
     if (!ext.is_object()) fail(at(where, "external"), "expected an object");
     for (const auto& [k, v] : ext.items()) {
       if (!v.is_string()) fail(fmt::format("{}.external.{}", where, k), "expected a string");
+      if (!safe_load_options(v.get<std::string>()))
+        fail(fmt::format("{}.external.{}", where, k),
+             "not --plugin/--runner options of plain or single-quoted words (it would be pasted into replay lines)");
       if (std::find(g.impls.begin(), g.impls.end(), k) == g.impls.end())
         fail(fmt::format("{}.external.{}", where, k), "is not in the grid's impls");
       g.external[k] = v.get<std::string>();

@@ -102,8 +102,10 @@ Summary summarize(const Report& r) {
   s.blind_rule_applied = r.shard.count == 1;
   // (impl, dtype, layout) -> (smallest failing K, largest tested K), judged cells only.
   std::map<std::tuple<std::string, std::string, std::string>, Breakdown> bd;
+  std::map<std::string, size_t> judged_of;  // non-control impl -> its judged cells
   for (const Cell& c : r.cells) {
     const bool ok = c.result.verdict == Verdict::pass;
+    if (!c.control) judged_of[c.impl] += c.judged();
     if (!c.judged()) {
       ++s.skipped;
       continue;
@@ -148,7 +150,11 @@ Summary summarize(const Report& r) {
     cs.blind = cs.applicable && cs.failed == 0;
     blind = blind || cs.blind;
   }
-  s.passed_all = s.failures.empty() && s.xpasses.empty() && s.control_errors.empty() &&
+  // A shard may hold none of an impl's judged cells; the merged report is held to it.
+  if (s.blind_rule_applied)
+    for (const std::string& impl : r.grid.impls)
+      if (auto it = judged_of.find(impl); it != judged_of.end() && it->second == 0) s.unjudged.push_back(impl);
+  s.passed_all = s.failures.empty() && s.xpasses.empty() && s.control_errors.empty() && s.unjudged.empty() &&
                  !(s.blind_rule_applied && blind);
   return s;
 }

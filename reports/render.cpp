@@ -220,6 +220,7 @@ std::string headline(const Report& r, const Summary& s) {
   if (s.skipped) h += fmt::format(", {} skipped", s.skipped);
   if (!s.xfails.empty()) h += fmt::format(", {} XFAIL", s.xfails.size());
   if (!s.xpasses.empty()) h += fmt::format(", {} XPASS (stale waivers)", s.xpasses.size());
+  for (const std::string& impl : s.unjudged) h += fmt::format("; {} declined every cell: nothing judged", impl);
   for (const auto& [impl, cs] : s.controls)
     h += fmt::format("; control {} failed {} of {} cells", impl, cs.failed, cs.cells);
   if (r.shard.count > 1) h += fmt::format(" (shard {}/{})", r.shard.index, r.shard.count);
@@ -512,6 +513,14 @@ std::string render_junit(const Report& r) {
       }
     }
     size_t n = it->second.size();
+    if (std::find(s.unjudged.begin(), s.unjudged.end(), impl) != s.unjudged.end()) {
+      ++n;
+      ++f;
+      cases += fmt::format("    <testcase classname=\"gnv.{}\" name=\"judged at least one cell\" time=\"0\">\n"
+                           "      <failure type=\"UNJUDGED\" message=\"every cell was SKIPPED\">{} declined every one "
+                           "of its {} cells: nothing of it was judged</failure>\n    </testcase>\n",
+                           xml_escape(impl), xml_escape(impl), it->second.size());
+    }
     if (control) {
       const ControlSummary& cs = s.controls.at(impl);
       ++n;

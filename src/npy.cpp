@@ -1,6 +1,7 @@
 #include "gnv/npy.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bit>
@@ -376,8 +377,15 @@ std::string read_small_file(const std::filesystem::path& path, std::uintmax_t ma
   if (const std::uintmax_t size = fs::file_size(path, ec); !ec && size > max_bytes)
     throw std::invalid_argument(
         fmt::format("{}: {} bytes, more than the {} this file may hold", path.string(), size, max_bytes));
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK, and the type checked again on the descriptor: a file swapped for a FIFO between the
+  // stat above and this open must not block.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw std::invalid_argument(fmt::format("{}: cannot open: {}", path.string(), errno_text(errno)));
+  struct stat fst {};
+  if (::fstat(fd, &fst) != 0 || !S_ISREG(fst.st_mode)) {
+    ::close(fd);
+    throw std::invalid_argument(fmt::format("{}: not a regular file", path.string()));
+  }
   // Read at most one byte past the limit: the file may grow between the stat and the read.
   std::string out;
   char buf[65536];

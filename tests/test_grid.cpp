@@ -160,6 +160,9 @@ TEST(Grid, NonAsciiOnlyWhereToml3_3ReadsItSafely) {
                 .find("g.toml:2: a non-ASCII character in a \"\"\" string"),
             std::string::npos);
   EXPECT_NE(grid_error("\xcc\xaa").find("g.toml:1:"), std::string::npos);
+  // A ''' string closed by four quotes must not leave the scan inside a string (review finding).
+  EXPECT_NE(grid_error("a = '''x''''\nb = \"\"\"\\\n\xe3\x80\x80\"\"\"\n").find("g.toml:3: a non-ASCII character in a"),
+            std::string::npos);
   // Comments and single-line or literal strings may hold any text: notes and reasons do.
   const Grid g = parse_grid("# \xce\xba \xc3\x97\n[[section]]\nname = \"s\"\n[[section.shape]]\nshape = [2, 8]\n"
                             "groups = [2]\nnote = \"512\xc3\x97" "512 \\\" \xce\xba\"\n",

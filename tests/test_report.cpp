@@ -400,6 +400,16 @@ TEST(Report, CompareOfNothingMatchedAlwaysFails) {
     EXPECT_NE(md.find("compared nothing"), std::string::npos) << md;
     EXPECT_NE(md.find("was a kernel renamed"), std::string::npos) << md;
   }
+  // Only the kernel renamed: the control cells still match, which compares nothing of the kernel.
+  Report kernel_only = sample();
+  for (Cell& c : kernel_only.cells)
+    if (!c.control) c.impl = "welford-v2";
+  for (std::string& i : kernel_only.grid.impls)
+    if (i == "welford") i = "welford-v2";
+  const Comparison k = compare_reports(sample(), kernel_only, 2, /*allow_missing=*/true);
+  EXPECT_GT(k.matched, 0u);
+  EXPECT_TRUE(k.nothing_matched());
+  EXPECT_TRUE(k.regressed());
 }
 
 TEST(Report, SkippedCellsAreCountedNotJudged) {
@@ -426,6 +436,17 @@ TEST(Report, SkippedCellsAreCountedNotJudged) {
   // A skipped cell that failed before is a change the gate does not call a regression; a passing
   // cell that is now skipped is one.
   EXPECT_TRUE(compare_reports(sample(), r, 2).regressed());
+  // A kernel that declined every cell judged nothing: the run fails.
+  for (Cell& c : r.cells)
+    if (c.impl == "welford") {
+      c.result = CheckResult{};
+      c.result.verdict = Verdict::skipped;
+      c.result.error = "declined";
+    }
+  const Summary none = summarize(r);
+  EXPECT_EQ(none.unjudged, std::vector<std::string>{"welford"});
+  EXPECT_FALSE(none.passed_all);
+  EXPECT_NE(render_junit(r).find("UNJUDGED"), std::string::npos);
 }
 
 TEST(Report, WaiversMakeXfailAndStrictXpass) {
@@ -455,6 +476,17 @@ TEST(Report, WaiversMakeXfailAndStrictXpass) {
   EXPECT_NE(render_markdown(r).find("XFAIL"), std::string::npos);
   const Report back = parse_report(to_json_text(r));
   for (size_t i = 0; i < r.cells.size(); ++i) EXPECT_EQ(back.cells[i].waiver, r.cells[i].waiver);
+  // A waiver judged as a whole: with one of its cells failing, the others that pass are plain PASS.
+  Report mixed = sample();
+  size_t n = 0;
+  for (Cell& c : mixed.cells)
+    if (ws[0].matches(c) && n++ == 0) c.result.verdict = Verdict::fail;
+  ASSERT_GT(n, 1u);
+  (void)apply_waivers(mixed, ws);
+  const Summary sm = summarize(mixed);
+  EXPECT_EQ(sm.xfails.size(), 1u);
+  EXPECT_TRUE(sm.xpasses.empty());
+  EXPECT_TRUE(sm.passed_all);
   // Malformed waiver files name file, line and key.
   auto err = [](const std::string& text) {
     try {

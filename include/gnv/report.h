@@ -248,7 +248,9 @@ struct Waiver {
 // Throws GridError ("FILE:LINE: KEY: ...") on any malformed input.
 std::vector<Waiver> parse_waivers(std::string_view toml_text, const std::string& source);
 std::vector<Waiver> load_waivers(const std::filesystem::path& path);  // bounded read; GridError
-// Marks every cell the first matching waiver selects; returns how many cells each waiver matched.
+// Marks the cells of each waiver (a cell belongs to its first matching one): while some of its cells
+// fails, its failing cells (XFAIL); once none fails, all of them (XPASS). Returns how many cells
+// each waiver matched.
 std::vector<size_t> apply_waivers(Report& r, const std::vector<Waiver>& waivers);
 
 // ---- derived views ----------------------------------------------------------------------------
@@ -271,6 +273,8 @@ struct Summary {
   std::vector<const Cell*> failures;  // non-control, unwaived, judged cells that did not pass
   std::vector<const Cell*> xfails;    // waived cells that did not pass: expected, not failures
   std::vector<const Cell*> xpasses;   // waived cells that passed: the waiver is stale, the run fails
+  // Non-control impls every one of whose cells was SKIPPED: nothing of them was judged, the run fails.
+  std::vector<std::string> unjudged;
   std::vector<const Cell*> control_errors;  // a control that errors is broken, not detected
   std::map<std::string, ControlSummary> controls;
   std::vector<Breakdown> breakdown;
@@ -317,10 +321,12 @@ struct Comparison {
   std::vector<CellChange> control_changes;
   std::vector<const Cell*> only_base, only_now;
   size_t matched = 0;
-  // The gate cannot pass by comparing nothing: no matched cell at all fails, and so does a
+  size_t matched_judged = 0;  // matched non-control cells judged on both sides (not SKIPPED)
+  // The gate cannot pass by comparing nothing: no matched, judged kernel cell fails (matched
+  // controls or SKIPPED cells compare nothing of the kernel's), and so does a
   // baseline cell missing from the new report (lost coverage; a renamed kernel is the common
   // cause) unless allow_missing.
-  bool nothing_matched() const { return matched == 0; }
+  bool nothing_matched() const { return matched_judged == 0; }
   bool coverage_lost() const { return !only_base.empty() && !allow_missing; }
   bool regressed() const {
     return !regressions.empty() || !growths.empty() || nothing_matched() || coverage_lost();
