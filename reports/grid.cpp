@@ -13,10 +13,7 @@
 #include "gnv/report.h"
 #include "gnv/stress.h"
 #include "gnv_presets.h"
-
-#define TOML_EXCEPTIONS 1
-#define TOML_ENABLE_FORMATTERS 0
-#include <toml++/toml.h>
+#include "toml_read.h"
 
 namespace gnv::report {
 
@@ -136,6 +133,16 @@ std::vector<std::string> read_stresses(const Reader& rd, const toml::node& n, co
   return out;
 }
 
+// The problem of a grid shape with one of its G (dtype and layout left at their defaults).
+Problem shape_problem(const ShapeSpec& sh, int64_t G) {
+  Problem p;
+  parse_shape(sh.shape, p);
+  p.G = G;
+  p.eps = sh.eps;
+  p.affine = sh.affine;
+  return p;
+}
+
 // The variants of one shape entry: every eps x affine given, named apart when there are several.
 // Each must make a valid problem for each G, so that expand_cases never throws on a loaded grid.
 // Throws std::invalid_argument.
@@ -149,11 +156,7 @@ void add_shape_variants(const ShapeSpec& base, const std::vector<double>& eps, c
       if (eps.size() > 1) sh.name += fmt::format("-eps{:g}", e);
       if (affine.size() > 1) sh.name += a ? "-affine" : "-plain";
       for (int64_t G : sh.groups) {
-        Problem p;
-        parse_shape(sh.shape, p);
-        p.G = G;
-        p.eps = sh.eps;
-        p.affine = sh.affine;
+        const Problem p = shape_problem(sh, G);
         try {
           p.validate();
         } catch (const std::exception& ex) {
@@ -169,13 +172,7 @@ void add_shape_variants(const ShapeSpec& base, const std::vector<double>& eps, c
 
 Grid read_grid_toml(std::string_view text, const std::string& source, const std::string& default_name) {
   const Reader rd(source);
-  require_safe_toml(text, source);
-  toml::table top;
-  try {
-    top = toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    throw GridError(fmt::format("{}:{}: {}", source, e.source().begin.line, e.description()));
-  }
+  const toml::table top = read_toml(text, source);
   rd.only_keys(top, "", {"name", "description", "impls", "dtypes", "layouts", "backward", "budget", "section"});
   Grid g;
   g.preset = default_name;
@@ -318,6 +315,8 @@ Grid read_grid_toml(std::string_view text, const std::string& source, const std:
 
 }  // namespace
 
+namespace {
+
 void require_safe_toml(std::string_view text, const std::string& source) {
   // toml++ 3.3.0 (Debian 12) reaches __builtin_unreachable() -- undefined behaviour, found by
   // gnv's grid fuzz target -- when it classifies some non-ASCII code points as whitespace: outside
@@ -380,6 +379,17 @@ void require_safe_toml(std::string_view text, const std::string& source) {
       case comment:
         break;
     }
+  }
+}
+
+}  // namespace
+
+toml::table read_toml(std::string_view text, const std::string& source) {
+  require_safe_toml(text, source);
+  try {
+    return toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    throw GridError(fmt::format("{}:{}: {}", source, e.source().begin.line, e.description()));
   }
 }
 
@@ -480,11 +490,7 @@ std::vector<CaseSpec> expand_cases(const Grid& g) {
       for (const Section& sec : g.sections) {
         for (const ShapeSpec& sh : sec.shapes) {
           for (int64_t G : sh.groups) {
-            Problem p;
-            parse_shape(sh.shape, p);
-            p.G = G;
-            p.eps = sh.eps;
-            p.affine = sh.affine;
+            Problem p = shape_problem(sh, G);
             p.dtype = d;
             p.layout = l;
             p.validate();

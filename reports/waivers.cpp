@@ -9,9 +9,7 @@
 #include "gnv/report.h"
 #include "gnv/stress.h"
 
-#define TOML_EXCEPTIONS 1
-#define TOML_ENABLE_FORMATTERS 0
-#include <toml++/toml.h>
+#include "toml_read.h"
 
 namespace gnv::report {
 
@@ -27,13 +25,7 @@ std::vector<Waiver> parse_waivers(std::string_view text, const std::string& sour
   auto fail = [&](const toml::source_region& at, const std::string& key, const std::string& what) {
     throw GridError(fmt::format("{}:{}: {}: {}", source, at.begin.line, key, what));
   };
-  require_safe_toml(text, source);
-  toml::table top;
-  try {
-    top = toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    throw GridError(fmt::format("{}:{}: {}", source, e.source().begin.line, e.description()));
-  }
+  const toml::table top = read_toml(text, source);
   for (const auto& [k, v] : top)
     if (k.str() != "waiver") fail(k.source(), std::string(k.str()), "unknown key (expected [[waiver]] tables)");
   std::vector<Waiver> out;

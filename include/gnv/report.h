@@ -74,10 +74,6 @@ class GridError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-// Refuses TOML text that toml++ 3.3.0 cannot read safely (non-ASCII outside comments and single-line
-// or literal strings: undefined behaviour in its Unicode tables). Throws GridError.
-void require_safe_toml(std::string_view toml_text, const std::string& source);
-
 // Grid files (TOML, README "Grid files"). `source` names the text in messages; the grid's name
 // defaults to the file's stem. Throws GridError, and only GridError, on any malformed input.
 Grid parse_grid(std::string_view toml_text, const std::string& source);
