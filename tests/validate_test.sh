@@ -102,11 +102,12 @@ done
   bad "$alive grandchildren still alive"
 expect_rc "a plugin writing 64 floats past y" 1 "$gnv" validate --plugin "$(p overrun)" "${grid[@]}" --out "$tmp/over"
 expect_grep "... is caught by the guard region" "$tmp/over/report.json" '"layout":"nhwc".*"verdict":"CRASH","error":"plugin test_overrun forward wrote past the end of y \(256 of the'
-expect_rc "a plugin allocating 2 GiB under --plugin-memory 1GiB" 1 "$gnv" validate --plugin "$(p hog)" "${grid[@]}" \
-  --stress normal --plugin-memory 1GiB --out "$tmp/hog"
-if "$gnv" --version >/dev/null && ldd "$gnv" | grep -q libasan; then
-  ok "... (ASan build: no address-space limit, the plugin may pass)"
+if ldd "$gnv" | grep -q libasan; then
+  # ASan's shadow memory alone exceeds any such limit, so the host sets none there (README).
+  echo "note --plugin-memory is not applied in an ASan build: its check runs in the default build"
 else
+  expect_rc "a plugin allocating 2 GiB under --plugin-memory 1GiB" 1 "$gnv" validate --plugin "$(p hog)" "${grid[@]}" \
+    --stress normal --plugin-memory 1GiB --out "$tmp/hog"
   expect_grep "... is stopped by the per-call memory limit" "$tmp/hog/report.json" 'could not allocate 2 GiB'
 fi
 expect_rc "plugin crashing in backward" 1 "$gnv" validate --plugin "$(p bwdcrash)" "${grid[@]}" --out "$tmp/bwd"
