@@ -27,11 +27,7 @@ struct ReplayOptions {
 
 std::string read_file(const std::string& path) {
   // Fuzz inputs are small (libFuzzer's -max_len is KBs); 64 MiB bounds a mistaken path.
-  try {
-    return read_small_file(path, 64 << 20);
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(e.what());
-  }
+  return read_small_file_or<UsageError>(path, 64 << 20);
 }
 
 int replay_differential(const ReplayOptions& o, const std::string& bytes) {

@@ -83,12 +83,7 @@ Tensor read_runner_output(const fs::path& file, DType want, const std::vector<in
   for (int64_t e : shape) n *= e;
   // Bounded by what the expected shape needs: a runner's y.npy that is /dev/zero, a FIFO or 2 GB
   // is refused at once instead of being read.
-  std::string bytes;
-  try {
-    bytes = read_small_file(file, npy_max_bytes(n, want));
-  } catch (const std::invalid_argument& e) {
-    throw RunnerOutputError(e.what());
-  }
+  const std::string bytes = read_small_file_or<RunnerOutputError>(file, npy_max_bytes(n, want));
   return parse_runner_output(bytes, file.string(), want, shape);
 }
 

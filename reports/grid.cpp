@@ -400,12 +400,7 @@ Grid parse_grid(std::string_view text, const std::string& source) {
 }
 
 Grid load_grid_file(const std::filesystem::path& path) {
-  std::string text;
-  try {
-    text = read_small_file(path, kMaxGridFileBytes);
-  } catch (const std::invalid_argument& e) {
-    throw GridError(e.what());
-  }
+  const std::string text = read_small_file_or<GridError>(path, kMaxGridFileBytes);
   // A report.json holds the grid it ran, as loaded: a report can be run again from itself.
   const size_t first = text.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && text[first] == '{') {

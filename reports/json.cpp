@@ -693,12 +693,7 @@ Report baseline_of(const Report& r) {
 }
 
 Report read_report(const std::filesystem::path& path) {
-  std::string text;
-  try {
-    text = read_small_file(path, kMaxReportBytes);
-  } catch (const std::invalid_argument& e) {
-    throw ReportError(e.what());
-  }
+  const std::string text = read_small_file_or<ReportError>(path, kMaxReportBytes);
   try {
     return parse_report(text);
   } catch (const ReportError& e) {

@@ -69,12 +69,7 @@ std::vector<Waiver> parse_waivers(std::string_view text, const std::string& sour
 }
 
 std::vector<Waiver> load_waivers(const std::filesystem::path& path) {
-  std::string text;
-  try {
-    text = read_small_file(path, kMaxWaiverFileBytes);
-  } catch (const std::invalid_argument& e) {
-    throw GridError(e.what());
-  }
+  const std::string text = read_small_file_or<GridError>(path, kMaxWaiverFileBytes);
   return parse_waivers(text, path.string());
 }
 

@@ -89,12 +89,7 @@ class Fields {
 };
 
 json read_json(const fs::path& file) {
-  std::string text;
-  try {
-    text = read_small_file(file, 1 << 20);
-  } catch (const std::invalid_argument& e) {
-    throw CaseError(e.what());
-  }
+  const std::string text = read_small_file_or<CaseError>(file, 1 << 20);
   try {
     return json::parse(text);
   } catch (const json::exception& e) {

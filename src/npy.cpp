@@ -278,12 +278,7 @@ std::uintmax_t npy_max_bytes(int64_t elements, DType dtype) {
 }
 
 NpyArray read_npy(const std::filesystem::path& path, std::uintmax_t max_bytes) {
-  std::string bytes;
-  try {
-    bytes = read_small_file(path, max_bytes);
-  } catch (const std::invalid_argument& e) {
-    throw NpyError(e.what());
-  }
+  const std::string bytes = read_small_file_or<NpyError>(path, max_bytes);
   return parse_npy(bytes, path.string());
 }
 

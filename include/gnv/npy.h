@@ -45,5 +45,15 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
 // std::invalid_argument naming the path unless it is a regular file (after symlinks) of at most
 // max_bytes, so /dev/zero, a FIFO or a directory fails at once instead of being read forever.
 std::string read_small_file(const std::filesystem::path& path, std::uintmax_t max_bytes);
+// The same, with the refusal thrown as the caller's own error type (NpyError, CaseError, ...), so
+// that its command maps it to exit 2 with the same message.
+template <class Error>
+std::string read_small_file_or(const std::filesystem::path& path, std::uintmax_t max_bytes) {
+  try {
+    return read_small_file(path, max_bytes);
+  } catch (const std::invalid_argument& e) {
+    throw Error(e.what());
+  }
+}
 
 }  // namespace gnv
