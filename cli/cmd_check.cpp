@@ -42,21 +42,10 @@ std::vector<const Impl*> impls_for(const std::string& impl_name, const Problem& 
 }
 
 // Prints one impl's check and returns whether it passed.
-bool check_one(const Impl& impl, const Case& c, bool backward, BudgetProfile budget, const std::string& stress,
-               uint64_t seed, const std::string& reproduce) {
-  const bool control = impl.capabilities().control;
-  const Problem& p = c.problem;
-  fmt::print("check {}{}: {} stress={} seed={}{}\n", impl.name(), control ? " (control)" : "",
-             p.describe(), stress.empty() ? "?" : stress, seed, backward ? " backward" : "");
+bool check_one(const Impl& impl, const Case& c, bool backward, BudgetProfile budget, const std::string& reproduce) {
   const CheckResult r = check_case(impl, c, backward, budget);
-  print_result(stdout, p, r);
-  const bool passed = r.verdict == Verdict::pass;
-  std::string label = verdict_label(r.verdict);
-  if (control && !passed) label += " (control, expected)";
-  if (control && passed) label += " (control: expected to fail; this input does not expose it)";
-  fmt::print("  verdict: {}\n", label);
-  fmt::print("reproduce: {}\n", reproduce);
-  return passed;
+  print_check(stdout, std::string(impl.name()), impl.capabilities().control, c, backward, r, reproduce);
+  return r.verdict == Verdict::pass;
 }
 
 int run_check(CheckOptions o) {
@@ -107,7 +96,7 @@ int run_check(CheckOptions o) {
     if (!load.empty() && impl->name() == o.impl) repro.insert(std::string_view("gnv check").size(), load);
     const BudgetProfile budget = parse_budget_profile(o.budget);
     if (budget != BudgetProfile::pairwise) repro += " --budget " + o.budget;
-    all_passed = check_one(*impl, c, backward, budget, stress, seed, repro) && all_passed;
+    all_passed = check_one(*impl, c, backward, budget, repro) && all_passed;
   }
   return all_passed ? kExitPass : kExitFail;
 }

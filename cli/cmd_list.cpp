@@ -66,7 +66,9 @@ int run_list(bool json) {
     const Capabilities c = impl->capabilities();
     std::string dirs = c.forward && c.backward ? "fwd+bwd" : c.forward ? "fwd" : c.backward ? "bwd" : "-";
     fmt::print("  {:<16} dtypes={:<16} layouts={:<10} {:<8} device={:<5} {}{}{}\n", impl->name(),
-               fmt::join(names_of(c.dtypes), ","), fmt::join(names_of(c.layouts), ","), dirs, c.device,
+               // Joined first: a width on fmt::join pads every element, not the list.
+               fmt::format("{}", fmt::join(names_of(c.dtypes), ",")),
+               fmt::format("{}", fmt::join(names_of(c.layouts), ",")), dirs, c.device,
                c.deterministic ? "deterministic" : "nondeterministic",
                c.control ? "  CONTROL (expected to fail)" : "",
                impl_available(*impl) ? "" : "  NOT AVAILABLE on this machine");

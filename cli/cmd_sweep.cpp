@@ -20,6 +20,7 @@
 
 #include "common.h"
 #include "run_dir.h"
+#include "sweep.h"
 #include "gnv/external.h"
 #include "gnv/npy.h"
 #include "gnv/report.h"
@@ -31,36 +32,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace gnv::report;
 
-struct SweepOptions {
-  std::string preset;  // empty: smoke, unless --grid or --shape names the grid
-  std::string grid_file;
-  std::vector<std::string> shapes;  // the ad-hoc section
-  std::vector<int64_t> groups;
-  std::vector<double> eps;
-  bool affine = false;
-  std::vector<std::string> impls, dtypes, layouts, stresses, sections;
-  std::vector<uint64_t> seeds;
-  std::optional<bool> backward;  // unset: the preset's
-  bool backward_flag = true;
-  std::string out = "out";
-  std::string shard;
-  int jobs = 0;
-  std::string baseline;
-  double tolerance = 2;
-  bool allow_missing = false;
-  bool html = true;
-  std::string write_baseline;
-  std::string waivers;
-  std::string budget;  // empty: the grid's
-  double max_memory = 0;
-  std::string save_cases = "failing";
-  size_t max_saved_cases = 200;
-  // `gnv validate`: the impls are the external ones (plus --impl, if given), loaded at run time.
-  bool validate = false;
-  ExternalOptions ext;
-  std::vector<std::string> external_impls;
-  std::map<std::string, std::string> external;  // impl -> the options that load it
-};
 
 // The grid a sweep starts from: --grid FILE, --preset NAME, the ad-hoc section of --shape (added
 // to the grid when one is named, else the whole grid), or the smoke preset.
@@ -100,6 +71,8 @@ Grid base_grid(const SweepOptions& o) {
   }
   return g;
 }
+
+}  // namespace
 
 Grid build_grid(const SweepOptions& o) {
   Grid g = base_grid(o);
@@ -143,6 +116,8 @@ Grid build_grid(const SweepOptions& o) {
         throw UsageError(fmt::format("{} is given twice", (*v)[i]));
   return g;
 }
+
+namespace {
 
 // Case directory names: cell ids hold '/' and ':', which paths and some shells dislike. The
 // readable part is cut to fit a file name (255 bytes) and a hash of the whole id keeps two ids

@@ -15,7 +15,18 @@
 
 namespace gnv::cli {
 
-void print_error(const std::string& msg) { fmt::print(stderr, "gnv: error: {}\n", msg); }
+namespace {
+std::string& last_error_text() {
+  static std::string s;
+  return s;
+}
+}  // namespace
+
+void print_error(const std::string& msg) {
+  last_error_text() = msg;
+  fmt::print(stderr, "gnv: error: {}\n", msg);
+}
+const std::string& last_error() { return last_error_text(); }
 
 int run_guarded(const std::function<int()>& run) {
   // Order matters: InvalidProblem is an invalid_argument; CaseError and NpyError are
@@ -186,6 +197,20 @@ void print_result(std::FILE* out, const Problem& p, const CheckResult& r) {
   if (r.oracle_undecided)
     fmt::print(out, "  oracle: {} value(s) whose rounding could not be certified\n",
                r.oracle_undecided);
+}
+
+void print_check(std::FILE* out, const std::string& impl, bool control, const Case& c, bool backward,
+                 const CheckResult& r, const std::string& reproduce) {
+  const Problem& p = c.problem;
+  fmt::print(out, "check {}{}: {} stress={} seed={}{}\n", impl, control ? " (control)" : "", p.describe(),
+             c.stress.empty() ? "?" : c.stress, c.seed, backward ? " backward" : "");
+  print_result(out, p, r);
+  const bool passed = r.verdict == Verdict::pass;
+  std::string label = verdict_label(r.verdict);
+  if (control && !passed) label += " (control, expected)";
+  if (control && passed) label += " (control: expected to fail; this input does not expose it)";
+  fmt::print(out, "  verdict: {}\n", label);
+  fmt::print(out, "reproduce: {}\n", reproduce);
 }
 
 nlohmann::json json_number(double v) {

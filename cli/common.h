@@ -48,6 +48,12 @@ Command register_suite(CLI::App& app);
 // NpyError, std::invalid_argument, UsageError) -> 2, anything else -> 1; prints "gnv: error: ...".
 int run_guarded(const std::function<int()>& run);
 void print_error(const std::string& msg);
+// The message of the last print_error (the Python package raises it as its exception's text).
+const std::string& last_error();
+
+// The whole command line: parses argv, runs the subcommand, returns its exit code. Implementations
+// registered during the run (plugins, runners) are unregistered when it returns.
+int run_main(int argc, char** argv);
 
 // The end of gnv sweep and gnv merge: report.json (the source of truth) written atomically into
 // `out` and read back; report.md and junit.xml, and report.html when `html`, rendered from the file
@@ -96,6 +102,10 @@ std::string reproduce_case_command(const std::string& impl, const std::string& c
 
 // Prints the per-output block of a check (output lines, kappa range, undecided count).
 void print_result(std::FILE* out, const Problem& p, const CheckResult& r);
+// The block `gnv check` prints for one impl's check of a case: the header line, print_result,
+// the verdict and the reproducer (gnv.check and gnv.judge in Python return the same text).
+void print_check(std::FILE* out, const std::string& impl, bool control, const Case& c, bool backward,
+                 const CheckResult& r, const std::string& reproduce);
 // The worst element as "n=.. c=.. s=..: expected=.. actual=.." with enough digits to round-trip.
 std::string describe_worst(const Problem& p, const OutputMetrics& m);
 // Worst condition-scaled error over all outputs (0 when there are none).

@@ -1,53 +1,6 @@
 // gnv: how far is a GroupNorm kernel from the exact answer, on which inputs, and is that
-// acceptable? One subcommand per file; exit codes: 0 pass, 1 fail, 2 bad usage or input.
-#include <CLI/CLI.hpp>
-#include <algorithm>
-#include <fmt/format.h>
-#include <string>
-#include <vector>
-
+// acceptable? The command line itself is gnv::cli::run_main (app.cpp), shared with the Python
+// package.
 #include "common.h"
 
-namespace gnv::cli {
-Command register_replay(CLI::App& app);  // cmd_replay.cpp: fuzzer inputs, fuzz/decode.h
-Command register_sweep(CLI::App& app);    // cmd_sweep.cpp, cmd_compare.cpp, cmd_merge.cpp:
-Command register_compare(CLI::App& app);  // sweeps, reports, the regression gate (reports/)
-Command register_merge(CLI::App& app);
-Command register_validate(CLI::App& app);  // cmd_sweep.cpp: third-party kernels (external/)
-}
-
-int main(int argc, char** argv) {
-  using namespace gnv::cli;
-  CLI::App app{"gnv: numerical verification of GroupNorm kernels against an exact oracle.\n"
-               "Exit codes: 0 all pass, 1 any failure, 2 bad usage or invalid input."};
-  app.name("gnv");
-  app.set_version_flag("--version", gnv::report::version_string(), "Print the version (and git describe) and exit");
-  app.require_subcommand(1, 1);
-  app.fallthrough(false);
-  const std::vector<Command> commands{register_list(app), register_check(app),
-                                      register_oracle(app), register_sweep(app),
-                                      register_compare(app), register_merge(app),
-                                      register_suite(app), register_replay(app),
-                                      register_validate(app)};
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    // --help is a ParseError with exit code 0; CLI11's other codes (106, 109, ...) are all
-    // usage errors to us, and scripts should only have to know about 2.
-    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
-    // CLI11 reports "gnv frobnicate" as a missing subcommand; name the word it did not know.
-    std::string msg = e.what();
-    const bool known = argc > 1 && std::any_of(commands.begin(), commands.end(), [&](const Command& c) {
-      return c.app->check_name(argv[1]);
-    });
-    if (argc > 1 && argv[1][0] != '-' && !known)
-      msg = fmt::format("unknown subcommand '{}' (expected list, check, oracle, sweep, compare, merge, suite, replay or validate)", argv[1]);
-    print_error(msg);
-    fmt::print(stderr, "Run with --help for more information.\n");
-    return kExitUsage;
-  }
-  for (const Command& c : commands)
-    if (c.app->parsed()) return run_guarded(c.run);
-  print_error("no subcommand given");
-  return kExitUsage;
-}
+int main(int argc, char** argv) { return gnv::cli::run_main(argc, argv); }

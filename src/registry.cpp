@@ -45,6 +45,14 @@ const Impl& Registry::get(std::string_view name) const {
       fmt::format("unknown implementation '{}' (available: {})", name, fmt::join(names, ", ")));
 }
 
+std::unique_ptr<Impl> Registry::remove(std::string_view name) {
+  auto it = std::find_if(impls_.begin(), impls_.end(), [&](const auto& i) { return i->name() == name; });
+  if (it == impls_.end()) return nullptr;
+  std::unique_ptr<Impl> out = std::move(*it);
+  impls_.erase(it);
+  return out;
+}
+
 std::vector<const Impl*> Registry::all() const {
   std::vector<const Impl*> v;
   for (const auto& i : impls_) v.push_back(i.get());

@@ -76,6 +76,9 @@ class Registry {
   const Impl* find(std::string_view name) const;  // null when absent
   const Impl& get(std::string_view name) const;   // throws std::invalid_argument listing names
   std::vector<const Impl*> all() const;           // sorted by name
+  // Takes an impl out (null when absent): impls registered for one run of the CLI inside a
+  // longer-lived process (the Python package) leave with the run.
+  std::unique_ptr<Impl> remove(std::string_view name);
 
  private:
   std::vector<std::unique_ptr<Impl>> impls_;

@@ -1,0 +1,84 @@
+"""A Python kernel as a gnv external runner (README "Validating third-party kernels"):
+
+    gnv validate --runner 'python3 -m gnv.runner MODULE:NAME' --no-stats ...
+
+MODULE:NAME is a gnv.Kernel or a forward function (importable: the module on sys.path, or a file
+path ending in .py). Every case directory of the batch is read with gnv.load_case (the C++ reader),
+the kernel runs on it as gnv.check runs it, and its outputs are written in the case's physical
+order; gnv.Unsupported writes unsupported.txt (SKIPPED), any other exception error.txt. The runner
+protocol itself is for kernels in other languages; from Python, gnv.validate is the direct route.
+"""
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+
+import numpy as np
+
+import gnv
+from gnv import _arrays
+
+
+def load_kernel(spec):
+    """MODULE:NAME or FILE.py:NAME as a gnv.Kernel."""
+    mod, sep, attr = spec.rpartition(":")
+    if not sep or not mod or not attr:
+        raise ValueError(f"{spec!r}: expected MODULE:NAME or FILE.py:NAME")
+    if mod.endswith(".py"):
+        s = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(mod))[0], mod)
+        m = importlib.util.module_from_spec(s)
+        s.loader.exec_module(m)
+    else:
+        m = importlib.import_module(mod)
+    k = getattr(m, attr)
+    return k if isinstance(k, gnv.Kernel) else gnv.Kernel(k)
+
+
+def _save(path, name, array, case):
+    p = case._problem
+    raw = gnv._output_bytes(name, array, p)
+    stat = name in ("mean", "rstd")
+    dtype = p.acc_dtype if stat else p.dtype
+    shape = (p.N, p.G) if stat else (p.C,) if name in ("dgamma", "dbeta") else tuple(p.x_shape)
+    phys = raw.view(_arrays.numpy_dtype(dtype)).reshape(shape)
+    np.save(path, phys.view(np.uint16) if dtype == "bf16" else phys)  # bf16 as '<u2' bits
+
+
+def run_case(kernel, d):
+    case = gnv.load_case(d)
+    r = kernel.forward(case.x, case.gamma, case.beta, case.groups, case.eps)
+    outs = gnv._outputs_of(r, ("y", "mean", "rstd"))
+    if case.has_backward and kernel.backward is not None:
+        o = case.oracle(backward=False) if not kernel.statistics else None
+        mean = outs["mean"] if kernel.statistics else o["mean"]
+        rstd = outs["rstd"] if kernel.statistics else o["rstd"]
+        b = kernel.backward(case.dy, case.x, mean, rstd, case.gamma, case.groups, case.eps)
+        outs.update(gnv._outputs_of(b, ("dx", "dgamma", "dbeta")))
+    for name, array in outs.items():
+        _save(os.path.join(d, name + ".npy"), name, array, case)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python3 -m gnv.runner", description=__doc__.split("\n\n")[0])
+    ap.add_argument("kernel", help="MODULE:NAME or FILE.py:NAME (a gnv.Kernel or a forward function)")
+    ap.add_argument("batch", help="the batch directory gnv passes")
+    a = ap.parse_args(argv)
+    kernel = load_kernel(a.kernel)
+    for name in sorted(os.listdir(a.batch)):
+        d = os.path.join(a.batch, name)
+        if not os.path.isdir(d):
+            continue
+        try:
+            run_case(kernel, d)
+        except gnv.Unsupported as e:
+            with open(os.path.join(d, "unsupported.txt"), "w") as f:
+                f.write((str(e).strip().splitlines() or [""])[0] + "\n")
+        except Exception as e:  # noqa: BLE001 - one case's failure is reported for that case
+            with open(os.path.join(d, "error.txt"), "w") as f:
+                f.write(f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""gnv.validate and gnv.check: whole grids through the C++ sweep, verdicts and messages."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gnv
+import kernels
+
+
+def test_correct_numpy_kernel_passes_every_smoke_case(tmp_path):
+    v = gnv.validate(kernels.correct, preset="smoke", out=tmp_path / "v", html=False)
+    verdicts = {c["verdict"] for c in v.cells}
+    assert v.passed and verdicts == {"PASS"}, [c for c in v.cells if c["verdict"] != "PASS"][:3]
+    # every dtype and layout, forward and backward
+    assert {c["problem"]["dtype"] for c in v.cells} == {"f64", "f32", "f16", "bf16"}
+    assert {c["problem"]["layout"] for c in v.cells} == {"nchw", "nhwc"}
+    assert all(c["backward"] for c in v.cells) and len(v.cells) > 700
+    assert os.path.exists(tmp_path / "v" / "junit.xml") and os.path.exists(tmp_path / "v" / "report.md")
+
+
+def test_onepass_breaks_down_at_offset_1e1(tmp_path):
+    v = gnv.validate(kernels.onepass, preset="smoke", dtypes=["f32"], out=tmp_path / "v", html=False)
+    assert not v.passed
+    offsets = {}
+    for c in v.cells:
+        if c["verdict"] == "FAIL" and c["stress"].startswith("offset:"):
+            key = c["problem"]["layout"]
+            offsets[key] = min(offsets.get(key, 1e9), float(c["stress"].split(":")[1]))
+    assert offsets == {"nchw": 10.0, "nhwc": 10.0}
+    # below the breakdown it passes
+    assert all(c["verdict"] == "PASS" for c in v.cells if c["stress"] == "normal")
+
+
+def test_failure_message_is_gnv_checks():
+    case = next(gnv.cases(shapes=["2,32,8,8"], groups=[8], dtypes=["f32"], layouts=["nhwc"], stresses=["offset:1000"]))
+    with pytest.raises(AssertionError) as e:
+        gnv.assert_passes(case, kernels.onepass)
+    text = str(e.value)
+    for word in ("check numpy-onepass: shape=2,32,8,8 G=8", "stress=offset:1000", "y      FAIL", "max_cond_err=",
+                 "budget=", "worst n=", "expected=", "actual=", "kappa", "verdict: FAIL", "reproduce: "):
+        assert word in text, (word, text)
+    r = gnv.check(case, kernels.correct)
+    assert r and r.verdict == "PASS" and r.outputs["y"]["max_cond_err"] <= r.outputs["y"]["budget"]
+
+
+def test_unsupported_is_skipped_and_an_exception_is_that_cells_error(tmp_path):
+    def picky(x, gamma, beta, groups, eps):
+        if x.dtype == np.float16:
+            raise gnv.Unsupported("no f16 here")
+        if x.dtype == np.float64:
+            raise ZeroDivisionError("boom in f64")
+        return kernels.forward(x, gamma, beta, groups, eps)
+
+    v = gnv.validate(picky, shapes=["2,8,5"], groups=[2], stresses=["normal"], out=tmp_path / "v", html=False)
+    by = {c["problem"]["dtype"]: c for c in v.cells if c["problem"]["layout"] == "nchw"}
+    assert by["f16"]["verdict"] == "SKIPPED" and "no f16 here" in by["f16"]["error"]
+    assert by["f64"]["verdict"] == "ERROR" and by["f64"]["error"] == "ZeroDivisionError: boom in f64"
+    assert by["f32"]["verdict"] == "PASS" and by["bf16"]["verdict"] == "PASS"
+    assert not v.passed
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda x, g, b, G, e: kernels.forward(x, g, b, G, e).astype(np.float64), "dtype float64, expected float32"),
+    (lambda x, g, b, G, e: kernels.forward(x, g, b, G, e)[:1], "shape (1, 8, 5), expected (2, 8, 5)"),
+    (lambda x, g, b, G, e: "y", "y: expected a numpy array, got str"),
+    (lambda x, g, b, G, e: (x, x, x, x), "returned 4 values"),
+])
+def test_a_kernel_returning_the_wrong_thing_is_an_error_naming_it(bad, message):
+    case = next(gnv.cases(shapes=["2,8,5"], groups=[2], dtypes=["f32"], layouts=["nchw"], stresses=["normal"]))
+    r = gnv.check(case, bad)
+    assert r.verdict == "ERROR" and message in r.error, r.error
+
+
+def test_validate_bad_usage_raises_gnv_error(tmp_path):
+    with pytest.raises(gnv.GnvError, match="--section nope"):
+        gnv.validate(kernels.correct, preset="smoke", sections=["nope"], out=tmp_path / "v")
+    assert not (tmp_path / "v").exists()
+    with pytest.raises(gnv.GnvError, match="G"):
+        gnv.validate(kernels.correct, shapes=["2,6"], groups=[4], out=tmp_path / "v")
+
+
+def _cells(report):
+    out = {}
+    for c in report["cells"]:
+        key = "/".join(c["id"].split("/")[1:]) if "id" in c else None
+        key = key or f"{c['problem']['dtype']}/{c['problem']['layout']}/{c['section']}/{c['shape_name']}/" \
+                     f"G{c['problem']['G']}/{c['stress']}/s{c['seed']}"
+        out[key] = (c["verdict"], [(o["name"], o.get("max_cond_err"), o.get("max_ulp")) for o in c.get("outputs", [])])
+    return out
+
+
+def test_validate_equals_the_cli_with_the_runner_route(tmp_path, gnv_bin):
+    opts = dict(shapes=["2,12,3,5"], groups=[3], affine=True, stresses=["normal", "offset:100", "special"],
+                dtypes=["f32", "bf16"])
+    v = gnv.validate(kernels.correct, out=tmp_path / "py", html=False, **opts)
+    runner = f"{sys.executable} -m gnv.runner {os.path.join(os.path.dirname(__file__), 'kernels.py')}:correct"
+    cmd = [gnv_bin, "validate", "--runner", runner, "--runner-name", "numpy-longdouble", "--no-stats", "--no-html",
+           "--out", str(tmp_path / "cli"), "--shape", "2,12,3,5", "--groups", "3", "--affine",
+           "--stress", "normal,offset:100,special", "--dtype", "f32,bf16"]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    with open(tmp_path / "cli" / "report.json") as f:
+        cli = json.load(f)
+    a, b = _cells(v.report), _cells(cli)
+    assert a.keys() == b.keys() and len(a) == 12
+    assert a == b
