@@ -15,12 +15,12 @@ scale and bias are the case's gamma and beta, passed in the case's dtype.
 With flax's default force_float32_reductions=True the statistics of f16/bf16 inputs are computed in
 float32 (f64 inputs stay f64).
 
-Layout: flax normalizes channels-last input (features on the last axis), which is gnv's nhwc
-storage as it is; nchw cases are transposed to (N, *S, C) with numpy before the call and the
-results back after it (a copy, no rounding).
+Layout: flax normalizes channels-last input (features on the last axis); the (N, C, *S) arrays gnv
+hands a kernel are moved to (N, *S, C) with numpy before the call and the results back after it (a
+copy, no rounding). gnv.runner.serve (the gnv package) reads the cases and writes the outputs.
 
 Backward: jax.vjp of the applied module with respect to x, scale and bias, with dy as the
-cotangent: dx, dgamma, dbeta. mean and rstd are not outputs of the module (they are internal to
+cotangent: dx, dgamma, dbeta (the forward runs again inside it). mean and rstd are not outputs of the module (they are internal to
 it): the runner writes no mean.npy / rstd.npy; run gnv with --no-stats.
 
 dtypes: f32, f16, bf16 (ml_dtypes.bfloat16; gnv stores it as '<u2' bit patterns) and f64
@@ -50,68 +50,54 @@ os.environ.setdefault("JAX_PLATFORMS", A.device if A.device == "cpu" else "cuda,
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import ml_dtypes  # noqa: E402
 import numpy as np  # noqa: E402
 import flax  # noqa: E402
 import flax.linen as nn  # noqa: E402
-from runner_protocol import load_numpy as load, run_batch  # noqa: E402
+
+import gnv  # noqa: E402
+import gnv.runner  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 DT = {"f64": jnp.float64, "f32": jnp.float32, "f16": jnp.float16, "bf16": jnp.bfloat16}
 
 
-def save(path, a, dtype):
-    a = np.asarray(a)
-    if dtype == "bf16":
-        a = a.astype(ml_dtypes.bfloat16).view(np.uint16)
-    else:
-        a = a.astype(np.dtype(DT[dtype]))
-    np.save(path, np.ascontiguousarray(a))
+def module(x, groups, eps, affine):
+    dt = gnv._arrays.gnv_dtype(x.dtype)
+    return nn.GroupNorm(num_groups=groups, epsilon=eps, use_scale=affine, use_bias=affine, param_dtype=DT[dt],
+                        use_fast_variance=(A.variance == "fast"))
 
 
-def to_channels_last(x, layout):  # gnv physical -> flax's (N, *S, C)
-    return x if layout == "nhwc" else np.moveaxis(x, 1, -1)
+def make_kernel(device):
+    """gnv hands (N, C, *S) arrays; flax normalizes (N, *S, C): moved with numpy (a copy, no rounding)."""
 
+    def put(a, last=False):
+        return jax.device_put(jnp.asarray(np.ascontiguousarray(np.moveaxis(a, 1, -1) if last else a)), device)
 
-def from_channels_last(y, layout):
-    return y if layout == "nhwc" else np.moveaxis(y, -1, 1)
+    def apply(x, gamma, beta, groups, eps):
+        mod = module(x, groups, eps, gamma is not None)
+        params = {} if gamma is None else {"scale": put(gamma), "bias": put(beta)}
+        return (lambda xx, pp: mod.apply({"params": pp}, xx)), params
 
+    def forward(x, gamma, beta, groups, eps):
+        f, params = apply(x, gamma, beta, groups, eps)
+        y = (jax.jit(f) if A.jit else f)(put(x, last=True), params)
+        return np.moveaxis(np.asarray(y), -1, 1)
 
-def run_case(d, device):
-    p = json.load(open(os.path.join(d, "case.json")))
-    dt, lay, affine = p["dtype"], p["layout"], p["affine"]
-    mod = nn.GroupNorm(num_groups=p["G"], epsilon=p["eps"], use_scale=affine, use_bias=affine,
-                       param_dtype=DT[dt], use_fast_variance=(A.variance == "fast"))
-    x = jax.device_put(jnp.asarray(np.ascontiguousarray(to_channels_last(load(os.path.join(d, "x.npy"), dt), lay))),
-                       device)
-    params = {}
-    if affine:
-        params = {"scale": jax.device_put(jnp.asarray(load(os.path.join(d, "gamma.npy"), dt)), device),
-                  "bias": jax.device_put(jnp.asarray(load(os.path.join(d, "beta.npy"), dt)), device)}
+    def backward(dy, x, mean, rstd, gamma, groups, eps):
+        beta = None if gamma is None else np.zeros_like(gamma)
+        f, params = apply(x, gamma, beta, groups, eps)
 
-    def f(x, params):
-        return mod.apply({"params": params}, x)
+        def fb(xx, pp, dd):
+            _, vjp = jax.vjp(f, xx, pp)
+            return vjp(dd)
 
-    backward = os.path.exists(os.path.join(d, "dy.npy"))
-    if not backward:
-        y = (jax.jit(f) if A.jit else f)(x, params)
-    else:
-        dy = jax.device_put(jnp.asarray(np.ascontiguousarray(to_channels_last(load(os.path.join(d, "dy.npy"), dt), lay))),
-                            device)
+        dx, dparams = (jax.jit(fb) if A.jit else fb)(put(x, last=True), params, put(dy, last=True))
+        dx = np.moveaxis(np.asarray(dx), -1, 1)
+        if gamma is None:
+            return dx
+        return dx, np.asarray(dparams["scale"]), np.asarray(dparams["bias"])
 
-        def fb(x, params, dy):
-            y, vjp = jax.vjp(f, x, params)
-            return (y,) + vjp(dy)
-
-        y, dx, dparams = (jax.jit(fb) if A.jit else fb)(x, params, dy)
-    if y.dtype != DT[dt]:
-        raise TypeError(f"flax returned y as {y.dtype} for a {dt} case")
-    save(os.path.join(d, "y.npy"), from_channels_last(np.asarray(y), lay), dt)
-    if backward:
-        save(os.path.join(d, "dx.npy"), from_channels_last(np.asarray(dx), lay), dt)
-        if affine:
-            save(os.path.join(d, "dgamma.npy"), dparams["scale"], dt)
-            save(os.path.join(d, "dbeta.npy"), dparams["bias"], dt)
+    return gnv.Kernel(forward, backward, name="flax")
 
 
 def main():
@@ -121,7 +107,7 @@ def main():
         sys.exit(f"jax_runner: no {A.device} device: {e}")
     print(f"jax_runner: jax {jax.__version__} flax {flax.__version__} device={device} "
           f"variance={A.variance} jit={A.jit}", file=sys.stderr)
-    run_batch(A.batch, lambda d: run_case(d, device))
+    gnv.runner.serve(make_kernel(device), A.batch)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,15 @@
 
 For every case the runner builds a one-node ONNX model with the `onnx` helper API
 (X, scale, bias -> GroupNormalization -> Y, attributes epsilon and num_groups), runs it with an
-InferenceSession and writes y.npy. The case's nhwc storage is transposed to ONNX's channels-first
-(N, C, *S) with numpy before the run and back after it (a copy, no rounding).
+InferenceSession and returns y; gnv.runner.serve (the gnv package) reads the cases and writes the
+outputs in the case's layout. ONNX's channels-first (N, C, *S) is the logical order gnv hands a
+kernel: an nhwc case's x is copied into it before the run (a copy, no rounding).
 
 What ONNX Runtime does not give, and how the runner says so:
   * mean and rstd: the operator has one output, Y. The runner writes no mean.npy / rstd.npy;
     run gnv with --no-stats.
   * gradients: an InferenceSession has none (training needs onnxruntime-training). A case with
-    dy.npy gets error.txt; run gnv with --no-backward.
+    dy.npy is declined (SKIPPED); run gnv with --no-backward.
   * dtypes: the model uses the case's dtype. ORT 1.32's CPU provider runs f32, f64 and f16 at both
     opsets; bf16 fails when the session is created (no bf16 CPU kernel for ReduceMean(18) /
     Mul(14) of the operator's function body), and that message becomes the cell's error.
@@ -39,29 +40,23 @@ epsilon is an ONNX float attribute: it is stored as float32 even for f64 cases.
 --optimization sets the session's graph optimization level (default all, ORT's default).
 """
 import argparse
-import json
-import os
 import sys
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
-from runner_protocol import Unsupported, load_numpy as load, run_batch
+
+import gnv
+import gnv.runner
+from gnv import Unsupported
 
 ELEM = {"f64": TensorProto.DOUBLE, "f32": TensorProto.FLOAT, "f16": TensorProto.FLOAT16,
         "bf16": TensorProto.BFLOAT16}
-NP = {"f64": np.float64, "f32": np.float32, "f16": np.float16}
 OPT = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-
-
-def save(path, a, dtype):
-    if dtype == "bf16":
-        a = a.view(np.uint16)
-    np.save(path, np.ascontiguousarray(a))
 
 
 def build_model(opset, dtype, shape, G, eps, nscale, post_affine, stash):
@@ -90,25 +85,17 @@ def build_model(opset, dtype, shape, G, eps, nscale, post_affine, stash):
     return model
 
 
-def run_case(d, a, so):
-    p = json.load(open(os.path.join(d, "case.json")))
-    if os.path.exists(os.path.join(d, "dy.npy")):
-        raise Unsupported("ONNX Runtime inference gives no gradients: run gnv with --no-backward")
-    dt, G, lay = p["dtype"], p["G"], p["layout"]
-    x = load(os.path.join(d, "x.npy"), dt)
-    if lay == "nhwc":  # physical (N,*S,C) -> ONNX's (N,C,*S)
-        x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+def group_norm(x, gamma, beta, G, eps, a, so):
+    """The gnv.Kernel forward: x in ONNX's (N, C, *S) order (gnv hands the logical view; the copy
+    below makes it contiguous, no rounding), y back in the same order."""
+    dt = gnv._arrays.gnv_dtype(x.dtype)
+    x = np.ascontiguousarray(x)
     N, C = x.shape[:2]
     cpg = C // G
-    if p["affine"]:
-        gamma, beta = load(os.path.join(d, "gamma.npy"), dt), load(os.path.join(d, "beta.npy"), dt)
-    else:
-        gamma = beta = None
     feeds = {"x": x}
     post = False
     if a.opset >= 21:
-        one = np.ones(C, dtype=x.dtype)
-        feeds["scale"] = gamma if gamma is not None else one
+        feeds["scale"] = gamma if gamma is not None else np.ones(C, dtype=x.dtype)
         feeds["bias"] = beta if beta is not None else np.zeros(C, dtype=x.dtype)
         nscale = C
     else:
@@ -122,19 +109,17 @@ def run_case(d, a, so):
                 feeds["scale"], feeds["bias"] = np.ascontiguousarray(gg[:, 0]), np.ascontiguousarray(bg[:, 0])
             elif a.opset18_affine == "decline":
                 raise Unsupported("opset 18 GroupNormalization has per-group scale/bias (shape (G)); "
-                                          "this case's gamma/beta vary within a group")
+                                  "this case's gamma/beta vary within a group")
             else:
                 post = True
                 feeds["scale"], feeds["bias"] = np.ones(G, dtype=x.dtype), np.zeros(G, dtype=x.dtype)
                 bshape = (C,) + (1,) * (x.ndim - 2)
                 feeds["gamma"], feeds["beta"] = gamma.reshape(bshape), beta.reshape(bshape)
     stash = {"f32": TensorProto.FLOAT, "f64": TensorProto.DOUBLE}.get(a.stash_type) if a.opset >= 21 else None
-    model = build_model(a.opset, dt, list(x.shape), G, p["eps"], nscale, post, stash)
+    model = build_model(a.opset, dt, list(x.shape), G, eps, nscale, post, stash)
     sess = ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
     (y,) = sess.run(["y"], feeds)
-    if lay == "nhwc":
-        y = np.moveaxis(y, 1, -1)
-    save(os.path.join(d, "y.npy"), y, dt)
+    return y
 
 
 def main():
@@ -155,7 +140,10 @@ def main():
     print(f"ort_runner: onnxruntime {ort.__version__} onnx {onnx.__version__} opset={a.opset} "
           f"opset18_affine={a.opset18_affine} stash_type={a.stash_type} optimization={a.optimization}",
           file=sys.stderr)
-    run_batch(a.batch, lambda d: run_case(d, a, so))
+    # No backward: gnv.runner declines a case with dy (SKIPPED); run gnv with --no-backward.
+    kernel = gnv.Kernel(lambda x, gamma, beta, G, eps: group_norm(x, gamma, beta, G, eps, a, so),
+                        name=f"ort-opset{a.opset}")
+    gnv.runner.serve(kernel, a.batch)
 
 
 if __name__ == "__main__":

@@ -46,10 +46,15 @@ def _save(path, name, array, case):
 
 
 def run_case(kernel, d):
+    """One case directory: the kernel's outputs written into it (physical order, bf16 as bits)."""
     case = gnv.load_case(d)
+    if case.has_backward and kernel.backward is None:
+        raise gnv.Unsupported(f"{kernel.name} has no backward: run gnv with --no-backward")
     r = kernel.forward(case.x, case.gamma, case.beta, case.groups, case.eps)
     outs = gnv._outputs_of(r, ("y", "mean", "rstd"))
-    if case.has_backward and kernel.backward is not None:
+    if not kernel.statistics:
+        outs = {"y": outs["y"]}
+    if case.has_backward:
         o = case.oracle(backward=False) if not kernel.statistics else None
         mean = outs["mean"] if kernel.statistics else o["mean"]
         rstd = outs["rstd"] if kernel.statistics else o["rstd"]
@@ -59,24 +64,34 @@ def run_case(kernel, d):
         _save(os.path.join(d, name + ".npy"), name, array, case)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python3 -m gnv.runner", description=__doc__.split("\n\n")[0])
-    ap.add_argument("kernel", help="MODULE:NAME or FILE.py:NAME (a gnv.Kernel or a forward function)")
-    ap.add_argument("batch", help="the batch directory gnv passes")
-    a = ap.parse_args(argv)
-    kernel = load_kernel(a.kernel)
-    for name in sorted(os.listdir(a.batch)):
-        d = os.path.join(a.batch, name)
+def _first_line(e):
+    return (str(e).strip().splitlines() or [""])[0]
+
+
+def serve(kernel, batch):
+    """Runs a gnv.Kernel on every case directory of a batch, in name order: what an external runner
+    written in Python does (adapters/*_runner.py). gnv.Unsupported writes the case's
+    unsupported.txt (SKIPPED); any other exception its error.txt, and the batch goes on."""
+    for name in sorted(os.listdir(batch)):
+        d = os.path.join(batch, name)
         if not os.path.isdir(d):
             continue
         try:
             run_case(kernel, d)
         except gnv.Unsupported as e:
             with open(os.path.join(d, "unsupported.txt"), "w") as f:
-                f.write((str(e).strip().splitlines() or [""])[0] + "\n")
+                f.write(_first_line(e) + "\n")
         except Exception as e:  # noqa: BLE001 - one case's failure is reported for that case
             with open(os.path.join(d, "error.txt"), "w") as f:
-                f.write(f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}\n")
+                f.write(f"{type(e).__name__}: {_first_line(e)}\n")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python3 -m gnv.runner", description=__doc__.split("\n\n")[0])
+    ap.add_argument("kernel", help="MODULE:NAME or FILE.py:NAME (a gnv.Kernel or a forward function)")
+    ap.add_argument("batch", help="the batch directory gnv passes")
+    a = ap.parse_args(argv)
+    serve(load_kernel(a.kernel), a.batch)
     return 0
 
 
