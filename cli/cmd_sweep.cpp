@@ -86,6 +86,10 @@ Grid build_grid(const SweepOptions& o) {
       if (!o.external.count(std::string(impl->name()))) g.impls.emplace_back(impl->name());
   for (const std::string& n : o.external_impls) g.impls.push_back(n);
   g.external = o.external;
+  // An impl registered by the caller (a Python kernel) says itself how a fresh gnv loads it.
+  for (const std::string& n : g.impls)
+    if (const Impl* impl = Registry::instance().find(n); impl && !impl->load_options().empty())
+      g.external.emplace(n, impl->load_options());
   if (!o.dtypes.empty()) {
     g.dtypes.clear();
     for (const std::string& d : o.dtypes) g.dtypes.emplace_back(name(parse_dtype(d)));

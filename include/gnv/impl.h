@@ -61,6 +61,9 @@ class Impl {
   // Whether this implementation can run here (a GPU implementation without a visible device stays
   // registered, so `gnv list` shows it, but is not available; calling it throws a clear error).
   virtual bool available() const { return true; }
+  // The gnv options that load this impl again in a fresh gnv process, for reproducers and replay
+  // lines ("--runner '...' --runner-name NAME"); empty for impls every gnv has built in.
+  virtual std::string load_options() const { return {}; }
   // Called only with a validated problem, a supported dtype/layout and correctly shaped tensors.
   virtual void forward(const ForwardArgs& a) const = 0;
   virtual void backward(const BackwardArgs& a) const = 0;

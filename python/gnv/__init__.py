@@ -408,6 +408,23 @@ def cli(args):
     return _core.cli([str(a) for a in args])
 
 
+def _runner_command(kernel):
+    """`python3 -m gnv.runner FILE.py:NAME` when gnv.runner can import the kernel again (a Kernel or
+    function bound to a name at the top level of a module file), else "" (its cells then replay
+    from Python: gnv.load_case(DIR))."""
+    import sys
+
+    fn = kernel.forward if isinstance(kernel, Kernel) else kernel
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    path = getattr(module, "__file__", None)
+    if not path or module.__name__ == "__main__":  # importing a script again would run it again
+        return ""
+    for attr, value in vars(module).items():
+        if value is kernel and not attr.startswith("_"):
+            return f"{sys.executable} -m gnv.runner {_os.path.abspath(path)}:{attr}"
+    return ""
+
+
 def validate(kernel, *, preset=None, grid=None, out="out/validate", name=None, sections=None, dtypes=None,
              layouts=None, stresses=None, seeds=None, shapes=None, groups=None, eps=None, affine=False,
              backward=None, jobs=None, budget=None, waivers=None, baseline=None, html=True, save_cases=None,
@@ -455,7 +472,8 @@ def validate(kernel, *, preset=None, grid=None, out="out/validate", name=None, s
         args += ["--save-cases", save_cases]
     args += [str(a) for a in extra_args]
     _core.register_kernel(k.name, k._call, Unsupported, k.backward is not None, k.statistics, k.device, k.dtypes,
-                          k.layouts, f"Python kernel {getattr(k.forward, '__qualname__', k.name)}")
+                          k.layouts, f"Python kernel {getattr(k.forward, '__qualname__', k.name)}",
+                          _runner_command(kernel))
     try:
         rc = _core.cli(args)
     finally:

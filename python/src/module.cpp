@@ -199,8 +199,9 @@ class GivenOutputs final : public Impl {
 // `unsupported` class declines the case (SKIPPED); any other is the cell's ERROR with its text.
 class PythonImpl final : public Impl {
  public:
-  PythonImpl(std::string name, Capabilities caps, nb::object call, nb::object unsupported)
-      : name_(std::move(name)), caps_(std::move(caps)), call_(std::move(call)), unsupported_(std::move(unsupported)) {}
+  PythonImpl(std::string name, Capabilities caps, nb::object call, nb::object unsupported, std::string load = {})
+      : name_(std::move(name)), caps_(std::move(caps)), call_(std::move(call)), unsupported_(std::move(unsupported)),
+        load_(std::move(load)) {}
   ~PythonImpl() override {
     nb::gil_scoped_acquire gil;
     call_.reset();
@@ -208,6 +209,7 @@ class PythonImpl final : public Impl {
   }
   std::string_view name() const override { return name_; }
   Capabilities capabilities() const override { return caps_; }
+  std::string load_options() const override { return load_; }
   void forward(const ForwardArgs& a) const override {
     std::map<std::string, const Tensor*> in{{"x", &a.x}};
     if (a.gamma) in["gamma"] = a.gamma;
@@ -265,6 +267,7 @@ class PythonImpl final : public Impl {
   std::string name_;
   Capabilities caps_;
   nb::object call_, unsupported_;
+  std::string load_;
 };
 
 // A grid that holds exactly the recorded cells (each section's shapes, stresses and seeds), so the
@@ -545,12 +548,16 @@ NB_MODULE(_core, m) {
   m.def("register_kernel",
         [](const std::string& n, nb::object call, nb::object unsupported, bool backward, bool statistics,
            const std::string& device, const std::vector<std::string>& dtypes, const std::vector<std::string>& layouts,
-           const std::string& summary) {
+           const std::string& summary, const std::string& runner) {
           if (Registry::instance().find(n))
             throw std::invalid_argument(fmt::format("an implementation named '{}' is already registered", n));
+          // A kernel gnv.runner can import again: the replay lines of its cells run it as a runner.
+          const std::string load = runner.empty() ? "" : fmt::format("--runner {} --runner-name {}{}",
+                                                                     cli::shell_quote(runner), n,
+                                                                     statistics ? "" : " --no-stats");
           Registry::instance().add(std::make_unique<PythonImpl>(
               n, kernel_caps(backward, statistics, device, dtypes, layouts, summary), std::move(call),
-              std::move(unsupported)));
+              std::move(unsupported), load));
         });
   m.def("unregister_kernel", [](const std::string& n) {
     std::unique_ptr<Impl> gone = Registry::instance().remove(n);

@@ -1,6 +1,7 @@
 """gnv.validate and gnv.check: whole grids through the C++ sweep, verdicts and messages."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -33,6 +34,24 @@ def test_onepass_breaks_down_at_offset_1e1(tmp_path):
     assert offsets == {"nchw": 10.0, "nhwc": 10.0}
     # below the breakdown it passes
     assert all(c["verdict"] == "PASS" for c in v.cells if c["stress"] == "normal")
+    # a module-level kernel's cells replay from the shell, through gnv.runner
+    assert "-m gnv.runner" in v.report["grid"]["external"]["numpy-onepass"]
+    cell = next(c for c in v.cells if c["verdict"] == "FAIL" and c.get("case_dir"))
+    # from inside Python the command is "gnv": the one pip installed beside this Python
+    assert cell["replay"].startswith("gnv check --case cases/"), cell["replay"]
+    env = dict(os.environ, PATH=os.path.dirname(gnv_bin_of_package()) + os.pathsep + os.environ["PATH"])
+    p = subprocess.run(cell["replay"], shell=True, cwd=tmp_path / "v", capture_output=True, text=True, env=env)
+    assert p.returncode == 1 and "verdict: FAIL" in p.stdout, p.stdout + p.stderr
+
+
+def gnv_bin_of_package():
+    return shutil.which("gnv", path=os.path.dirname(sys.executable)) or "gnv"
+
+
+def test_a_kernel_gnv_runner_cannot_import_has_no_replay_route(tmp_path):
+    v = gnv.validate(lambda x, g, b, G, e: kernels.forward(x, g, b, G, e), name="anon", shapes=["2,4"], groups=[2],
+                     stresses=["normal"], dtypes=["f32"], out=tmp_path / "v", html=False)
+    assert v.passed and "anon" not in v.report["grid"].get("external", {})
 
 
 def test_failure_message_is_gnv_checks():
