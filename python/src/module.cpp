@@ -329,8 +329,6 @@ NB_MODULE(_core, m) {
     }
   });
 
-  m.def("version", [] { return report::version_string(); });
-
   // The command line, in this process: gnv.cli(["sweep", "--preset", "smoke"]).
   m.def("cli", [](const std::vector<std::string>& args) {
     std::vector<std::string> words{"gnv"};
@@ -381,14 +379,6 @@ NB_MODULE(_core, m) {
       .def("save", [](const Case& c, const std::string& dir) { save_case(c, dir); });
 
   m.def("load_case", [](const std::string& dir) { return cli::load_case_reporting_file(dir); });
-
-  m.def("make_case",
-        [](int64_t N, int64_t C, std::vector<int64_t> spatial, int64_t G, double eps, bool affine,
-           const std::string& dtype, const std::string& layout, const std::string& stress, uint64_t seed,
-           bool backward) {
-          const Problem p = make_problem(N, C, std::move(spatial), G, eps, affine, dtype, layout);
-          return make_case(p, parse_stress(stress), seed, backward);
-        });
 
   // A case from the caller's tensors (physical order, checked by the Python side).
   m.def("case_from_tensors",
@@ -562,10 +552,5 @@ NB_MODULE(_core, m) {
   m.def("unregister_kernel", [](const std::string& n) {
     std::unique_ptr<Impl> gone = Registry::instance().remove(n);
     return gone != nullptr;
-  });
-  m.def("impl_names", [] {
-    std::vector<std::string> v;
-    for (const Impl* i : Registry::instance().all()) v.emplace_back(i->name());
-    return v;
   });
 }
