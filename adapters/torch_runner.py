@@ -6,7 +6,7 @@ statistics, torch.native_group_norm), forward and backward (autograd), on the gn
       [--memory-format contiguous|channels_last]' --runner-name torch-cpu-cl ...
 
 The kernel is gnv.torch.wrap(...) of the function below, and gnv.runner.serve runs it on every case
-directory of the batch (README "From Python"): reading the case, the layouts, bf16 and writing the
+directory of the batch (docs/python.md "From Python"): reading the case, the layouts, bf16 and writing the
 outputs live in the package. --memory-format is how torch holds x when it runs: channels_last needs
 4-d input (channels_last_3d for 5-d); other ranks are declined (SKIPPED). From Python, the same
 kernel is gnv.torch.wrap(F.group_norm, memory_format=...) passed to gnv.validate.

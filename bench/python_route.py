@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Per-case cost of the Python route against the command line (README "From Python"): one grid,
+"""Per-case cost of the Python route against the command line (docs/python.md "From Python"): one grid,
 one numpy kernel (python/tests/kernels.py, two-pass in long double, forward and backward), three
 routes, measured in one run:
   cli-cpp     gnv sweep --impl naive          (a C++ kernel: the floor, oracle and checks only)

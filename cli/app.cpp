@@ -14,9 +14,6 @@ Command register_sweep(CLI::App& app);    // cmd_sweep.cpp, cmd_compare.cpp, cmd
 Command register_compare(CLI::App& app);  // sweeps, reports, the regression gate (reports/)
 Command register_merge(CLI::App& app);
 Command register_validate(CLI::App& app);  // cmd_sweep.cpp: third-party kernels (external/)
-}
-
-namespace gnv::cli {
 
 int run_main(int argc, char** argv) {
   CLI::App app{"gnv: numerical verification of GroupNorm kernels against an exact oracle.\n"

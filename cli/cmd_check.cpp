@@ -114,7 +114,7 @@ Command register_check(CLI::App& app) {
   auto* case_opt = sub->add_option("--case", o->case_dir, "Replay a saved case directory");
   add_memory_option(sub, o->max_memory);
   sub->add_option("--budget", o->budget,
-                  "Budget profile: pairwise (4 + 2 log2 L) or sequential (4 + 16 sqrt L), README \"Budgets\"")
+                  "Budget profile: pairwise (4 + 2 log2 L) or sequential (4 + 16 sqrt L), docs/numerics.md \"Budgets\"")
       ->capture_default_str()
       ->check(CLI::IsMember({"pairwise", "sequential"}));
   sub->add_flag("--backward", o->backward,

@@ -71,7 +71,7 @@ int run_merge(const MergeOptions& o) {
     if (!o.write_baseline.empty() && same_file(o.write_baseline, s))
       throw UsageError(fmt::format("--write-baseline {}: would overwrite the input {}", o.write_baseline, s));
   }
-  // Written as a set and swapped in at the end, like a sweep's (README "Report directory").
+  // Written as a set and swapped in at the end, like a sweep's (docs/guide.md "Report directory").
   RunDir dir(o.out);
   const fs::path out = dir.staging();
   // Case directories are relative to their report's folder: bring them along.

@@ -224,8 +224,8 @@ std::vector<Cell> run_job(const Job& job, const Grid& g) {
   return cells;
 }
 
-// Saves the case of every cell the policy selects, in grid order, up to the cap (README "gnv
-// sweep"): the cases are generated again (the same seed gives bitwise the same tensors), so the
+// Saves the case of every cell the policy selects, in grid order, up to the cap (docs/guide.md
+// "gnv sweep"): the cases are generated again (the same seed gives bitwise the same tensors), so the
 // choice does not depend on which thread finished first.
 SavedCases save_cases(Report& r, SavePolicy policy, size_t max, bool grid_backward, const fs::path& out) {
   SavedCases sc{policy, max, 0, 0};
@@ -317,7 +317,7 @@ int run_sweep(const SweepOptions& o) {
   if (!any_supported) throw UsageError("no selected implementation supports the selected dtypes and layouts");
 
   int njobs = o.jobs > 0 ? o.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  // The largest case must fit --max-memory; with several at once, fewer jobs may (README "Memory").
+  // The largest case must fit --max-memory; with several at once, fewer jobs may (docs/guide.md "Memory").
   if (!jobs.empty()) {
     const Job* big = &jobs.front();
     double most = 0;
@@ -336,8 +336,8 @@ int run_sweep(const SweepOptions& o) {
     }
   }
 
-  // Everything is written into a staging folder and swapped in at the end (README "Report
-  // directory"); nothing above this line has touched the file system.
+  // Everything is written into a staging folder and swapped in at the end (docs/guide.md
+  // "Report directory"); nothing above this line has touched the file system.
   RunDir dir(o.out);
   const fs::path out = dir.staging();
 
@@ -421,7 +421,7 @@ CLI::Option* add_sweep_options(CLI::App* sub, const std::shared_ptr<SweepOptions
                               fmt::join(preset_names(), ", ")))
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   sub->add_option("--grid", o->grid_file,
-                  "Grid file (TOML, README \"Grid files\"), or a report.json to run its grid again");
+                  "Grid file (TOML, docs/guide.md \"Grid files\"), or a report.json to run its grid again");
   sub->add_option("--shape", o->shapes,
                   "Ad-hoc shape N,C[,D][,H][,W] (repeatable): a section 'adhoc' with every stress class, added "
                   "to --grid/--preset or, without them, the whole grid");
@@ -461,10 +461,10 @@ CLI::Option* add_sweep_options(CLI::App* sub, const std::shared_ptr<SweepOptions
   add_memory_option(sub, o->max_memory);
   sub->add_option("--budget", o->budget,
                   "Budget profile the kernels promise: pairwise (default: 4 + 2 log2 L) or sequential (4 + 16 sqrt L), "
-                  "README \"Budgets\"; default: the grid's")
+                  "docs/numerics.md \"Budgets\"; default: the grid's")
       ->check(CLI::IsMember({"pairwise", "sequential"}));
   sub->add_option("--waivers", o->waivers,
-                  "Expected failures (TOML, README \"Waivers\"): a waived failure is XFAIL, a waived pass is XPASS "
+                  "Expected failures (TOML, docs/guide.md \"Waivers\"): a waived failure is XFAIL, a waived pass is XPASS "
                   "and fails the run");
   sub->add_option("--save-cases", o->save_cases,
                   "Save cases/ of: failing (non-control cells that did not pass, not XFAIL), all (every cell that "

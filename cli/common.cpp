@@ -47,7 +47,7 @@ int run_guarded(const std::function<int()>& run) {
     print_error(fmt::format("{}{}{}: {}", e.path1().string(), e.path2().empty() ? "" : " -> ", e.path2().string(),
                             e.code().message()));
   } catch (const std::bad_alloc&) {
-    print_error("out of memory (README \"Memory\": --max-memory bounds what gnv tries; --jobs 1 needs the least)");
+    print_error("out of memory (docs/guide.md \"Memory\": --max-memory bounds what gnv tries; --jobs 1 needs the least)");
   } catch (const std::exception& e) {
     print_error(e.what());
     return kExitFail;
@@ -100,7 +100,7 @@ std::vector<const Impl*> select_impls(const std::vector<std::string>& names) {
 void add_memory_option(CLI::App* sub, double& limit) {
   limit = default_memory_limit();
   sub->add_option("--max-memory", limit,
-                  fmt::format("Refuse cases whose estimated peak memory (README \"Memory\") exceeds this many bytes "
+                  fmt::format("Refuse cases whose estimated peak memory (docs/guide.md \"Memory\") exceeds this many bytes "
                               "(units allowed: 8G, 512MiB); default 3/4 of physical memory, here {}",
                               bytes_text(limit)))
       ->transform(CLI::AsSizeValue(false))
@@ -121,7 +121,7 @@ void require_memory(const Problem& p, bool backward, int at_once, double limit) 
   const double need = estimate_check_bytes(p, backward) * std::max(at_once, 1);
   if (need > limit)
     throw UsageError(fmt::format(
-        "shape {} G={} {}{}{} needs an estimated {} to check (README \"Memory\"), more than --max-memory {}",
+        "shape {} G={} {}{}{} needs an estimated {} to check (docs/guide.md \"Memory\"), more than --max-memory {}",
         p.shape_string(), p.G, name(p.dtype), backward ? " with the backward pass" : "",
         at_once > 1 ? fmt::format(" times {} cases at once (--jobs)", at_once) : "", bytes_text(need),
         bytes_text(limit)));
@@ -283,7 +283,7 @@ void add_external_options(CLI::App* sub, ExternalOptions& o) {
       ->check(CLI::PositiveNumber);
   sub->add_option("--plugin", o.plugins, "A plugin library (C ABI of include/gnv/plugin.h); repeatable");
   sub->add_option("--runner", o.runners,
-                  "An external runner command, run as `CMD BATCH_DIR` (README \"Validating third-party kernels\"); "
+                  "An external runner command, run as `CMD BATCH_DIR` (docs/third-party.md \"Validating third-party kernels\"); "
                   "repeatable");
   sub->add_option("--runner-name", o.runner_names, "Impl names of the runners, in order (default: runner, runner-2, ...)")
       ->delimiter(',');

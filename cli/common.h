@@ -21,7 +21,7 @@
 
 namespace gnv::cli {
 
-// The exit-code contract of every subcommand (README "Commands").
+// The exit-code contract of every subcommand (docs/guide.md "Commands").
 inline constexpr int kExitPass = 0;
 inline constexpr int kExitFail = 1;
 inline constexpr int kExitUsage = 2;

@@ -14,7 +14,7 @@
 // where x is a group gathered into acc_t in memory order, and bwd_sums returns
 // sum_g = sum g_i and sum_gx = sum g_i * xhat_i with xhat_i = (x_i - mean) * rstd.
 //
-// Non-finite policy (README "NaN and Inf"): a group with a NaN or +-Inf in x gets rstd = NaN,
+// Non-finite policy (docs/numerics.md "Non-finite policy"): a group with a NaN or +-Inf in x gets rstd = NaN,
 // hence NaN in every y of the group (also where gamma = 0, since 0 * NaN = NaN), and a mean that
 // is NaN unless the policy's own mean came out +-Inf. Other groups never see the group's values.
 // In backward, NaN/Inf propagate through the formulas unaided: the mean and rstd handed in for
@@ -312,7 +312,7 @@ void backward_channel(const BackwardArgs& a, int64_t c, const int* kx_of, std::v
 }
 
 // The backward pass works in scaled frames, so that no intermediate overflows or underflows where
-// the exact result does not (README "Non-finite policy": a finite exact value must come back
+// the exact result does not (docs/numerics.md "Non-finite policy": a finite exact value must come back
 // finite): g = gamma * dy is formed as fraction products times 2^(e_j - kg), kg the largest
 // exponent of a product in the group (|g_s| < 4, sums of m of them cannot overflow, and only
 // products 2^-149 below the group's largest lose bits); dx = rstd * bracket * 2^kg is scaled back

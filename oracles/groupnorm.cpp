@@ -30,7 +30,7 @@ constexpr long kPrec = 192;
 constexpr long kMaxPrec = 4096;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Gradual underflow (README "Metrics and budgets"). Below the normal range each product,
+// Gradual underflow (docs/numerics.md "Metrics and budgets"). Below the normal range each product,
 // quotient and square root of a kernel may lose up to eta (the smallest subnormal of acc_t)
 // absolutely rather than u relatively, and normalization amplifies such losses: by rstd in the
 // mean, by rstd^2 in the variance (squares of small deviations underflow), then by gamma (or G in

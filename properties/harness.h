@@ -77,7 +77,7 @@ class Ctx {
   const Capabilities caps;
   const Claims claims;
   // The negative control's judged domain: moderate centered inputs where a one-pass variance is
-  // within budget (see README "Property suite"); false for every other implementation.
+  // within budget (see docs/properties.md "Property suite"); false for every other implementation.
   const bool conditioned;
 
   // Case options every property starts from (the conditioned profile for the control).

@@ -1,5 +1,5 @@
 #pragma once
-// The named properties of the suite (README "Property suite"). Each is defined once, here, and run
+// The named properties of the suite (docs/properties.md "Property suite"). Each is defined once, here, and run
 // by the gtest fan-out (every registered impl x dtype x layout) and by the mutant runner.
 #include <string_view>
 #include <vector>

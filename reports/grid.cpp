@@ -1,4 +1,4 @@
-// Grids as data: grid files (TOML, README "Grid files"), the shipped presets (grids/*.toml, compiled
+// Grids as data: grid files (TOML, docs/guide.md "Grid files"), the shipped presets (grids/*.toml, compiled
 // into gnv at build time so an installed binary needs no source tree), the ad-hoc section of
 // --shape/--groups/--eps/--affine, and the expansion of a grid into cases. The exact oracle is the
 // cost of a sweep, once per case (all impls share it), so grids are sized in element-cases.

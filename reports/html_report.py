@@ -113,7 +113,7 @@ def judged(report):
 
 
 def budget_of(report, length):
-    """The budget of a reduction of `length` under the report's profile (README "Budgets"); the
+    """The budget of a reduction of `length` under the report's profile (docs/numerics.md "Budgets"); the
     curve drawn on the group-size plot. The numbers judged are the cells' own, in report.json."""
     if report["grid"].get("budget", "pairwise") == "sequential":
         return 4 + 16 * math.sqrt(length)

@@ -273,7 +273,7 @@ std::string render_markdown(const Report& r) {
   const Table t = make_table(r);
   std::string md = fmt::format("# gnv accuracy report: grid `{}`\n\n", r.grid.preset);
   md += fmt::format("**Result: {}** — {}.\n\n", s.passed_all ? "PASS" : "FAIL", headline(r, s));
-  md += fmt::format("Budget profile: **{}** (`max_cond_err ≤ {}`, README \"Budgets\").\n\n", name(r.grid.budget),
+  md += fmt::format("Budget profile: **{}** (`max_cond_err ≤ {}`, docs/numerics.md \"Budgets\").\n\n", name(r.grid.budget),
                     r.grid.budget == BudgetProfile::sequential ? "4 + 16·√L" : "4 + 2·log2(L)");
 
   md += "## Worst condition-scaled error\n\n"

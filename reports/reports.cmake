@@ -33,7 +33,7 @@ configure_file(${CMAKE_CURRENT_LIST_DIR}/build_info.h.in
                ${CMAKE_BINARY_DIR}/generated/gnv_build_info.h @ONLY ESCAPE_QUOTES)
 target_include_directories(gnv_core PRIVATE ${CMAKE_BINARY_DIR}/generated)
 
-# The presets: grids/NAME.toml compiled in as text (README "Grid files"), so that a gnv binary
+# The presets: grids/NAME.toml compiled in as text (docs/guide.md "Grid files"), so that a gnv binary
 # needs no source tree. Editing a grid file re-runs CMake, which rewrites the header only when it
 # changed.
 set(GNV_PRESET_GRIDS smoke ci full)
@@ -53,8 +53,8 @@ string(APPEND _gnv_presets "};\n}  // namespace gnv::report\n")
 file(WRITE ${CMAKE_BINARY_DIR}/generated/gnv_presets.h.new "${_gnv_presets}")
 configure_file(${CMAKE_BINARY_DIR}/generated/gnv_presets.h.new ${CMAKE_BINARY_DIR}/generated/gnv_presets.h COPYONLY)
 
-# The CI regression gate: the ci preset against the committed baseline (README "Regression
-# gate"). `gnv compare` exits 1 on a regression and 2 on a baseline of another grid or schema.
+# The CI regression gate: the ci preset against the committed baseline (docs/guide.md
+# "gnv compare and the regression gate"). `gnv compare` exits 1 on a regression and 2 on a baseline of another grid or schema.
 if(GNV_BUILD_TESTS)
   enable_testing()
   add_test(NAME baseline_gate

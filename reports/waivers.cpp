@@ -1,4 +1,4 @@
-// Waivers (README "Waivers"): cells expected to fail, each with a reason. A TOML file of
+// Waivers (docs/guide.md "Waivers"): cells expected to fail, each with a reason. A TOML file of
 // [[waiver]] tables whose patterns (fnmatch globs) select cells; a waived cell that fails is XFAIL,
 // one that passes is XPASS and fails the run, so a fixed kernel gets its waiver removed.
 #include <fmt/format.h>

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates build/adapters-venv, the Python environment of adapters/ort_runner.py and
 # adapters/jax_runner.py: ONNX Runtime, onnx, JAX (CPU) and Flax wheels from PyPI, pinned to the
-# versions the README "Findings" were measured with. A venv of its own, without Debian's site
+# versions the docs/findings.md "Findings" were measured with. A venv of its own, without Debian's site
 # packages: these wheels need numpy 2, Debian's python3-torch (adapters/torch_runner.py, run with
 # /usr/bin/python3) needs its numpy 1.24. Idempotent and silent when the venv is already there.
 # Called by scripts/bootstrap.sh --adapters. Usage: scripts/adapters-setup.sh [VENV_DIR]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole device check of the CUDA implementation in one call (README "CUDA"). For a GPU machine
+# The whole device check of the CUDA implementation in one call (docs/implementations.md "CUDA"). For a GPU machine
 # with nvcc and CMake (and python3 with torch for the PyTorch comparison) that may have none of
 # gnv's other dependencies (Eigen, Boost, MPFR, fmt, GTest, ...). Sized for < 5 minutes on an H100.
 #

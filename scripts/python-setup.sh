@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Python environment of the package's tests (README "From Python"): build/py-venv, a virtual
+# The Python environment of the package's tests (docs/python.md "From Python"): build/py-venv, a virtual
 # environment over Debian's Python that also sees Debian's numpy and PyTorch (python3-torch,
 # installed by `bootstrap.sh --adapters`), with the package's build and test dependencies from PyPI.
 # numpy stays Debian's: ml_dtypes is resolved against it (PyTorch 1.13 does not run on numpy 2).

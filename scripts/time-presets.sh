@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measures the wall time of the sweep presets (README "gnv sweep": the figures recorded there).
+# Measures the wall time of the sweep presets (docs/guide.md "gnv sweep": the figures recorded there).
 # Usage: scripts/time-presets.sh [GNV] [PRESET...]   (default: build/default/gnv, smoke ci)
 # Runs with --jobs $(nproc) and without the HTML report (its matplotlib step is timed apart).
 # Times are measured here, never asserted in tests: they depend on the machine and its load.

@@ -39,7 +39,7 @@ BudgetProfile parse_budget_profile(std::string_view s) {
 
 double budget_for(int64_t reduction_length, BudgetProfile profile) {
   const double L = static_cast<double>(std::max<int64_t>(reduction_length, 1));
-  // README "Budgets": the first-order error of a backward-stable GroupNorm (constant ~3) plus the
+  // docs/numerics.md "Budgets": the first-order error of a backward-stable GroupNorm (constant ~3) plus the
   // summation error of its reductions, with a factor 2 of slack. Pairwise-class reductions
   // (pairwise, chunked Welford, lane-parallel) grow like log2(L); a sequential sum's error is a sum
   // of L rounding errors, which the probabilistic analysis of Higham & Mary (SIAM J. Sci. Comput.,

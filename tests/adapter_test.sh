@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Validates one third-party adapter on a small grid (section small, both layouts) where that
-# framework is known to pass (README "Findings" lists where each one fails, and why): a cell that
+# framework is known to pass (docs/findings.md "Findings" lists where each one fails, and why): a cell that
 # does not pass fails the test. Exit 77 (CTest: SKIPPED) when its framework is not installed.
 # Usage: adapter_test.sh GNV torch|ort|jax PYTHON [runner options...]
 #        adapter_test.sh GNV torch-plugin PLUGIN.so nchw|nhwc

@@ -340,7 +340,7 @@ cmp -s "$tmp/shard1/report.json" "$tmp/s1-before.json" && ok "... and the input 
 expect_rc "merge --out onto a shard's folder" 2 "$gnv" merge "$tmp"/shard{1,2,3}/report.json --no-html --out "$tmp/shard2"
 expect_rc "bad --shard" 2 "$gnv" sweep "${slice[@]}" --shard 4/3 --out "$tmp/x"
 expect_rc "unknown preset" 2 "$gnv" sweep --preset enormous --out "$tmp/x"
-# Grid files (README "Grid files"): a user's grid runs exactly its shapes; a malformed one is exit 2
+# Grid files (docs/guide.md "Grid files"): a user's grid runs exactly its shapes; a malformed one is exit 2
 # with the file, line and key, and nothing already in --out is touched.
 cat >"$tmp/mine.toml" <<'TOML'
 name = "mine"

@@ -202,7 +202,7 @@ TEST(CudaPlan, BenchmarkShapesRunFusedOnAnH100) {
         const Plan p = make_plan(r, h100);
         // The exception: (2,320,64,64) f16 nhwc backward. 10 channels per group make 20-byte
         // rows, so a 16-byte tile holds 4 groups (320 KB of x and as much of dy), more than 16
-        // blocks hold at 4 accesses of each per thread: it takes the split path (README "CUDA").
+        // blocks hold at 4 accesses of each per thread: it takes the split path (docs/implementations.md "CUDA").
         const bool sd_nhwc_bwd = b.C == 320 && nhwc && backward;
         EXPECT_EQ(p.fused, !sd_nhwc_bwd) << b.N << "," << b.C << " S=" << b.S << (nhwc ? " nhwc" : " nchw")
                                          << (backward ? " bwd" : " fwd") << " k=" << p.k;

@@ -40,7 +40,7 @@ struct Desc {
 size_t elem_bytes(DType d);
 size_t acc_bytes(DType d);
 
-// How the work is split (README "CUDA"). `automatic` runs a group in one launch on a cluster of up
+// How the work is split (docs/implementations.md "CUDA"). `automatic` runs a group in one launch on a cluster of up
 // to 8 blocks when it fits their registers, else the split path; tests force the split path and
 // the number of parts to exercise every combine on small problems.
 enum class Path { automatic, split };

@@ -17,7 +17,7 @@ if(NOT GNV_CUDA_ARCHS)
   set(GNV_CUDA_ARCHS "90-real;90-virtual")
 endif()
 
-# The fused kernels keep a whole group in registers (README "CUDA"): a spill, or an array the
+# The fused kernels keep a whole group in registers (docs/implementations.md "CUDA"): a spill, or an array the
 # compiler puts in local memory, would add DRAM traffic that no test sees and the device check would
 # only show as lost bandwidth. ptxas turns both into build errors here, so a change that causes one
 # fails CI without a GPU. Measured with sm_90 and nvcc 13.0: every kernel 0 bytes of stack, at most

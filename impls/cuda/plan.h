@@ -3,7 +3,7 @@
 // share. Pure C++ (GNV_HD is __host__ __device__ only under nvcc), so tests/test_cuda_plan.cpp
 // checks on any machine that every element is visited exactly once by the mapping the kernels use.
 //
-// Vocabulary (README "CUDA"):
+// Vocabulary (docs/implementations.md "CUDA"):
 //   tile   the unit whose statistics one launch completes: a group (n, g) in nchw; in nhwc a
 //          sample n times a range of CW channels (whole groups when fused).
 //   part   a tile is split into k parts, one block each, by a balanced partition (part_lo).

@@ -47,7 +47,7 @@ std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls
 
 // The peak memory of checking one case (case generation, the exact oracle, one impl's outputs and
 // metrics), in bytes, from a model fitted to peak RSS measured on this project's CI machine
-// (README "Memory"): 8 MiB + numel * (40 + 2*es forward, 75 + 6*es with the backward) +
+// (docs/guide.md "Memory"): 8 MiB + numel * (40 + 2*es forward, 75 + 6*es with the backward) +
 // group_size * (150 forward, 350 with the backward), es the dtype's size. Saturates instead of
 // overflowing, so an absurd shape gives a huge estimate, not a small one.
 double estimate_check_bytes(const Problem& p, bool backward);

@@ -47,7 +47,7 @@ struct OutputMetrics {
 // backward-stable kernel may return: such elements are counted (ill_posed), not judged.
 inline constexpr double kIllPosed = 1.0 / 64;
 
-// The contract a kernel promises for its reductions (README "Budgets"): pairwise, the default and
+// The contract a kernel promises for its reductions (docs/numerics.md "Budgets"): pairwise, the default and
 // strictest, for pairwise, chunked-Welford and lane-parallel sums (error growth log2(L)); sequential
 // for a textbook one-element-at-a-time sum or Welford (error growth sqrt(L) with overwhelming
 // probability). No per-cell tolerance: a profile is one rule for every output of every cell.

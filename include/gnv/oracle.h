@@ -1,9 +1,9 @@
 #pragma once
 // The exact reference. Every value is computed from the exact input the kernel saw and rounded
-// once to the target dtype (correctly rounded; see README "The oracle"). The unrounded value is
+// once to the target dtype (correctly rounded; see docs/numerics.md "The oracle"). The unrounded value is
 // handed to the metrics as a double-double (hi + lo), together with the condition scale of each
 // element: the error a backward-stable algorithm may make there, in units of the accumulation
-// type's unit roundoff (see README "Metrics").
+// type's unit roundoff (see docs/numerics.md "Metrics and budgets").
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -60,7 +60,7 @@ struct Grid {
   std::vector<std::string> dtypes;  // each impl runs those it supports
   std::vector<std::string> layouts;
   bool backward = true;             // impls without a backward pass run forward only
-  BudgetProfile budget = BudgetProfile::pairwise;  // the verdict's budget rule (README "Budgets")
+  BudgetProfile budget = BudgetProfile::pairwise;  // the verdict's budget rule (docs/numerics.md "Budgets")
   std::vector<Section> sections;
   // Impls loaded at run time by `gnv validate` (a plugin, an external runner): impl -> the
   // options that load it again ("--plugin PATH", "--runner 'CMD'"), so that reproducers and
@@ -74,7 +74,7 @@ class GridError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-// Grid files (TOML, README "Grid files"). `source` names the text in messages; the grid's name
+// Grid files (TOML, docs/guide.md "Grid files"). `source` names the text in messages; the grid's name
 // defaults to the file's stem. Throws GridError, and only GridError, on any malformed input.
 Grid parse_grid(std::string_view toml_text, const std::string& source);
 // A grid file, or a report.json (the grid it ran, as loaded; its external impls dropped).
@@ -121,7 +121,7 @@ inline bool in_shard(size_t case_index, const Shard& s) {
 
 // ---- cells and the report ---------------------------------------------------------------------
 
-// A waiver that matched a cell (README "Waivers"): the cell is expected to fail.
+// A waiver that matched a cell (docs/guide.md "Waivers"): the cell is expected to fail.
 struct WaiverNote {
   std::string reason;
   std::string link;  // optional: the upstream issue

@@ -52,7 +52,7 @@ class Tensor {
 // with a payload no arithmetic produces, so an element that still holds it was never written.
 // variant 1 is a second such pattern: where the exact output is NaN, an element holding the first
 // pattern may be a NaN the kernel wrote (a propagated payload) or one it never wrote, so the check
-// runs the kernel again on buffers poisoned with the second (README "Unwritten outputs").
+// runs the kernel again on buffers poisoned with the second (docs/numerics.md "Unwritten outputs").
 uint64_t poison_bits(DType d, int variant = 0);
 
 }  // namespace gnv

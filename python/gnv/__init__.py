@@ -1,6 +1,6 @@
 """gnv: how far is a GroupNorm kernel from the exact answer, on which inputs, and is that acceptable?
 
-The Python face of gnv's C++ core (README "From Python"). Cases, the correctly rounded oracle, the
+The Python face of gnv's C++ core (docs/python.md "From Python"). Cases, the correctly rounded oracle, the
 metrics, budgets and verdicts, and the reports are the C++ code the `gnv` command runs; this
 package converts arrays and calls it.
 
@@ -430,7 +430,7 @@ def validate(kernel, *, preset=None, grid=None, out="out/validate", name=None, s
              backward=None, jobs=None, budget=None, waivers=None, baseline=None, html=True, save_cases=None,
              extra_args=()):
     """Validates a Python kernel over a grid, exactly as `gnv sweep` / `gnv validate` do, and writes
-    the same report directory. Options are the command line's (README "gnv sweep"). Returns a
+    the same report directory. Options are the command line's (docs/guide.md "gnv sweep"). Returns a
     Validation; raises GnvError for bad usage (what `gnv` reports with exit code 2)."""
     k = _as_kernel(kernel, name)
     args = ["sweep", "--impl", k.name, "--out", _os.fspath(out)]

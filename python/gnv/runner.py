@@ -1,4 +1,4 @@
-"""A Python kernel as a gnv external runner (README "Validating third-party kernels"):
+"""A Python kernel as a gnv external runner (docs/third-party.md "Validating third-party kernels"):
 
     gnv validate --runner 'python3 -m gnv.runner MODULE:NAME' --no-stats ...
 

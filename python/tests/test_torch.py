@@ -1,5 +1,5 @@
 """gnv.torch.wrap on Debian's PyTorch CPU (python3-torch): torch.nn.functional.group_norm, forward and
-autograd backward. Contiguous passes; channels_last fails at offset 1e3 in f32 (README "Findings")."""
+autograd backward. Contiguous passes; channels_last fails at offset 1e3 in f32 (docs/findings.md "Findings")."""
 import pytest
 
 import gnv

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""A GroupNorm runner in numpy for the tests of `gnv validate --runner` (README "Validating
-third-party kernels"), with deliberate failures selected by --mode:
+"""A GroupNorm runner in numpy for the tests of `gnv validate --runner` (docs/third-party.md
+"Validating third-party kernels"), with deliberate failures selected by --mode:
   ok          correct forward and backward in float64, rounded to the case dtype (f32/f64)
   exit1       writes nothing and exits 1
   missing     forgets rstd.npy
