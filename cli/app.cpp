@@ -16,6 +16,7 @@ Command register_merge(CLI::App& app);
 Command register_validate(CLI::App& app);  // cmd_sweep.cpp: third-party kernels (external/)
 
 int run_main(int argc, char** argv) {
+  clear_last_error();
   CLI::App app{"gnv: numerical verification of GroupNorm kernels against an exact oracle.\n"
                "Exit codes: 0 all pass, 1 any failure, 2 bad usage or invalid input."};
   app.name("gnv");

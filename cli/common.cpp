@@ -27,6 +27,7 @@ void print_error(const std::string& msg) {
   fmt::print(stderr, "gnv: error: {}\n", msg);
 }
 const std::string& last_error() { return last_error_text(); }
+void clear_last_error() { last_error_text().clear(); }
 
 int run_guarded(const std::function<int()>& run) {
   // Order matters: InvalidProblem is an invalid_argument; CaseError and NpyError are

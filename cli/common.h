@@ -50,6 +50,7 @@ int run_guarded(const std::function<int()>& run);
 void print_error(const std::string& msg);
 // The message of the last print_error (the Python package raises it as its exception's text).
 const std::string& last_error();
+void clear_last_error();
 
 // The whole command line: parses argv, runs the subcommand, returns its exit code. Implementations
 // registered during the run (plugins, runners) are unregistered when it returns.

@@ -16,7 +16,7 @@ f16 and bf16).
 import json as _json
 import os as _os
 import re as _re
-import shlex as _shlex
+import threading as _threading
 
 import numpy as _np
 
@@ -277,7 +277,10 @@ def _output_bytes(name, array, problem):
     p = problem
     logical_x = (p.N, p.C, *p.spatial)
     if name in ("mean", "rstd"):
-        if isinstance(array, _np.ndarray) and array.size == p.N * p.G:
+        # (N, G) as it is, or with trailing 1-extents ((N, G, 1) as some frameworks keep them), or
+        # flat: any other arrangement of N*G values would be reordered silently.
+        if isinstance(array, _np.ndarray) and array.size == p.N * p.G and (
+                array.ndim == 1 or (array.shape[:2] == (p.N, p.G) and all(e == 1 for e in array.shape[2:]))):
             array = array.reshape(p.N, p.G)
         return _arrays.to_bytes(array, p.acc_dtype, (p.N, p.G), "nchw", name)
     if name in ("dgamma", "dbeta"):
@@ -357,8 +360,8 @@ def check(case, kernel, *, backward=None, budget="pairwise", name=None):
     bwd = case.has_backward and k.backward is not None if backward is None else bool(backward)
     if bwd and k.backward is None:
         raise ValueError("backward=True: the kernel has no backward")
-    d = _core.check(case._core, k._call, Unsupported, k.name, bwd, k.statistics, k.device, budget,
-                    _reproduce(case, k.name), _record(case))
+    d = _core.check(case._core, k._call, Unsupported, k.name, bwd, k.statistics, k.device, k.dtypes, k.layouts,
+                    budget, _reproduce(case, k.name), _record(case))
     return Result(d)
 
 
@@ -403,9 +406,15 @@ class GnvError(ValueError):
     """Bad usage or input refused by gnv (exit code 2 of the command line); the text is its error."""
 
 
+# One run of the command line at a time in this process: the registry of kernels and the last error
+# are the process's.
+_cli_lock = _threading.Lock()
+
+
 def cli(args):
     """Runs the gnv command line in this process (`gnv.cli(["list"])`); returns its exit code."""
-    return _core.cli([str(a) for a in args])
+    with _cli_lock:
+        return _core.cli([str(a) for a in args])
 
 
 def _runner_command(kernel):
@@ -470,16 +479,22 @@ def validate(kernel, *, preset=None, grid=None, out="out/validate", name=None, s
         args.append("--no-html")
     if save_cases:
         args += ["--save-cases", save_cases]
-    args += [str(a) for a in extra_args]
-    _core.register_kernel(k.name, k._call, Unsupported, k.backward is not None, k.statistics, k.device, k.dtypes,
-                          k.layouts, f"Python kernel {getattr(k.forward, '__qualname__', k.name)}",
-                          _runner_command(kernel))
-    try:
-        rc = _core.cli(args)
-    finally:
-        _core.unregister_kernel(k.name)
-    if rc == 2:
-        raise GnvError(_core.last_error())
+    args = [str(a) for a in args + list(extra_args)]
+    with _cli_lock:
+        try:
+            _core.register_kernel(k.name, k._call, Unsupported, k.backward is not None, k.statistics, k.device,
+                                  k.dtypes, k.layouts, f"Python kernel {getattr(k.forward, '__qualname__', k.name)}",
+                                  _runner_command(kernel))
+            rc = _core.cli(args)
+        finally:
+            _core.unregister_kernel(k.name)
+        error = _core.last_error()
+    # Exit 1 is also an internal failure (nothing committed to out): only a run that printed no
+    # error wrote the report it returns.
+    if rc == 2 or error:
+        raise GnvError(error or f"gnv exited {rc}")
+    if not _os.path.exists(_os.path.join(_os.fspath(out), "report.json")):
+        raise GnvError(f"gnv exited {rc} and wrote no report into {_os.fspath(out)}")
     return Validation(rc, _os.fspath(out))
 
 

@@ -10,6 +10,7 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <fmt/format.h>
@@ -84,6 +85,19 @@ std::string capture(const std::function<void(std::FILE*)>& print) {
   return s;
 }
 
+// Set when a Python kernel raised KeyboardInterrupt or SystemExit (read and cleared by the binding
+// that started the run, which raises KeyboardInterrupt).
+std::atomic<bool>& interrupted() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+void raise_if_interrupted() {
+  if (interrupted().exchange(false)) {
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
+    throw nb::python_error();
+  }
+}
+
 // The cells gnv.check and gnv.judge recorded for `pytest --gnv-report` (a record given), in call
 // order.
 struct Recorder {
@@ -110,6 +124,7 @@ nb::dict check_and_record(const Impl& impl, const Case& c, bool backward, const 
     nb::gil_scoped_release release;
     r = check_case(impl, c, backward, profile);
   }
+  raise_if_interrupted();
   const Problem& p = c.problem;
   const Capabilities caps = impl.capabilities();
   nb::dict d;
@@ -194,7 +209,8 @@ class GivenOutputs final : public Impl {
 };
 
 // A Python kernel in the registry (gnv.validate): every call takes the GIL and runs
-// call(kind, problem, tensors) -> {output name: bytes}. The Python side (gnv/_kernel.py) converts
+// call(kind, problem, tensors) -> {output name: bytes}. The Python side (Kernel._call in
+// gnv/__init__.py) converts
 // between the physical bytes and the arrays the user's function takes. An exception of the
 // `unsupported` class declines the case (SKIPPED); any other is the cell's ERROR with its text.
 class PythonImpl final : public Impl {
@@ -203,6 +219,11 @@ class PythonImpl final : public Impl {
       : name_(std::move(name)), caps_(std::move(caps)), call_(std::move(call)), unsupported_(std::move(unsupported)),
         load_(std::move(load)) {}
   ~PythonImpl() override {
+    if (!Py_IsInitialized()) {  // destroyed after the interpreter (a static registry at exit): leak
+      (void)call_.release();
+      (void)unsupported_.release();
+      return;
+    }
     nb::gil_scoped_acquire gil;
     call_.reset();
     unsupported_.reset();
@@ -235,6 +256,7 @@ class PythonImpl final : public Impl {
             const std::map<std::string, Tensor*>& out) const {
     std::string error;
     bool declined = false;
+    if (interrupted()) throw std::runtime_error("not run: the run was interrupted (KeyboardInterrupt)");
     {
       nb::gil_scoped_acquire gil;
       try {
@@ -252,6 +274,9 @@ class PythonImpl final : public Impl {
           std::memcpy(t->raw(), b.data(), t->nbytes());
         }
       } catch (nb::python_error& e) {
+        // KeyboardInterrupt, SystemExit: not the kernel's answer but the user's. The cells still to
+        // run fail fast, and the binding raises it again once the run is over.
+        if (!e.matches(PyExc_Exception)) interrupted() = true;
         declined = e.matches(unsupported_);
         const std::string type = nb::cast<std::string>(nb::str(e.type().attr("__name__")));
         const std::string text = nb::cast<std::string>(nb::str(e.value()));
@@ -344,6 +369,7 @@ NB_MODULE(_core, m) {
       std::fflush(stdout);
       std::fflush(stderr);
     }
+    raise_if_interrupted();
     return rc;
   });
   m.def("last_error", [] { return cli::last_error(); });
@@ -456,14 +482,15 @@ NB_MODULE(_core, m) {
   m.def(
       "check",
       [](const Case& c, nb::object call, nb::object unsupported, const std::string& impl, bool backward,
-         bool statistics, const std::string& device, const std::string& budget, const std::string& reproduce,
+         bool statistics, const std::string& device, const std::vector<std::string>& dtypes,
+         const std::vector<std::string>& layouts, const std::string& budget, const std::string& reproduce,
          const Record& record) {
-        const PythonImpl kernel(impl, kernel_caps(backward, statistics, device, {}, {}, "a Python kernel"),
+        const PythonImpl kernel(impl, kernel_caps(backward, statistics, device, dtypes, layouts, "a Python kernel"),
                                 std::move(call), std::move(unsupported));
         return check_and_record(kernel, c, backward, budget, reproduce, record);
       },
-      "case"_a, "call"_a, "unsupported"_a, "impl"_a, "backward"_a, "statistics"_a, "device"_a, "budget"_a,
-      "reproduce"_a, "record"_a.none());
+      "case"_a, "call"_a, "unsupported"_a, "impl"_a, "backward"_a, "statistics"_a, "device"_a, "dtypes"_a,
+      "layouts"_a, "budget"_a, "reproduce"_a, "record"_a.none());
 
   // `pytest --gnv-report DIR`: the recorded cells as a report directory, written like a sweep's.
   m.def("write_recorded_report", [](const std::string& out, bool html) {

@@ -127,3 +127,51 @@ def test_validate_equals_the_cli_with_the_runner_route(tmp_path, gnv_bin):
     a, b = _cells(v.report), _cells(cli)
     assert a.keys() == b.keys() and len(a) == 12
     assert a == b
+
+
+def test_judge_of_outputs_computed_elsewhere():
+    case = next(gnv.cases(shapes=["2,8,5"], groups=[2], affine=True, dtypes=["f32"], layouts=["nhwc"],
+                          stresses=["offset:1000"], backward=True))
+    exact = case.oracle()
+    outs = {n: exact[n] for n in ("y", "mean", "rstd", "dx", "dgamma", "dbeta")}
+    r = gnv.judge(case, outs)
+    assert r.passed and set(r.outputs) == {"y", "mean", "rstd", "dx", "dgamma", "dbeta"}
+    assert all(o["max_ulp"] == 0 for o in r.outputs.values())
+    bad = dict(outs, rstd=exact["rstd"] * np.float32(1.001))
+    r = gnv.judge(case, bad)
+    assert r.verdict == "FAIL" and r.outputs["rstd"]["verdict"] == "FAIL" and r.outputs["mean"]["verdict"] == "PASS"
+    # statistics in another arrangement of the N*G values are refused, not silently reordered
+    case4 = next(gnv.cases(shapes=["2,8,5"], groups=[4], dtypes=["f32"], layouts=["nchw"], stresses=["normal"]))
+    e4 = case4.oracle()
+    assert gnv.judge(case4, {"y": e4["y"], "mean": e4["mean"][:, :, None], "rstd": e4["rstd"].ravel()}).passed
+    with pytest.raises(ValueError, match=r"mean: shape \(4, 2\), expected \(2, 4\)"):
+        gnv.judge(case4, {"y": e4["y"], "mean": e4["mean"].T.copy(), "rstd": e4["rstd"]})
+
+
+def test_keyboard_interrupt_in_a_kernel_stops_the_run(tmp_path):
+    calls = []
+
+    def interrupted(x, gamma, beta, groups, eps):
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    case = next(gnv.cases(shapes=["2,8,5"], groups=[2], dtypes=["f32"], layouts=["nchw"], stresses=["normal"]))
+    with pytest.raises(KeyboardInterrupt):
+        gnv.check(case, interrupted)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        gnv.validate(interrupted, preset="smoke", jobs=1, out=tmp_path / "v", html=False)
+    assert len(calls) == 1  # the cells after it were not run
+    assert gnv.check(case, kernels.correct).passed  # and the next run is not affected
+
+
+def test_statistics_and_declared_dtypes_of_a_kernel():
+    def with_stats(x, gamma, beta, groups, eps):
+        case_mean = x.astype(np.float64).reshape(x.shape[0], groups, -1).mean(-1).astype(np.float32)
+        return kernels.forward(x, gamma, beta, groups, eps), case_mean, np.ones_like(case_mean)
+
+    case = next(gnv.cases(shapes=["2,8,5"], groups=[2], dtypes=["f32"], layouts=["nchw"], stresses=["normal"]))
+    r = gnv.check(case, gnv.Kernel(with_stats, statistics=True))
+    assert r.outputs["mean"]["verdict"] == "PASS" and r.outputs["rstd"]["verdict"] == "FAIL"  # rstd = 1 is wrong
+    r = gnv.check(case, gnv.Kernel(kernels.forward, dtypes=["f64"]))
+    assert r.verdict == "SKIPPED", r.text
