@@ -13,6 +13,7 @@ Arrays are numpy arrays in logical (N, C, *spatial) shape; an nhwc case's arrays
 strides. bf16 is ml_dtypes.bfloat16. mean and rstd are (N, G) in the accumulation dtype (f32 for
 f16 and bf16).
 """
+import copy as _copy
 import json as _json
 import os as _os
 import re as _re
@@ -347,7 +348,8 @@ class Kernel:
 
 def _as_kernel(kernel, name=None):
     k = kernel if isinstance(kernel, Kernel) else Kernel(kernel)
-    if name is not None:
+    if name is not None:  # a renamed copy: the caller's Kernel keeps its name
+        k = _copy.copy(k)
         k.name = _name(name)
     return k
 
@@ -481,13 +483,16 @@ def validate(kernel, *, preset=None, grid=None, out="out/validate", name=None, s
         args += ["--save-cases", save_cases]
     args = [str(a) for a in args + list(extra_args)]
     with _cli_lock:
+        registered = False  # a refused registration (a built-in's name) must not remove the built-in
         try:
             _core.register_kernel(k.name, k._call, Unsupported, k.backward is not None, k.statistics, k.device,
                                   k.dtypes, k.layouts, f"Python kernel {getattr(k.forward, '__qualname__', k.name)}",
                                   _runner_command(kernel))
+            registered = True
             rc = _core.cli(args)
         finally:
-            _core.unregister_kernel(k.name)
+            if registered:
+                _core.unregister_kernel(k.name)
         error = _core.last_error()
     # Exit 1 is also an internal failure (nothing committed to out): only a run that printed no
     # error wrote the report it returns.

@@ -94,6 +94,13 @@ def test_a_kernel_returning_the_wrong_thing_is_an_error_naming_it(bad, message):
     assert r.verdict == "ERROR" and message in r.error, r.error
 
 
+def test_a_kernel_named_like_a_builtin_is_refused_and_the_builtin_stays(tmp_path):
+    with pytest.raises(ValueError, match="an implementation named 'naive' is already registered"):
+        gnv.validate(kernels.correct, name="naive", shapes=["2,4"], groups=[2], out=tmp_path / "v")
+    assert gnv.cli(["check", "--impl", "naive", "--shape", "2,4", "--groups", "2"]) == 0
+    assert kernels.correct.name == "numpy-longdouble"  # renamed for the run, not for good
+
+
 def test_validate_bad_usage_raises_gnv_error(tmp_path):
     with pytest.raises(gnv.GnvError, match="--section nope"):
         gnv.validate(kernels.correct, preset="smoke", sections=["nope"], out=tmp_path / "v")
