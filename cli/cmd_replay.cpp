@@ -56,9 +56,20 @@ int replay_differential(const ReplayOptions& o, const std::string& bytes) {
   return kExitFail;
 }
 
+int replay_oracle_paths(const ReplayOptions& o, const std::string& bytes) {
+  const Case c = fuzz::decode_differential(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (!o.save_case.empty()) {
+    save_case(c, o.save_case);
+    fmt::print("saved case to {} (gnv oracle --case {} [--reference])\n", o.save_case, o.save_case);
+  }
+  const fuzz::Outcome out = fuzz::check_oracle_paths(c);
+  fmt::print("{}result: {}\n", out.report, out.finding ? "FINDING" : "no finding");
+  return out.finding ? kExitFail : kExitPass;
+}
+
 // The targets that check bytes as a file's text (npy, report, grid): no case directory to save.
 int replay_text(const ReplayOptions& o, const std::string& bytes, fuzz::Outcome (*check)(std::string_view)) {
-  if (!o.save_case.empty()) throw UsageError("--save-case applies to --target differential and case");
+  if (!o.save_case.empty()) throw UsageError("--save-case applies to --target differential, oracle_paths and case");
   const fuzz::Outcome out = check(bytes);
   fmt::print("{}result: {}\n", out.report, out.finding ? "FINDING" : "no finding");
   return out.finding ? kExitFail : kExitPass;
@@ -81,6 +92,7 @@ int run_replay(const ReplayOptions& o) {
   const std::string bytes = read_file(o.file);
   fmt::print("replay {} ({} bytes) --target {}\n", o.file, bytes.size(), o.target);
   if (o.target == "differential") return replay_differential(o, bytes);
+  if (o.target == "oracle_paths") return replay_oracle_paths(o, bytes);
   if (o.target == "npy") return replay_text(o, bytes, fuzz::check_npy);
   if (o.target == "report") return replay_text(o, bytes, fuzz::check_report);
   if (o.target == "grid") return replay_text(o, bytes, fuzz::check_grid);
@@ -95,9 +107,9 @@ Command register_replay(CLI::App& app) {
       "replay", "Re-run one fuzzer input (e.g. a libFuzzer crash file) outside libFuzzer and print "
                 "what it finds; exit 1 on a finding");
   sub->add_option("file", o->file, "The input file")->required()->check(CLI::ExistingFile);
-  sub->add_option("--target", o->target, "The fuzz target it belongs to: differential, npy, case, report, grid")
+  sub->add_option("--target", o->target, "The fuzz target it belongs to: differential, oracle_paths, npy, case, report, grid")
       ->required()
-      ->check(CLI::IsMember({"differential", "npy", "case", "report", "grid"}));
+      ->check(CLI::IsMember({"differential", "oracle_paths", "npy", "case", "report", "grid"}));
   sub->add_option("--save-case", o->save_case,
                   "Write the input as a case directory (differential: the decoded case; case: the "
                   "split files), replayable with `gnv check --case DIR`");

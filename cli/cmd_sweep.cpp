@@ -23,6 +23,7 @@
 #include "sweep.h"
 #include "gnv/external.h"
 #include "gnv/npy.h"
+#include "gnv/oracle.h"
 #include "gnv/report.h"
 
 namespace gnv::cli {
@@ -360,7 +361,10 @@ int run_sweep(const SweepOptions& o) {
   std::atomic<size_t> next{0};
   std::mutex err_mu;
   std::exception_ptr failure;
+  const int parallel_jobs = std::min<int>(njobs, static_cast<int>(jobs.size()));
   auto worker = [&] {
+    // Cases run side by side: each oracle call keeps to its own thread (one job: all cores).
+    const ScopedOracleThreads oracle_threads(parallel_jobs > 1 ? 1 : 0);
     for (size_t i; (i = next++) < jobs.size();) {
       try {
         results[i] = run_job(jobs[i], grid);
@@ -373,7 +377,7 @@ int run_sweep(const SweepOptions& o) {
     }
   };
   std::vector<std::thread> threads;
-  for (int t = 1; t < std::min<int>(njobs, static_cast<int>(jobs.size())); ++t) threads.emplace_back(worker);
+  for (int t = 1; t < parallel_jobs; ++t) threads.emplace_back(worker);
   worker();
   for (std::thread& t : threads) t.join();
   progress.finish();

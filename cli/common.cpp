@@ -198,6 +198,8 @@ void print_result(std::FILE* out, const Problem& p, const CheckResult& r) {
   if (r.oracle_undecided)
     fmt::print(out, "  oracle: {} value(s) whose rounding could not be certified\n",
                r.oracle_undecided);
+  if (r.oracle_fallbacks)
+    fmt::print(out, "  oracle: {} value(s) left by the fast path to the MPFR path\n", r.oracle_fallbacks);
 }
 
 void print_check(std::FILE* out, const std::string& impl, bool control, const Case& c, bool backward,
@@ -253,7 +255,8 @@ nlohmann::json to_json(const Problem& p, const CheckResult& r) {
                       {"outputs", std::move(outs)},
                       {"kappa_min", json_number(r.kappa_min)},
                       {"kappa_max", json_number(r.kappa_max)},
-                      {"oracle_undecided", r.oracle_undecided}};
+                      {"oracle_undecided", r.oracle_undecided},
+                      {"oracle_fallbacks", r.oracle_fallbacks}};
   if (has_reason(r.verdict)) j["error"] = r.error;
   return j;
 }

@@ -262,6 +262,36 @@ Outcome judge_differential(const Case& c, const std::vector<ImplCheck>& checks) 
   return o;
 }
 
+Outcome check_oracle_paths(const Case& c) {
+  Outcome o;
+  o.report = describe_case(c);
+  auto both = [&](const char* pass, auto run) {
+    std::string errors[2];
+    OracleResult r[2];
+    const OraclePath paths[2] = {OraclePath::fast, OraclePath::reference};
+    for (int i = 0; i < 2; ++i) {
+      try {
+        r[i] = run(OracleOptions{paths[i], 1});
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    }
+    std::string diff = errors[0] != errors[1] ? fmt::format("fast: '{}', reference: '{}'", errors[0], errors[1])
+                       : errors[0].empty()    ? oracle_paths_mismatch(r[0], r[1])
+                                              : std::string();
+    if (!diff.empty()) {
+      o.finding = true;
+      o.report += fmt::format("FINDING: the oracle paths differ in the {}: {}\n", pass, diff);
+    } else {
+      o.report += fmt::format("{}: the paths agree ({} fall-back(s){})\n", pass, r[0].fallbacks,
+                              errors[0].empty() ? "" : ", both threw: " + errors[0]);
+    }
+  };
+  both("forward", [&](const OracleOptions& p) { return oracle_forward(c, p); });
+  if (c.has_backward()) both("backward", [&](const OracleOptions& p) { return oracle_backward(c, p); });
+  return o;
+}
+
 Outcome check_npy(std::string_view bytes) {
   static constexpr std::pair<std::string_view, DType> kOurs[] = {
       {"<f8", DType::f64}, {"<f4", DType::f32}, {"<f2", DType::f16}, {"<u2", DType::bf16}};

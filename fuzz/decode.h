@@ -59,6 +59,12 @@ std::string describe_case(const Case& c);
 std::string describe_checks(const Case& c, const std::vector<ImplCheck>& checks, bool finding_only);
 Outcome judge_differential(const Case& c, const std::vector<ImplCheck>& checks);
 
+// ---- oracle_paths ------------------------------------------------------------------------------
+// The differential target's case (decode_differential) through both oracle evaluations, forward
+// and (with dy) backward: any difference beyond oracle_paths_mismatch's tolerance, or an exception
+// from one path and not the other, is a finding.
+Outcome check_oracle_paths(const Case& c);
+
 // ---- npy --------------------------------------------------------------------------------------
 // parse_npy on arbitrary bytes: NpyError is the only acceptable failure. A parsed array whose
 // descr is one of ours must convert with to_tensor, serialize and re-parse to the same array.

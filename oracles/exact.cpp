@@ -1,5 +1,7 @@
 #include "exact.h"
 
+#include "superacc.h"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -186,19 +188,25 @@ uint64_t quiet_nan_bits(DType d) {
   return 0;
 }
 
-uint64_t round_to(DType d, const Real& v) {
-  mpfr_srcptr x = P(v);
-  if (mpfr_nan_p(x)) return quiet_nan_bits(d);
+uint64_t round_double(DType d, double v) {
+  if (std::isnan(v)) return quiet_nan_bits(d);
   switch (d) {
-    case DType::f64: return std::bit_cast<uint64_t>(mpfr_get_d(x, MPFR_RNDN));
-    case DType::f32: return std::bit_cast<uint32_t>(static_cast<float>(double_odd(x)));
-    case DType::f16:
-      return Eigen::numext::bit_cast<uint16_t>(Eigen::half(float_odd(double_odd(x))));
-    case DType::bf16:
-      return Eigen::numext::bit_cast<uint16_t>(Eigen::bfloat16(float_odd(double_odd(x))));
+    case DType::f64: return std::bit_cast<uint64_t>(v);
+    case DType::f32: return std::bit_cast<uint32_t>(static_cast<float>(v));
+    case DType::f16: return Eigen::numext::bit_cast<uint16_t>(Eigen::half(float_odd(v)));
+    case DType::bf16: return Eigen::numext::bit_cast<uint16_t>(Eigen::bfloat16(float_odd(v)));
   }
   return 0;
 }
+
+uint64_t round_to(DType d, const Real& v) {
+  mpfr_srcptr x = P(v);
+  if (mpfr_nan_p(x)) return quiet_nan_bits(d);
+  if (d == DType::f64) return std::bit_cast<uint64_t>(mpfr_get_d(x, MPFR_RNDN));
+  return round_double(d, double_odd(x));
+}
+
+void SuperAcc::throw_inexact() { throw std::logic_error("exact arithmetic rounded in SuperAcc::to_mpfr"); }
 
 void to_double_double(const Real& v, double& hi, double& lo) {
   hi = mpfr_get_d(P(v), MPFR_RNDN);

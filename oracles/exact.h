@@ -41,6 +41,9 @@ void div_si_odd(Real& r, const Real& a, int64_t k, long prec);
 // The correctly rounded (nearest, ties to even, with subnormals and overflow to Inf) image of
 // the exact value v in dtype d, as raw bits. NaN maps to the canonical quiet NaN.
 uint64_t round_to(DType d, const Real& v);
+// The correctly rounded image of a double in d (RN to f32 directly; to f16/bf16 via round-to-odd
+// f32, so there is no double rounding).
+uint64_t round_double(DType d, double v);
 uint64_t quiet_nan_bits(DType d);
 // hi = RN_double(v), lo = RN_double(v - hi): a double-double image of v for the metrics. A finite
 // v past double's range gives hi = +-Inf, standing for +-2^1024, and lo = RN_double(v - (+-2^1024)).

@@ -12,12 +12,22 @@
 // (exact::round_certified). mean and dbeta are exact rationals, rounded via round-to-odd.
 // dgamma_c = sum_n U_nc/sqrt(D_n) mixes several square roots: it is approximated with a growing
 // precision (Ziv) up to kMaxPrec bits; a value still undecided there is counted in `undecided`.
+//
+// The fast path (OraclePath::fast, docs/numerics.md "The fast path") computes the same S and Q
+// exactly in integer digits (superacc.h) and evaluates each y in double-word arithmetic (dw.h)
+// with an error bound; a value whose interval does not decide its rounding goes through the
+// per-element MPFR code above, so both paths share every formula but the approximation.
+#include <bit>
 #include <cmath>
+#include <cstring>
 #include <fmt/format.h>
 #include <stdexcept>
 
+#include "dw.h"
 #include "exact.h"
 #include "gnv/oracle.h"
+#include "gnv/threads.h"
+#include "superacc.h"
 
 namespace gnv {
 
@@ -78,6 +88,9 @@ struct GroupStats {
   double rstd = kNaN, kappa = kNaN;
 };
 
+void finish_stats(const Problem& p, GroupStats& st, const Real& Q);
+
+// The reference: every x and x^2 as an MPFR number, summed by mpfr_sum.
 void compute_stats(const Problem& p, const Tensor& x, int64_t n, int64_t g, GroupStats& st,
                    std::vector<Real>& xs, std::vector<Real>& sq) {
   const int64_t m = p.group_size();
@@ -94,9 +107,15 @@ void compute_stats(const Problem& p, const Tensor& x, int64_t n, int64_t g, Grou
     exact::mul(sq[j], xs[j], xs[j]);
   }
   if (!st.finite) return;
-  Real Q, mQ, S2, nv, eps, m2eps;
+  Real Q;
   exact::sum(st.S, xs);
   exact::sum(Q, sq);
+  finish_stats(p, st, Q);
+}
+
+void finish_stats(const Problem& p, GroupStats& st, const Real& Q) {
+  const int64_t m = p.group_size();
+  Real mQ, S2, nv, eps, m2eps;
   exact::mul_si(mQ, Q, m);
   exact::mul(S2, st.S, st.S);
   exact::sub(nv, mQ, S2);
@@ -239,10 +258,289 @@ const ExactOutput& OracleResult::get(const std::string& name) const {
   throw std::invalid_argument("oracle result has no output '" + name + "'");
 }
 
-OracleResult oracle_forward(const Case& c) {
+namespace {
+
+// What every y of a case shares: gamma and beta (exact, and as doubles), and which channels the
+// fast path can take (finite parameters in its range).
+struct ForwardCtx {
+  const Problem& p;
+  int64_t m;
+  std::vector<Real> gam, bet;
+  std::vector<double> gd, bd;
+  std::vector<char> fast_ch;
+  long double eta = eta_over_u(p.dtype);
+};
+
+// The fast path's range: every nonzero operand magnitude in [2^-300, 2^300] keeps the double-word
+// operations of dw.h clear of underflow and overflow (their error bounds assume both away). Every
+// f32, f16 and bf16 value is in it; f64 values outside it go to the reference.
+bool in_fast_range(double v) {
+  const double a = std::fabs(v);
+  return a == 0 || (a >= 0x1p-300 && a <= 0x1p300);
+}
+
+ForwardCtx forward_ctx(const Case& c) {
+  const Problem& p = c.problem;
+  ForwardCtx k{p, p.group_size(), std::vector<Real>(p.C), std::vector<Real>(p.C),
+               std::vector<double>(p.C, 1.0), std::vector<double>(p.C, 0.0), std::vector<char>(p.C, 1)};
+  for (int64_t ch = 0; ch < p.C; ++ch) {
+    if (p.affine) {
+      k.gd[ch] = c.gamma.get(ch);
+      k.bd[ch] = c.beta.get(ch);
+    }
+    exact::set_d(k.gam[ch], std::isfinite(k.gd[ch]) ? k.gd[ch] : 0.0);
+    exact::set_d(k.bet[ch], std::isfinite(k.bd[ch]) ? k.bd[ch] : 0.0);
+    k.fast_ch[ch] = in_fast_range(k.gd[ch]) && in_fast_range(k.bd[ch]);  // false for Inf, NaN
+  }
+  return k;
+}
+
+bool y_defined(const ForwardCtx& k, const GroupStats& st, int64_t ch) {
+  return st.finite && !st.degenerate && std::isfinite(k.gd[ch]) && std::isfinite(k.bd[ch]);
+}
+
+// The condition scale of y (docs/numerics.md "Metrics and budgets"), from |xhat| and |y|.
+double y_scale(const ForwardCtx& k, const GroupStats& st, int64_t ch, double xh, double yv) {
+  const long double under = k.eta * (std::fabs(k.gd[ch]) * xhat_underflow(st.rstd, k.m, xh) + 1);
+  return static_cast<double>(std::fabs(k.gd[ch]) * st.kappa * (2 + xh) + std::fabs(k.bd[ch]) + yv + under);
+}
+
+struct YScratch {
+  Real T, mx, xhat, t, ya, A, xj;
+};
+
+// y at element `off` (channel ch) from the exact x in MPFR: the reference evaluation.
+void y_reference(const ForwardCtx& k, const GroupStats& st, const Real& xj, int64_t off, int64_t ch,
+                 ExactOutput& y, YScratch& s) {
+  static const Real one = from_double(1.0);
+  exact::mul_si(s.mx, xj, k.m);
+  exact::sub(s.T, s.mx, st.S);
+  mpfr_set_prec(P(s.xhat), kPrec);
+  mpfr_mul(P(s.xhat), P(s.T), P(st.r), MPFR_RNDN);
+  mpfr_set_prec(P(s.t), kPrec);
+  mpfr_mul(P(s.t), P(s.xhat), P(k.gam[ch]), MPFR_RNDN);
+  mpfr_set_prec(P(s.ya), kPrec);
+  mpfr_add(P(s.ya), P(s.t), P(k.bet[ch]), MPFR_RNDN);
+  const double yv = std::fabs(mpfr_get_d(P(s.ya), MPFR_RNDN));
+  // |ya - y| <= 2^-P (3.01 |t| + |ya|): three roundings in the product, one in the sum.
+  const Real err = UpBound().add(4, s.t).add(2, s.ya).scaled(-kPrec);
+  exact::mul(s.A, k.gam[ch], s.T);
+  const uint64_t bits = exact::round_certified(k.p.dtype, s.ya, err, s.A, one, st.D, k.bet[ch]);
+  const double xh = std::fabs(mpfr_get_d(P(s.xhat), MPFR_RNDN));
+  set_value(y, off, bits, s.ya, y_scale(k, st, ch, xh, yv), st.kappa);
+}
+
+// The double-word images of the group's exact mean S/m (three doubles) and rstd m/sqrt(D) (two),
+// with bounds on their distance from the exact values. ok is false where a part leaves the fast
+// range (an f64 group of huge or tiny values, a spread whose rstd does).
+struct FastGroup {
+  bool ok = false;
+  double mu0 = 0, mu1 = 0, mu2 = 0, e_mu = 0;
+  dw::DW rho;
+  double e_rho = 0;
+};
+
+// An upper bound, as a double, of the MPFR value |v| (rounding up; 0 only for 0).
+double up_double(const Real& v) {
+  return std::fabs(mpfr_get_d(P(v), mpfr_sgn(P(v)) >= 0 ? MPFR_RNDU : MPFR_RNDD));
+}
+
+FastGroup fast_group(const ForwardCtx& k, const GroupStats& st) {
+  FastGroup f;
+  if (!st.finite || st.degenerate) return f;
+  // mu = S/m at kPrec bits (exact when the division is), then peeled into three doubles; e_mu
+  // bounds what is left plus the division's rounding.
+  Real mu, rest, t;
+  mpfr_set_prec(P(mu), kPrec);
+  const int inexact = mpfr_div_si(P(mu), P(st.S), static_cast<long>(k.m), MPFR_RNDN);
+  mpfr_set_prec(P(rest), kPrec + 8);
+  mpfr_set_prec(P(t), kPrec + 8);
+  mpfr_set(P(rest), P(mu), MPFR_RNDN);
+  double* parts[] = {&f.mu0, &f.mu1, &f.mu2};
+  for (double* part : parts) {
+    *part = mpfr_get_d(P(rest), MPFR_RNDN);
+    mpfr_sub_d(P(t), P(rest), *part, MPFR_RNDN);  // exact: rest has at most kPrec + 1 bits left
+    mpfr_swap(P(rest), P(t));
+  }
+  UpBound emu;
+  emu.add(1, rest);
+  if (inexact) emu.add(0x1p-190, mu);
+  f.e_mu = up_double(emu.scaled(0));
+  // rho = m r, r = 1/sqrt(D) at kPrec bits (relative error 2^-kPrec), then two doubles.
+  Real rho;
+  mpfr_set_prec(P(rho), kPrec);
+  mpfr_mul_si(P(rho), P(st.r), static_cast<long>(k.m), MPFR_RNDN);
+  f.rho.hi = mpfr_get_d(P(rho), MPFR_RNDN);
+  mpfr_sub_d(P(rest), P(rho), f.rho.hi, MPFR_RNDN);
+  f.rho.lo = mpfr_get_d(P(rest), MPFR_RNDN);
+  mpfr_sub_d(P(t), P(rest), f.rho.lo, MPFR_RNDN);
+  f.e_rho = up_double(UpBound().add(1, t).add(0x1p-188, rho).scaled(0));
+  f.ok = in_fast_range(f.mu0) && in_fast_range(f.mu1) && in_fast_range(f.mu2) && f.rho.hi != 0 &&
+         in_fast_range(f.rho.hi) && in_fast_range(f.rho.lo) && f.e_mu <= 0x1p300 && f.e_rho <= 0x1p300;
+  return f;
+}
+
+// The correctly rounded double of v from z (hi = RN(hi + lo)) with |z - v| <= e: hi = z.hi where
+// the interval [z - e, z + e] lies inside z.hi's rounding cell, and side = the sign of v - hi where
+// the bound shows it (0 where not). False where the interval reaches a cell boundary, or z.hi is
+// zero, tiny or huge (the cells there are not the ones below).
+// The neighbours of a finite nonzero double that is not the largest.
+double next_up(double v) {
+  const auto b = std::bit_cast<uint64_t>(v);
+  return std::bit_cast<double>(v > 0 ? b + 1 : b - 1);
+}
+double next_down(double v) {
+  const auto b = std::bit_cast<uint64_t>(v);
+  return std::bit_cast<double>(v > 0 ? b - 1 : b + 1);
+}
+
+bool certify_double(dw::DW z, double e, int& side) {
+  const double h = std::fabs(z.hi);
+  if (!(h >= 0x1p-900 && h <= 0x1p900)) return false;
+  // The smaller gap to a neighbour (exact), halved and rounded down; the computed |lo| + 2e
+  // rounds by at most u, which the second e covers (e > 0) or which is exact (e == 0).
+  const double gap = std::min(next_up(z.hi) - z.hi, z.hi - next_down(z.hi));
+  const double half = gap * 0.5 * (1 - 0x1p-50);
+  if (!(std::fabs(z.lo) + 2 * e < half)) return false;
+  side = z.lo > e ? 1 : z.lo < -e ? -1 : 0;
+  return true;
+}
+
+// The target's rounding of v from hi = RN_double(v): rounding twice is rounding once unless hi is
+// a midpoint of the target format (its two double neighbours round apart), where the side of v
+// decides. False where it is a midpoint and the side is unknown.
+bool round_from_double(DType d, double hi, int side, uint64_t& bits) {
+  bits = exact::round_double(d, hi);
+  // A midpoint of f32, f16 or bf16 (subnormal, and the overflow threshold, included) has at most
+  // 25 significant bits: the low 28 bits of its double significand are 0.
+  if (d == DType::f64 || (std::bit_cast<uint64_t>(hi) & 0xFFFFFFF) != 0) return true;
+  const uint64_t below = exact::round_double(d, next_down(hi));
+  const uint64_t above = exact::round_double(d, next_up(hi));
+  if (below == above) return true;
+  if (side == 0) return false;
+  bits = side > 0 ? above : below;
+  return true;
+}
+
+// y of one element on the fast path; false where it must go to the reference.
+// With d = x - mu, y = gamma d rho + beta; each step's bound is its dw.h constant (doubled) times
+// its result, plus the propagated bounds of its operands; 2^-1000 covers any underflow in the
+// low parts; the sum of the bound's own roundings is covered by the final factor.
+// Always inlined, so that y_fast_group's FMA copy has FMA instructions in it.
+[[gnu::always_inline]] inline bool y_fast(const ForwardCtx& k, const GroupStats& st, const FastGroup& f, double x, int64_t off, int64_t ch,
+            ExactOutput& y) {
+  using dw::kU2;
+  const dw::DW s = dw::two_sum(x, -f.mu0);  // exact
+  const dw::DW d1 = dw::add(s, -f.mu1);
+  const dw::DW d = dw::add(d1, -f.mu2);
+  const double e_d = 4 * kU2 * (std::fabs(d1.hi) + std::fabs(d.hi)) + f.e_mu;
+  const dw::DW xh = dw::mul(d, f.rho);
+  const double e_xh = 10 * kU2 * std::fabs(xh.hi) + std::fabs(f.rho.hi) * 1.001 * e_d +
+                      (std::fabs(d.hi) * 1.001 + e_d) * f.e_rho;
+  const double g = k.gd[ch], b = k.bd[ch];
+  const dw::DW t = dw::mul(xh, g);
+  const double e_t = 4 * kU2 * std::fabs(t.hi) + std::fabs(g) * e_xh;
+  const dw::DW v = dw::add(t, b);
+  const double e_v = (4 * kU2 * std::fabs(v.hi) + e_t + 0x1p-1000) * (1 + 0x1p-40);
+  int side = 0;
+  uint64_t bits;
+  if (!certify_double(v, e_v, side) || !round_from_double(k.p.dtype, v.hi, side, bits)) return false;
+  y.rounded.set_bits(off, bits);
+  y.hi[off] = v.hi;
+  y.lo[off] = v.lo;
+  y.scale[off] = y_scale(k, st, ch, std::fabs(xh.hi), std::fabs(v.hi));
+  y.kappa[off] = st.kappa;
+  return true;
+}
+
+// Every y of group (n, g) that y_fast certifies; the others' indices j (channel-major within the
+// group) go to `rest` for the reference. On x86-64 a copy is compiled for FMA hardware and chosen
+// at load time: without it, each std::fma of dw.h is a libm call (the results are the same, as
+// fma is exact by definition either way, and -ffp-contract=off keeps other expressions as written).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("fma", "default")))
+#endif
+void y_fast_group(const ForwardCtx& k, const GroupStats& st, const FastGroup& f, const std::vector<double>& xv,
+                  int64_t n, int64_t g, ExactOutput& y, std::vector<int64_t>& rest) {
+  const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
+  for (int64_t kk = 0; kk < cpg; ++kk) {
+    const int64_t ch = g * cpg + kk;
+    if (!y_defined(k, st, ch)) continue;  // written as undefined already
+    const bool ch_ok = f.ok && k.fast_ch[ch];
+    for (int64_t sp = 0, j = kk * S; sp < S; ++sp, ++j)
+      if (!ch_ok || !y_fast(k, st, f, xv[j], k.p.index(n, ch, sp), ch, y)) rest.push_back(j);
+  }
+}
+
+// The fast path's exact statistics of group (n, g): the group's values as doubles (in xv), their
+// exact sum and sum of squares in integer digits, then the shared finish_stats.
+void fast_stats(const Problem& p, const Tensor& x, int64_t n, int64_t g, GroupStats& st,
+                std::vector<double>& xv, exact::SuperAcc& acc) {
+  const int64_t S = p.S(), cpg = p.channels_per_group();
+  xv.resize(static_cast<size_t>(p.group_size()));
+  st.finite = true;
+  st.max_abs = 0;
+  for (int64_t kk = 0, j = 0; kk < cpg; ++kk)
+    for (int64_t s = 0; s < S; ++s, ++j) {
+      const double v = x.get(p.index(n, g * cpg + kk, s));
+      xv[j] = v;
+      if (!std::isfinite(v)) st.finite = false;
+      st.max_abs = std::max(st.max_abs, std::fabs(v));
+    }
+  if (!st.finite) return;
+  acc.clear();
+  for (double v : xv) acc.add(v);
+  acc.to_mpfr(P(st.S));
+  acc.clear();
+  for (double v : xv) acc.add_square(v);
+  Real Q;
+  acc.to_mpfr(P(Q));
+  finish_stats(p, st, Q);
+}
+
+thread_local int oracle_threads_override = 0;
+
+}  // namespace
+
+std::string oracle_paths_mismatch(const OracleResult& a, const OracleResult& b) {
+  auto same = [](double x, double y) { return std::memcmp(&x, &y, sizeof x) == 0 || (std::isnan(x) && std::isnan(y)); };
+  if (a.outputs.size() != b.outputs.size()) return "different outputs";
+  for (size_t gi = 0; gi < a.kappa.size() && gi < b.kappa.size(); ++gi)
+    if (!same(a.kappa[gi], b.kappa[gi]))
+      return fmt::format("group kappa [{}]: {} vs {}", gi, a.kappa[gi], b.kappa[gi]);
+  for (const ExactOutput& x : a.outputs) {
+    const ExactOutput& y = b.get(x.name);
+    if (x.rounded.numel() != y.rounded.numel()) return x.name + ": different sizes";
+    for (int64_t i = 0; i < x.rounded.numel(); ++i) {
+      const auto u = static_cast<size_t>(i);
+      // lo: within 2^-90 of the condition scale (so of the error budget u_acc * scale): the fast
+      // path's bound is about 2^-100 of |gamma xhat| + |beta|, which the scale exceeds, however
+      // much gamma xhat + beta cancels.
+      const double h = std::fabs(x.hi[u]), sc = std::fabs(y.scale[u]);
+      const double room = 0x1p-90 * ((std::isfinite(h) ? h : 0) + (std::isfinite(sc) ? sc : 0)) + 0x1p-1000;
+      const bool lo_ok = same(x.lo[u], y.lo[u]) || std::fabs(x.lo[u] - y.lo[u]) <= room;
+      const bool scale_ok = same(x.scale[u], y.scale[u]) ||
+                            std::fabs(x.scale[u] - y.scale[u]) <= 0x1p-40 * std::fabs(y.scale[u]);
+      if (x.rounded.bits(i) != y.rounded.bits(i) || !same(x.hi[u], y.hi[u]) || !same(x.kappa[u], y.kappa[u]) ||
+          !lo_ok || !scale_ok)
+        return fmt::format("{}[{}]: bits {:#x} vs {:#x}, hi {:a} vs {:a}, lo {:a} vs {:a}, scale {} vs {}, kappa {} vs {}",
+                           x.name, i, x.rounded.bits(i), y.rounded.bits(i), x.hi[u], y.hi[u], x.lo[u], y.lo[u],
+                           x.scale[u], y.scale[u], x.kappa[u], y.kappa[u]);
+    }
+  }
+  return "";
+}
+
+int oracle_threads() { return oracle_threads_override > 0 ? oracle_threads_override : cpu_threads(); }
+ScopedOracleThreads::ScopedOracleThreads(int threads) : saved_(oracle_threads_override) {
+  oracle_threads_override = threads;
+}
+ScopedOracleThreads::~ScopedOracleThreads() { oracle_threads_override = saved_; }
+
+OracleResult oracle_forward(const Case& c, const OracleOptions& o) {
   c.validate();
   const Problem& p = c.problem;
-  const int64_t m = p.group_size();
+  const int64_t m = p.group_size(), S = p.S(), cpg = p.channels_per_group();
   const DType acc = acc_dtype(p.dtype);
   OracleResult res;
   res.outputs.push_back(make_output("y", p.dtype, p.x_shape(), m));
@@ -250,61 +548,52 @@ OracleResult oracle_forward(const Case& c) {
   res.outputs.push_back(make_output("rstd", acc, p.stats_shape(), m));
   ExactOutput &y = res.outputs[0], &mean = res.outputs[1], &rstd = res.outputs[2];
   res.kappa.assign(static_cast<size_t>(p.N * p.G), kNaN);
+  const ForwardCtx k = forward_ctx(c);
+  const bool fast = o.path == OraclePath::fast;
 
-  std::vector<Real> gam(p.C), bet(p.C);
-  std::vector<double> gd(p.C, 1.0), bd(p.C, 0.0);
-  for (int64_t ch = 0; ch < p.C; ++ch) {
-    if (p.affine) {
-      gd[ch] = c.gamma.get(ch);
-      bd[ch] = c.beta.get(ch);
-    }
-    exact::set_d(gam[ch], std::isfinite(gd[ch]) ? gd[ch] : 0.0);
-    exact::set_d(bet[ch], std::isfinite(bd[ch]) ? bd[ch] : 0.0);
-  }
-
-  std::vector<Real> xs, sq;
-  GroupStats st;
-  Real T, mx, xhat, t, ya, A;
-  const Real one = from_double(1.0);
-  for (int64_t n = 0; n < p.N; ++n) {
-    for (int64_t g = 0; g < p.G; ++g) {
+  // Groups write disjoint elements; each counts its own fall-backs, summed in a fixed order.
+  std::vector<int64_t> fallbacks(static_cast<size_t>(p.N * p.G), 0);
+  auto group = [&](int64_t gi) {
+    const int64_t n = gi / p.G, g = gi % p.G;
+    GroupStats st;
+    YScratch s;
+    std::vector<Real> xs, sq;
+    std::vector<double> xv;
+    if (fast) {
+      exact::SuperAcc sacc;
+      fast_stats(p, c.x, n, g, st, xv, sacc);
+    } else {
       compute_stats(p, c.x, n, g, st, xs, sq);
-      const int64_t gi = n * p.G + g;
-      res.kappa[gi] = st.kappa;
-      write_stats(p, st, gi, mean, rstd);
-      GroupIter it{p, n, g};
-      for (int64_t j = 0; j < m; ++j) {
-        const int64_t off = it.offset(j), ch = it.channel(j);
-        if (!st.finite || st.degenerate || !std::isfinite(gd[ch]) || !std::isfinite(bd[ch])) {
-          set_undefined(y, off);
-          continue;
-        }
-        exact::mul_si(mx, xs[j], m);
-        exact::sub(T, mx, st.S);
-        mpfr_set_prec(P(xhat), kPrec);
-        mpfr_mul(P(xhat), P(T), P(st.r), MPFR_RNDN);
-        mpfr_set_prec(P(t), kPrec);
-        mpfr_mul(P(t), P(xhat), P(gam[ch]), MPFR_RNDN);
-        mpfr_set_prec(P(ya), kPrec);
-        mpfr_add(P(ya), P(t), P(bet[ch]), MPFR_RNDN);
-        const double yv = std::fabs(mpfr_get_d(P(ya), MPFR_RNDN));
-        // |ya - y| <= 2^-P (3.01 |t| + |ya|): three roundings in the product, one in the sum.
-        const Real err = UpBound().add(4, t).add(2, ya).scaled(-kPrec);
-        exact::mul(A, gam[ch], T);
-        const uint64_t bits = exact::round_certified(p.dtype, ya, err, A, one, st.D, bet[ch]);
-        const double xh = std::fabs(mpfr_get_d(P(xhat), MPFR_RNDN));
-        const long double under =
-            eta_over_u(p.dtype) * (std::fabs(gd[ch]) * xhat_underflow(st.rstd, m, xh) + 1);
-        const double scale = static_cast<double>(
-            std::fabs(gd[ch]) * st.kappa * (2 + xh) + std::fabs(bd[ch]) + yv + under);
-        set_value(y, off, bits, ya, scale, st.kappa);
-      }
     }
-  }
+    res.kappa[gi] = st.kappa;
+    write_stats(p, st, gi, mean, rstd);
+    for (int64_t kk = 0; kk < cpg; ++kk) {
+      const int64_t ch = g * cpg + kk;
+      if (y_defined(k, st, ch)) continue;
+      for (int64_t sp = 0; sp < S; ++sp) set_undefined(y, p.index(n, ch, sp));
+    }
+    if (!st.finite || st.degenerate) return;
+    std::vector<int64_t> rest;
+    if (fast) {
+      y_fast_group(k, st, fast_group(k, st), xv, n, g, y, rest);
+      fallbacks[gi] = static_cast<int64_t>(rest.size());
+    } else {
+      for (int64_t j = 0; j < m; ++j) rest.push_back(j);
+    }
+    for (int64_t j : rest) {
+      const int64_t ch = g * cpg + j / S;
+      if (!y_defined(k, st, ch)) continue;  // (the reference path's list holds every j)
+      if (fast) exact::set_d(s.xj, xv[j]);
+      y_reference(k, st, fast ? s.xj : xs[j], p.index(n, ch, j % S), ch, y, s);
+    }
+  };
+  const int threads = o.threads > 0 ? o.threads : oracle_threads();
+  ThreadPool::instance().run(threads, p.N * p.G, group);
+  for (int64_t fb : fallbacks) res.fallbacks += fb;
   return res;
 }
 
-OracleResult oracle_backward(const Case& c) {
+OracleResult oracle_backward(const Case& c, const OracleOptions&) {
   c.validate();
   if (!c.dy) throw std::invalid_argument("oracle_backward: the case has no dy");
   const Problem& p = c.problem;

@@ -96,6 +96,7 @@ ojson cell_json(const Report& r, const Cell& c, bool baseline) {
   j["kappa_min"] = number(c.result.kappa_min);
   j["kappa_max"] = number(c.result.kappa_max);
   if (c.result.oracle_undecided) j["oracle_undecided"] = c.result.oracle_undecided;
+  if (c.result.oracle_fallbacks) j["oracle_fallbacks"] = c.result.oracle_fallbacks;
   ojson outs = ojson::array();
   for (const OutputMetrics& m : c.result.outputs) outs.push_back(output_json(m));
   j["outputs"] = std::move(outs);
@@ -528,6 +529,7 @@ Cell read_cell(const json& o, const Grid& g, bool baseline, const std::string& w
   c.result.kappa_min = get_double(o, "kappa_min", where);
   c.result.kappa_max = get_double(o, "kappa_max", where);
   c.result.oracle_undecided = o.contains("oracle_undecided") ? get_int(o, "oracle_undecided", where) : 0;
+  c.result.oracle_fallbacks = o.contains("oracle_fallbacks") ? get_int(o, "oracle_fallbacks", where) : 0;
   const json& outs = get_array(o, "outputs", where);
   for (size_t i = 0; i < outs.size(); ++i) {
     const std::string ow = fmt::format("{}.outputs[{}]", where, i);
@@ -685,6 +687,7 @@ Report baseline_of(const Report& r) {
     }
     c.result.kappa_min = c.result.kappa_max = 0;
     c.result.oracle_undecided = 0;
+    c.result.oracle_fallbacks = 0;
     c.reproduce.clear();
     c.case_dir.clear();
     c.seconds = 0;

@@ -5,7 +5,7 @@
 # fails the run: the input is kept as build/fuzz/findings/<target>/crash-*, to be replayed with
 #   build/fuzz/gnv replay FILE --target TARGET [--save-case DIR]
 #
-# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]       (targets: differential npy case report runner_output grid; default all)
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]       (targets: differential oracle_paths npy case report runner_output grid; default all)
 #        scripts/fuzz.sh --merge [DIR...]
 #   --merge rebuilds each checked-in corpus fuzz/corpus/<target>/ as the minimal set (-merge=1,
 #   edges only: -use_counters=0)
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 build=$root/build/fuzz
-all_targets=(differential npy case report runner_output grid)
+all_targets=(differential oracle_paths npy case report runner_output grid)
 
 merge=0
 seconds=60

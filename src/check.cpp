@@ -158,6 +158,7 @@ std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls
     try {
       if (!fwd_exact) throw std::runtime_error(fwd_error);
       r.oracle_undecided += fwd_exact->undecided;
+      r.oracle_fallbacks += fwd_exact->fallbacks;
       kappa_range(r, fwd_exact->kappa);
       const bool stats = impls[i]->capabilities().statistics;
       const ForwardResult fwd = run_forward(*impls[i], c);
@@ -173,6 +174,7 @@ std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls
       if (bwd[i]) {
         if (!bwd_exact) throw std::runtime_error(bwd_error);
         r.oracle_undecided += bwd_exact->undecided;
+        r.oracle_fallbacks += bwd_exact->fallbacks;
         const Tensor& mean = fwd_exact->get("mean").rounded;
         const Tensor& rstd = fwd_exact->get("rstd").rounded;
         const BackwardResult b = run_backward(*impls[i], c, mean, rstd);

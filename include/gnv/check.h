@@ -29,6 +29,7 @@ struct CheckResult {
   std::vector<OutputMetrics> outputs; // forward: y, mean, rstd; backward adds dx[, dgamma, dbeta]
   double kappa_min = 0, kappa_max = 0;  // over finite groups
   int64_t oracle_undecided = 0;
+  int64_t oracle_fallbacks = 0;  // values the oracle's fast path left to its MPFR path
   double seconds = 0;  // timing: this impl's own kernel runs and measurements (not the oracle)
 };
 

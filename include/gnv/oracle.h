@@ -27,14 +27,48 @@ struct OracleResult {
   std::vector<ExactOutput> outputs;
   std::vector<double> kappa;  // per (n, g): max|x| / sqrt(var + eps); NaN for non-finite groups
   int64_t undecided = 0;      // values whose rounding could not be certified (README: the claim)
+  int64_t fallbacks = 0;      // values the fast path left to the MPFR path (docs/numerics.md
+                              // "The fast path"): out of its range, or a rounding it could not decide
 
   const ExactOutput& get(const std::string& name) const;
 };
 
+// Two evaluations of the same exact values. `reference` forms every sum and product in MPFR.
+// `fast` forms the exact sums in integer digits (oracles/superacc.h) and each output in
+// double-word arithmetic with a proven error bound, and hands the values that bound cannot round
+// with certainty to the reference evaluation (counted in `fallbacks`). Their rounded outputs, hi
+// and kappa are identical bit for bit (tests/test_oracle_paths.cpp, fuzz target oracle_paths);
+// lo and scale agree as oracle_paths_mismatch states (lo is v - hi within the bound, not RN(v - hi)).
+enum class OraclePath { fast, reference };
+struct OracleOptions {
+  OraclePath path = OraclePath::fast;
+  int threads = 0;  // groups evaluated in parallel: 0 means oracle_threads()
+};
+// The default thread count of one oracle call: cpu_threads(), except on a thread inside a
+// ScopedOracleThreads (a sweep's job threads, which already run cases side by side). Results
+// never depend on it.
+int oracle_threads();
+class ScopedOracleThreads {
+ public:
+  explicit ScopedOracleThreads(int threads);
+  ~ScopedOracleThreads();
+  ScopedOracleThreads(const ScopedOracleThreads&) = delete;
+  ScopedOracleThreads& operator=(const ScopedOracleThreads&) = delete;
+
+ private:
+  int saved_;
+};
+
+// "" where two results of one case agree as the paths must (rounded bits, hi and kappa
+// identical; |lo_a - lo_b| <= 2^-90 (|hi| + scale) + 2^-1000; scales within a relative 2^-40), else the first
+// difference, for a test or fuzz target to print.
+std::string oracle_paths_mismatch(const OracleResult& a, const OracleResult& b);
+
 // Forward: y (x_shape, dtype), mean and rstd ((N,G), acc dtype).
-OracleResult oracle_forward(const Case& c);
+OracleResult oracle_forward(const Case& c, const OracleOptions& o = {});
 // Backward: dx (x_shape, dtype), and dgamma, dbeta ((C), dtype) when affine. Needs c.dy.
-OracleResult oracle_backward(const Case& c);
+// (Its fast path is not built yet: both paths evaluate it in MPFR.)
+OracleResult oracle_backward(const Case& c, const OracleOptions& o = {});
 
 // Independent references for the equivalence properties: their own formulas over rows, not
 // calls into the GroupNorm oracle. Inputs and outputs are f64 tensors; results correctly

@@ -88,10 +88,11 @@ class Case:
         """The correctly rounded outputs as a dict: y, mean, rstd, and dx (dgamma, dbeta when affine)
         when the case has dy (or backward=True)."""
         backward = self.has_backward if backward is None else backward
-        outs, undecided = _core.oracle(self._core, bool(backward))
+        outs, undecided, fallbacks = _core.oracle(self._core, bool(backward))
         res = {name: _arrays.from_bytes(raw, dtype, shape, self.layout if name in ("y", "dx") else "nchw")
                for name, dtype, shape, raw in outs}
         res["undecided"] = undecided
+        res["fallbacks"] = fallbacks
         return res
 
     def save(self, directory):
@@ -203,7 +204,8 @@ def make_case(x, groups, gamma=None, beta=None, eps=1e-5, layout="nchw", dy=None
 def oracle(x, groups, gamma=None, beta=None, eps=1e-5, layout="nchw", dy=None):
     """The exact GroupNorm of x, correctly rounded: a dict of y, mean, rstd (and dx, dgamma, dbeta
     with dy), numpy arrays; y and dx in x's dtype and shape, mean and rstd (N, G) in the
-    accumulation dtype, and 'undecided' (values whose rounding could not be certified: 0)."""
+    accumulation dtype, 'undecided' (values whose rounding could not be certified: 0) and
+    'fallbacks' (values the oracle's fast path left to its MPFR path)."""
     return make_case(x, groups, gamma, beta, eps, layout, dy).oracle()
 
 
@@ -218,6 +220,7 @@ class Result:
         self.outputs = {o["name"]: o for o in j["outputs"]}
         self.kappa = (j["kappa_min"], j["kappa_max"])
         self.oracle_undecided = j["oracle_undecided"]
+        self.oracle_fallbacks = j["oracle_fallbacks"]
         self.error = j.get("error", "")
         self.text = d["text"]
 

@@ -427,10 +427,11 @@ NB_MODULE(_core, m) {
         "N"_a, "C"_a, "spatial"_a, "G"_a, "eps"_a, "affine"_a, "dtype"_a, "layout"_a, "x"_a, "gamma"_a.none(),
         "beta"_a.none(), "dy"_a.none());
 
-  // The correctly rounded outputs: [(name, dtype, physical shape, bytes)], and the undecided count.
+  // The correctly rounded outputs: [(name, dtype, physical shape, bytes)], the undecided count and
+  // the fast path's fall-backs.
   m.def("oracle", [](const Case& c, bool backward) {
     std::vector<std::tuple<std::string, std::string, std::vector<int64_t>, Bytes>> out;
-    int64_t undecided = 0;
+    int64_t undecided = 0, fallbacks = 0;
     {
       std::vector<OracleResult> rs;
       {
@@ -443,11 +444,12 @@ NB_MODULE(_core, m) {
       }
       for (const OracleResult& r : rs) {
         undecided += r.undecided;
+        fallbacks += r.fallbacks;
         for (const ExactOutput& e : r.outputs)
           out.emplace_back(e.name, std::string(name(e.rounded.dtype())), e.rounded.shape(), to_bytes(e.rounded));
       }
     }
-    return std::make_tuple(out, undecided);
+    return std::make_tuple(out, undecided, fallbacks);
   });
 
   // gnv.judge: the given outputs checked exactly as `gnv check` checks a kernel's.

@@ -1,0 +1,123 @@
+#pragma once
+// Exact sums of doubles and of their exact squares in integer digits (a "small superaccumulator",
+// after R. M. Neal, "Fast exact summation using small and large superaccumulators", 2015): the
+// value is sum_k digit[k] * 2^(32 k + kLowExp). A double x = M 2^e (|M| < 2^53, e >= -1074) adds
+// M 2^e's bits to three digits, a square M^2 2^(2e) to five; each add changes a digit by less than
+// 2^32, so an int64 digit absorbs 2^30 adds before carries must be propagated (done every 2^29).
+// The range covers every square of a finite double (2^-2148 .. 2^2048) and 2^40 more for the sum:
+// overflow-free for any finite input. to_mpfr() hands the exact value to the MPFR side.
+#include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <gmp.h>
+#include <mpfr.h>
+
+namespace gnv::exact {
+
+class SuperAcc {
+ public:
+  static constexpr int kLowExp = -2176;  // below 2^-2148, a multiple of 32
+  static constexpr int kDigits = (2048 + 48 - kLowExp) / 32 + 6;
+
+  SuperAcc() { clear(); }
+  void clear() {
+    digit_.fill(0);
+    pending_ = 0;
+  }
+
+  // += x (finite).
+  void add(double x) {
+    int e;
+    int64_t M = split(x, e);
+    if (M == 0) return;
+    place(static_cast<unsigned __int128>(M < 0 ? -M : M), e - kLowExp, M < 0);
+    tick();
+  }
+  // += x * x, exactly (finite x).
+  void add_square(double x) {
+    int e;
+    int64_t M = split(x, e);
+    if (M == 0) return;
+    const auto a = static_cast<uint64_t>(M < 0 ? -M : M);
+    const unsigned __int128 P = static_cast<unsigned __int128>(a) * a;  // < 2^106
+    place(P, 2 * e - kLowExp, false);
+    tick();
+  }
+
+  // r = the exact sum (r's precision set to hold it). Propagates carries first.
+  void to_mpfr(mpfr_ptr r) {
+    normalize();
+    int lo = 0, hi = kDigits - 1;
+    while (hi >= 0 && digit_[hi] == 0) --hi;
+    if (hi < 0) {
+      mpfr_set_prec(r, MPFR_PREC_MIN);
+      mpfr_set_zero(r, 1);
+      return;
+    }
+    while (digit_[lo] == 0) ++lo;
+    mpz_t z;
+    mpz_init_set_si(z, static_cast<long>(digit_[hi]));  // the top digit carries the sign
+    for (int k = hi - 1; k >= lo; --k) {
+      mpz_mul_2exp(z, z, 32);
+      mpz_add_ui(z, z, static_cast<unsigned long>(digit_[k]));
+    }
+    const size_t bits = mpz_sizeinbase(z, 2);
+    mpfr_set_prec(r, static_cast<mpfr_prec_t>(bits < MPFR_PREC_MIN ? MPFR_PREC_MIN : bits));
+    if (mpfr_set_z_2exp(r, z, static_cast<mpfr_exp_t>(32 * lo + kLowExp), MPFR_RNDN) != 0) {
+      mpz_clear(z);
+      throw_inexact();
+    }
+    mpz_clear(z);
+  }
+
+ private:
+  // x = M * 2^e with M an integer, |M| < 2^53, e >= -1074.
+  static int64_t split(double x, int& e) {
+    const auto b = std::bit_cast<uint64_t>(x);
+    const int E = static_cast<int>((b >> 52) & 0x7FF);
+    int64_t M = static_cast<int64_t>(b & ((uint64_t{1} << 52) - 1));
+    if (E != 0) M |= int64_t{1} << 52;
+    e = (E != 0 ? E : 1) - 1075;
+    return (b >> 63) ? -M : M;
+  }
+  // += or -= v * 2^pos, v < 2^106 split over the digits at pos / 32 and up.
+  void place(unsigned __int128 v, int pos, bool negative) {
+    const int k = pos >> 5, s = pos & 31;
+    const uint64_t lo = static_cast<uint64_t>(v);
+    const uint64_t hi = static_cast<uint64_t>(v >> 64);  // < 2^42 for squares, 0 for values
+    // v << s < 2^138: five 32-bit pieces.
+    const unsigned __int128 w0 = static_cast<unsigned __int128>(lo) << s;
+    const unsigned __int128 w1 = static_cast<unsigned __int128>(hi) << s;  // at digit k + 2
+    const uint64_t m = 0xFFFFFFFFu;
+    const int64_t p0 = static_cast<int64_t>(static_cast<uint64_t>(w0) & m);
+    const int64_t p1 = static_cast<int64_t>(static_cast<uint64_t>(w0 >> 32) & m);
+    const int64_t p2 = static_cast<int64_t>(static_cast<uint64_t>(w0 >> 64)) +
+                       static_cast<int64_t>(static_cast<uint64_t>(w1) & m);
+    const int64_t p3 = static_cast<int64_t>(static_cast<uint64_t>(w1 >> 32) & m);
+    const int64_t p4 = static_cast<int64_t>(static_cast<uint64_t>(w1 >> 64));
+    if (negative) {
+      digit_[k] -= p0; digit_[k + 1] -= p1; digit_[k + 2] -= p2; digit_[k + 3] -= p3; digit_[k + 4] -= p4;
+    } else {
+      digit_[k] += p0; digit_[k + 1] += p1; digit_[k + 2] += p2; digit_[k + 3] += p3; digit_[k + 4] += p4;
+    }
+  }
+  void tick() {
+    if (++pending_ >= (int64_t{1} << 29)) normalize();
+  }
+  // Every digit but the top one into [0, 2^32); the top one keeps the sign.
+  void normalize() {
+    for (int k = 0; k + 1 < kDigits; ++k) {
+      const int64_t c = digit_[k] >> 32;  // floor division by 2^32
+      digit_[k] -= c * (int64_t{1} << 32);
+      digit_[k + 1] += c;
+    }
+    pending_ = 0;
+  }
+  [[noreturn]] static void throw_inexact();
+
+  std::array<int64_t, kDigits> digit_;
+  int64_t pending_ = 0;
+};
+
+}  // namespace gnv::exact

@@ -1,0 +1,110 @@
+// The two oracle evaluations (OraclePath::fast, OraclePath::reference) agree: rounded outputs,
+// hi and kappa bit for bit, lo and scale to the stated tolerance, on every dtype, layout, stress
+// class and a few exact ties; the fast path really is the one taking the values (no fall-backs on
+// ordinary data), and thread counts do not change a bit.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "gnv/case.h"
+#include "gnv/oracle.h"
+#include "gnv/stress.h"
+
+namespace gnv {
+namespace {
+
+OracleResult fwd(const Case& c, OraclePath path, int threads = 1) {
+  return oracle_forward(c, OracleOptions{path, threads});
+}
+
+Case random_case(DType d, Layout l, const std::string& stress, int64_t N, int64_t C,
+                 std::vector<int64_t> spatial, int64_t G, double eps, bool affine, uint64_t seed) {
+  Problem p;
+  p.N = N;
+  p.C = C;
+  p.spatial = std::move(spatial);
+  p.G = G;
+  p.eps = eps;
+  p.affine = affine;
+  p.dtype = d;
+  p.layout = l;
+  return make_case(p, parse_stress(stress), seed, false);
+}
+
+TEST(OraclePaths, AgreeOnEveryDtypeLayoutAndStress) {
+  int64_t cases = 0;
+  for (DType d : {DType::f64, DType::f32, DType::f16, DType::bf16})
+    for (Layout l : {Layout::nchw, Layout::nhwc})
+      for (const Stress& s : default_stresses())
+        for (int shape = 0; shape < 3; ++shape) {
+          const uint64_t seed = 11 + static_cast<uint64_t>(shape);
+          const Case c = shape == 0   ? random_case(d, l, s.name(), 2, 8, {5, 3}, 4, 1e-5, true, seed)
+                         : shape == 1 ? random_case(d, l, s.name(), 1, 6, {7}, 3, 0.0, true, seed)
+                                      : random_case(d, l, s.name(), 3, 4, {}, 1, 1e-3, false, seed);
+          const std::string mismatch =
+              oracle_paths_mismatch(fwd(c, OraclePath::fast), fwd(c, OraclePath::reference));
+          EXPECT_EQ(mismatch, "") << name(d) << " " << name(l) << " " << s.name() << " shape " << shape;
+          ++cases;
+        }
+  EXPECT_EQ(cases, 4 * 2 * static_cast<int64_t>(default_stresses().size()) * 3);
+}
+
+// Exact ties: x = -a, a (m = 2, eps = 0) gives xhat = -1, 1 exactly; gamma = 1 and beta = 2^-24
+// put y = 1 + 2^-24, the midpoint between two floats, which rounds to even (1.0f). The fast path
+// cannot tell the side of an exact midpoint and must hand it over.
+TEST(OraclePaths, ExactMidpointGoesToTheReference) {
+  Problem p;
+  p.N = 1;
+  p.C = 2;
+  p.spatial = {};
+  p.G = 1;
+  p.eps = 0;
+  p.affine = true;
+  p.dtype = DType::f32;
+  Case c;
+  c.problem = p;
+  c.x = Tensor(p.dtype, p.x_shape());
+  c.x.set(0, -3.0);
+  c.x.set(1, 3.0);
+  c.gamma = Tensor(p.dtype, p.channel_shape());
+  c.beta = Tensor(p.dtype, p.channel_shape());
+  for (int64_t ch = 0; ch < 2; ++ch) {
+    c.gamma.set(ch, 1.0);
+    c.beta.set(ch, 0x1p-24);
+  }
+  const OracleResult f = fwd(c, OraclePath::fast), r = fwd(c, OraclePath::reference);
+  EXPECT_EQ(oracle_paths_mismatch(f, r), "");
+  EXPECT_EQ(f.get("y").rounded.get(1), 1.0);  // the tie, to even
+  EXPECT_EQ(f.get("y").rounded.get(0), -1.0 + 0x1p-24);  // -1 + 2^-24 is a float
+  EXPECT_EQ(f.fallbacks, 1);
+  EXPECT_EQ(r.fallbacks, 0);
+}
+
+// On ordinary data every value is certified by the fast path: a path that silently fell back
+// everywhere would still agree with the reference, so count.
+TEST(OraclePaths, NoFallbacksOnOrdinaryData) {
+  for (DType d : {DType::f64, DType::f32, DType::f16, DType::bf16})
+    for (const char* s : {"normal", "offset:10000", "offset:1e8"}) {
+      const Case c = random_case(d, Layout::nhwc, s, 2, 16, {8, 8}, 4, 1e-5, true, 3);
+      EXPECT_EQ(fwd(c, OraclePath::fast).fallbacks, 0) << name(d) << " " << s;
+    }
+}
+
+TEST(OraclePaths, ThreadCountChangesNothing) {
+  const Case c = random_case(DType::f32, Layout::nhwc, "offset:1e6", 3, 12, {6, 5}, 6, 1e-5, true, 5);
+  for (OraclePath path : {OraclePath::fast, OraclePath::reference}) {
+    const OracleResult one = fwd(c, path, 1), three = fwd(c, path, 3);
+    EXPECT_EQ(oracle_paths_mismatch(one, three), "");
+    for (const ExactOutput& o : one.outputs) {
+      const ExactOutput& t = three.get(o.name);
+      for (int64_t i = 0; i < o.rounded.numel(); ++i) {
+        EXPECT_EQ(std::memcmp(&o.lo[i], &t.lo[i], sizeof(double)), 0) << o.name << " " << i;
+        EXPECT_EQ(std::memcmp(&o.scale[i], &t.scale[i], sizeof(double)), 0) << o.name << " " << i;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gnv
