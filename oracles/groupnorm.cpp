@@ -13,10 +13,11 @@
 // dgamma_c = sum_n U_nc/sqrt(D_n) mixes several square roots: it is approximated with a growing
 // precision (Ziv) up to kMaxPrec bits; a value still undecided there is counted in `undecided`.
 //
-// The fast path (OraclePath::fast, docs/numerics.md "The fast path") computes the same S and Q
-// exactly in integer digits (superacc.h) and evaluates each y in double-word arithmetic (dw.h)
-// with an error bound; a value whose interval does not decide its rounding goes through the
-// per-element MPFR code above, so both paths share every formula but the approximation.
+// The fast path (OraclePath::fast, docs/numerics.md "The fast path") computes the same exact sums
+// (S, Q, and per sample and channel sum dy and sum dy*x) in integer digits (superacc.h) and
+// evaluates each y and dx in double-word arithmetic (dw.h) with an error bound; a value whose
+// interval does not decide its rounding goes through the per-element MPFR code, so both paths
+// share every formula but the approximation.
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -28,6 +29,16 @@
 #include "gnv/oracle.h"
 #include "gnv/threads.h"
 #include "superacc.h"
+
+// The per-element loops of the fast path: on x86-64 with GCC a copy is compiled for FMA hardware
+// and chosen at load time. Without it each std::fma of dw.h is a libm call; the results are the
+// same (fma is exact by definition either way, and -ffp-contract=off keeps every other expression
+// as written).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define GNV_FMA_CLONES __attribute__((target_clones("fma", "default")))
+#else
+#define GNV_FMA_CLONES
+#endif
 
 namespace gnv {
 
@@ -345,14 +356,14 @@ double up_double(const Real& v) {
   return std::fabs(mpfr_get_d(P(v), mpfr_sgn(P(v)) >= 0 ? MPFR_RNDU : MPFR_RNDD));
 }
 
-FastGroup fast_group(const ForwardCtx& k, const GroupStats& st) {
+FastGroup fast_group(int64_t m, const GroupStats& st) {
   FastGroup f;
   if (!st.finite || st.degenerate) return f;
   // mu = S/m at kPrec bits (exact when the division is), then peeled into three doubles; e_mu
   // bounds what is left plus the division's rounding.
   Real mu, rest, t;
   mpfr_set_prec(P(mu), kPrec);
-  const int inexact = mpfr_div_si(P(mu), P(st.S), static_cast<long>(k.m), MPFR_RNDN);
+  const int inexact = mpfr_div_si(P(mu), P(st.S), static_cast<long>(m), MPFR_RNDN);
   mpfr_set_prec(P(rest), kPrec + 8);
   mpfr_set_prec(P(t), kPrec + 8);
   mpfr_set(P(rest), P(mu), MPFR_RNDN);
@@ -369,7 +380,7 @@ FastGroup fast_group(const ForwardCtx& k, const GroupStats& st) {
   // rho = m r, r = 1/sqrt(D) at kPrec bits (relative error 2^-kPrec), then two doubles.
   Real rho;
   mpfr_set_prec(P(rho), kPrec);
-  mpfr_mul_si(P(rho), P(st.r), static_cast<long>(k.m), MPFR_RNDN);
+  mpfr_mul_si(P(rho), P(st.r), static_cast<long>(m), MPFR_RNDN);
   f.rho.hi = mpfr_get_d(P(rho), MPFR_RNDN);
   mpfr_sub_d(P(rest), P(rho), f.rho.hi, MPFR_RNDN);
   f.rho.lo = mpfr_get_d(P(rest), MPFR_RNDN);
@@ -454,12 +465,8 @@ bool round_from_double(DType d, double hi, int side, uint64_t& bits) {
 }
 
 // Every y of group (n, g) that y_fast certifies; the others' indices j (channel-major within the
-// group) go to `rest` for the reference. On x86-64 a copy is compiled for FMA hardware and chosen
-// at load time: without it, each std::fma of dw.h is a libm call (the results are the same, as
-// fma is exact by definition either way, and -ffp-contract=off keeps other expressions as written).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("fma", "default")))
-#endif
+// group) go to `rest` for the reference.
+GNV_FMA_CLONES
 void y_fast_group(const ForwardCtx& k, const GroupStats& st, const FastGroup& f, const std::vector<double>& xv,
                   int64_t n, int64_t g, ExactOutput& y, std::vector<int64_t>& rest) {
   const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
@@ -575,7 +582,7 @@ OracleResult oracle_forward(const Case& c, const OracleOptions& o) {
     if (!st.finite || st.degenerate) return;
     std::vector<int64_t> rest;
     if (fast) {
-      y_fast_group(k, st, fast_group(k, st), xv, n, g, y, rest);
+      y_fast_group(k, st, fast_group(k.m, st), xv, n, g, y, rest);
       fallbacks[gi] = static_cast<int64_t>(rest.size());
     } else {
       for (int64_t j = 0; j < m; ++j) rest.push_back(j);
@@ -593,12 +600,178 @@ OracleResult oracle_forward(const Case& c, const OracleOptions& o) {
   return res;
 }
 
-OracleResult oracle_backward(const Case& c, const OracleOptions&) {
+namespace {
+
+// What every dx of a case shares.
+struct BackwardCtx {
+  const Problem& p;
+  int64_t m;
+  std::vector<Real> gam;
+  std::vector<double> gd;
+  std::vector<char> fast_ch;  // gamma in the fast range
+  long double eta = eta_over_u(p.dtype);
+};
+
+// The condition scale of dx (docs/numerics.md "Metrics and budgets"), from max|gamma dy|, |xhat|
+// and |dx|.
+double dx_scale(const BackwardCtx& k, const GroupStats& st, long double gmax, double xh, double vd) {
+  // Underflow: g's and the sums' own losses times r, xhat's (through mean(g xhat) and
+  // mean(g)) times r G, and rstd's relative error r^2 m eta / 2 times |dx|.
+  const long double rs = st.rstd, sm = std::sqrt(static_cast<long double>(k.m));
+  const long double under =
+      k.eta * (rs * (1 + k.m) * (1 + xh) + rs * gmax * (sm + xh) * xhat_underflow(rs, k.m, sm) +
+               rs * rs * k.m * vd / 2 + 1);
+  return static_cast<double>(st.rstd * gmax * (1 + st.kappa) * (2 + xh) + vd + under);
+}
+
+struct DxScratch {
+  Real a1, a2, a3, u, dxa, A, mgD, sgD, tq, t1, T, gj, dyv, xj, mx;
+};
+
+// The group's sums for dx: SG = sum g, SGT = sum g T (exact), q = SGT / D at kPrec bits.
+struct DxSums {
+  Real SG, SGT, q;
+};
+
+// dx at element `off` from the exact T and g = gamma dy: the reference evaluation.
+// u = m g - SG - T q at kPrec bits; dx = u / sqrt(D).
+void dx_reference(const BackwardCtx& k, const GroupStats& st, const DxSums& sums, const Real& T, const Real& gj,
+                  long double gmax, double xh, int64_t off, ExactOutput& dx, DxScratch& s) {
+  mpfr_set_prec(P(s.a1), mpfr_get_prec(P(gj)) + 64);
+  mpfr_mul_si(P(s.a1), P(gj), static_cast<long>(k.m), MPFR_RNDN);  // exact
+  mpfr_set_prec(P(s.a2), kPrec);
+  mpfr_sub(P(s.a2), P(s.a1), P(sums.SG), MPFR_RNDN);
+  mpfr_set_prec(P(s.a3), kPrec);
+  mpfr_mul(P(s.a3), P(T), P(sums.q), MPFR_RNDN);
+  mpfr_set_prec(P(s.u), kPrec);
+  mpfr_sub(P(s.u), P(s.a2), P(s.a3), MPFR_RNDN);
+  mpfr_set_prec(P(s.dxa), kPrec);
+  mpfr_mul(P(s.dxa), P(s.u), P(st.r), MPFR_RNDN);
+  const double vd = std::fabs(mpfr_get_d(P(s.dxa), MPFR_RNDN));
+  const Real err =
+      UpBound().add(1, s.a2).add(3, s.a3).add(1, s.u).times(st.r).times(1.01).add(3, s.dxa).scaled(-kPrec);
+  // Exact form for the rare undecided rounding: dx = A'/(D sqrt D), A' = m g D - SG D - T SGT.
+  const uint64_t bits = [&] {
+    Real lo, hi;
+    mpfr_set_prec(P(lo), kPrec + 8);
+    mpfr_set_prec(P(hi), kPrec + 8);
+    mpfr_sub(P(lo), P(s.dxa), P(err), MPFR_RNDD);
+    mpfr_add(P(hi), P(s.dxa), P(err), MPFR_RNDU);
+    const uint64_t b = exact::round_to(k.p.dtype, lo);
+    if (b == exact::round_to(k.p.dtype, hi)) return b;
+    exact::mul(s.mgD, s.a1, st.D);
+    exact::mul(s.sgD, sums.SG, st.D);
+    exact::mul(s.tq, T, sums.SGT);
+    exact::sub(s.t1, s.mgD, s.sgD);
+    exact::sub(s.A, s.t1, s.tq);
+    return exact::round_certified(k.p.dtype, s.dxa, err, s.A, st.D, st.D, from_double(0.0));
+  }();
+  set_value(dx, off, bits, s.dxa, dx_scale(k, st, gmax, xh, vd), st.kappa);
+}
+
+// The fast path's per-group parts of dx = rstd (g - gbar - d q), with d = x - mu (FastGroup):
+// gbar = SG/m as three doubles and q = SGT/D as two, each with a bound.
+struct FastDx {
+  bool ok = false;
+  double gb0 = 0, gb1 = 0, gb2 = 0, e_gb = 0;
+  dw::DW q;
+  double e_q = 0;
+};
+
+// v (kPrec bits or exact) as n doubles, peeled; returns a bound on what is left.
+template <size_t Nd>
+double peel(const Real& v, double (&parts)[Nd]) {
+  Real rest, t;
+  const mpfr_prec_t pr = std::max<mpfr_prec_t>(mpfr_get_prec(P(v)), kPrec) + 8;
+  mpfr_set_prec(P(rest), pr);
+  mpfr_set_prec(P(t), pr);
+  mpfr_set(P(rest), P(v), MPFR_RNDN);
+  for (double& part : parts) {
+    part = mpfr_get_d(P(rest), MPFR_RNDN);
+    mpfr_sub_d(P(t), P(rest), part, MPFR_RNDN);  // exact: what is left has fewer bits than rest
+    mpfr_swap(P(rest), P(t));
+  }
+  return up_double(UpBound().add(1, rest).scaled(0));
+}
+
+FastDx fast_dx(int64_t m, const DxSums& sums) {
+  FastDx f;
+  Real gb;
+  mpfr_set_prec(P(gb), kPrec);
+  const int inexact = mpfr_div_si(P(gb), P(sums.SG), static_cast<long>(m), MPFR_RNDN);
+  double g3[3];
+  f.e_gb = peel(gb, g3);
+  if (inexact) f.e_gb += up_double(UpBound().add(0x1p-190, gb).scaled(0));
+  f.gb0 = g3[0], f.gb1 = g3[1], f.gb2 = g3[2];
+  // q was rounded once at kPrec bits from SGT / D.
+  double q2[2];
+  f.e_q = peel(sums.q, q2) + up_double(UpBound().add(0x1p-190, sums.q).scaled(0));
+  f.q = {q2[0], q2[1]};
+  f.ok = in_fast_range(f.gb0) && in_fast_range(f.gb1) && in_fast_range(f.gb2) && in_fast_range(f.q.hi) &&
+         in_fast_range(f.q.lo) && f.e_gb <= 0x1p300 && f.e_q <= 0x1p300;
+  return f;
+}
+
+// dx of one element on the fast path; false where it must go to the reference. The bounds follow
+// y_fast's rules (docs/numerics.md "The fast path").
+[[gnu::always_inline]] inline bool dx_fast(const BackwardCtx& k, const GroupStats& st, const FastGroup& f,
+                                           const FastDx& fd, double x, double dyv, double gam, long double gmax,
+                                           double xh, int64_t off, ExactOutput& dx) {
+  using dw::kU2;
+  if (!in_fast_range(dyv)) return false;
+  const dw::DW g = dw::two_prod(gam, dyv);  // exact: both in the fast range
+  const dw::DW s = dw::two_sum(g.hi, -fd.gb0);
+  const dw::DW a1 = dw::add(s, g.lo);
+  const dw::DW a2 = dw::add(a1, -fd.gb1);
+  const dw::DW a = dw::add(a2, -fd.gb2);
+  const double e_a = 4 * kU2 * (std::fabs(a1.hi) + std::fabs(a2.hi) + std::fabs(a.hi)) + fd.e_gb;
+  const dw::DW t = dw::two_sum(x, -f.mu0);
+  const dw::DW d1 = dw::add(t, -f.mu1);
+  const dw::DW d = dw::add(d1, -f.mu2);
+  const double e_d = 4 * kU2 * (std::fabs(d1.hi) + std::fabs(d.hi)) + f.e_mu;
+  const dw::DW pq = dw::mul(d, fd.q);
+  const double e_p = 10 * kU2 * std::fabs(pq.hi) + std::fabs(fd.q.hi) * 1.001 * e_d +
+                     (std::fabs(d.hi) * 1.001 + e_d) * fd.e_q;
+  const dw::DW A = dw::add(a, dw::DW{-pq.hi, -pq.lo});
+  const double e_A = 6 * kU2 * std::fabs(A.hi) + e_a + e_p;
+  const dw::DW v = dw::mul(A, f.rho);
+  const double e_v = (10 * kU2 * std::fabs(v.hi) + std::fabs(f.rho.hi) * 1.001 * e_A +
+                      (std::fabs(A.hi) * 1.001 + e_A) * f.e_rho + 0x1p-1000) *
+                     (1 + 0x1p-40);
+  int side = 0;
+  uint64_t bits;
+  if (!certify_double(v, e_v, side) || !round_from_double(k.p.dtype, v.hi, side, bits)) return false;
+  dx.rounded.set_bits(off, bits);
+  dx.hi[off] = v.hi;
+  dx.lo[off] = v.lo;
+  dx.scale[off] = dx_scale(k, st, gmax, xh, std::fabs(v.hi));
+  dx.kappa[off] = st.kappa;
+  return true;
+}
+
+GNV_FMA_CLONES
+void dx_fast_group(const BackwardCtx& k, const GroupStats& st, const FastGroup& f, const FastDx& fd,
+                   const std::vector<double>& xv, const std::vector<double>& dyv, const std::vector<double>& xh,
+                   long double gmax, int64_t n, int64_t g, ExactOutput& dx, std::vector<int64_t>& rest) {
+  const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
+  for (int64_t kk = 0; kk < cpg; ++kk) {
+    const int64_t ch = g * cpg + kk;
+    const bool ch_ok = f.ok && fd.ok && k.fast_ch[ch];
+    for (int64_t sp = 0, j = kk * S; sp < S; ++sp, ++j)
+      if (!ch_ok || !dx_fast(k, st, f, fd, xv[j], dyv[j], k.gd[ch], gmax, xh[j], k.p.index(n, ch, sp), dx))
+        rest.push_back(j);
+  }
+}
+
+}  // namespace
+
+OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
   c.validate();
   if (!c.dy) throw std::invalid_argument("oracle_backward: the case has no dy");
   const Problem& p = c.problem;
   const Tensor& dy = *c.dy;
   const int64_t m = p.group_size(), S = p.S(), cpg = p.channels_per_group();
+  const bool fast = o.path == OraclePath::fast;
   OracleResult res;
   res.outputs.push_back(make_output("dx", p.dtype, p.x_shape(), m));
   if (p.affine) {
@@ -608,161 +781,175 @@ OracleResult oracle_backward(const Case& c, const OracleOptions&) {
   ExactOutput& dx = res.outputs[0];
   res.kappa.assign(static_cast<size_t>(p.N * p.G), kNaN);
 
-  std::vector<Real> gam(p.C);
-  std::vector<double> gd(p.C, 1.0);
+  BackwardCtx k{p, m, std::vector<Real>(p.C), std::vector<double>(p.C, 1.0), std::vector<char>(p.C, 1)};
   for (int64_t ch = 0; ch < p.C; ++ch) {
-    if (p.affine) gd[ch] = c.gamma.get(ch);
-    exact::set_d(gam[ch], std::isfinite(gd[ch]) ? gd[ch] : 0.0);
+    if (p.affine) k.gd[ch] = c.gamma.get(ch);
+    exact::set_d(k.gam[ch], std::isfinite(k.gd[ch]) ? k.gd[ch] : 0.0);
+    k.fast_ch[ch] = in_fast_range(k.gd[ch]);
   }
 
-  // Per (n, c): U = sum_s dy*T and sum_s dy, exact; per (n, g): D. For dgamma and dbeta.
-  std::vector<Real> U(p.N * p.C), DB(p.N * p.C), Dg(p.N * p.G);
-  std::vector<char> nc_finite(p.N * p.C, 1), dy_finite(p.N * p.C, 1);
-  std::vector<double> dgamma_scale(p.C, 0), dbeta_scale(p.C, 0), dgamma_kappa(p.C, 0);
+  // Per (n, c): U = sum_s dy*T and DB = sum_s dy, exact, and the two outputs' condition-scale
+  // parts; per (n, g): D. For dgamma and dbeta, combined over n per channel below.
+  const auto NC = static_cast<size_t>(p.N * p.C);
+  std::vector<Real> U(NC), DB(NC), Dg(static_cast<size_t>(p.N * p.G));
+  std::vector<char> nc_finite(NC, 1), dy_finite(NC, 1);
+  std::vector<double> dgamma_part(NC, 0), dbeta_part(NC, 0);
+  std::vector<int64_t> fallbacks(static_cast<size_t>(p.N * p.G), 0);
 
-  std::vector<Real> xs, sq, gs(m), gts(m), Ts(m), dys(S), dyts(S);
-  GroupStats st;
-  Real SG, SGT, q, mx, a1, a2, a3, u, dxa, A, mgD, sgD, tq, t1;
-  for (int64_t n = 0; n < p.N; ++n) {
-    for (int64_t g = 0; g < p.G; ++g) {
-      compute_stats(p, c.x, n, g, st, xs, sq);
-      const int64_t gi = n * p.G + g;
-      res.kappa[gi] = st.kappa;
-      GroupIter it{p, n, g};
-      // dx needs every x, dy and gamma of the group; dgamma_c only x and channel c's own dy.
-      // Kernels get the statistics rounded to acc_t: where rstd rounds to +Inf (a spread too
-      // small for acc_t, like the degenerate D = 0), they have no finite rstd to work with.
-      Real rstd_approx;
-      const bool x_ok = st.finite && !st.degenerate &&
-                        is_finite_bits(acc_dtype(p.dtype), rstd_bits(p, st, rstd_approx));
-      bool ok = x_ok;
-      // max|gamma * dy| in long double: in double the product of two f64 values can underflow
-      // to 0 (an allowance of 0) or overflow where rstd * gmax does not.
-      long double gmax = 0;
-      for (int64_t j = 0; j < m; ++j) {
-        const double d = dy.get(it.offset(j));
-        const int64_t ch = it.channel(j);
-        if (!std::isfinite(d)) dy_finite[n * p.C + ch] = 0;
-        if (!std::isfinite(d) || !std::isfinite(gd[ch])) ok = false;
-        gmax = std::max(gmax, std::fabs(static_cast<long double>(d) * gd[ch]));
+  auto group = [&](int64_t gi) {
+    const int64_t n = gi / p.G, g = gi % p.G;
+    GroupStats st;
+    std::vector<Real> xs, sq;
+    std::vector<double> xv, dyv(static_cast<size_t>(m));
+    exact::SuperAcc acc;
+    if (fast) fast_stats(p, c.x, n, g, st, xv, acc);
+    else compute_stats(p, c.x, n, g, st, xs, sq);
+    res.kappa[gi] = st.kappa;
+    for (int64_t kk = 0, j = 0; kk < cpg; ++kk)
+      for (int64_t sp = 0; sp < S; ++sp, ++j) dyv[j] = dy.get(p.index(n, g * cpg + kk, sp));
+    // dx needs every x, dy and gamma of the group; dgamma_c only x and channel c's own dy.
+    // Kernels get the statistics rounded to acc_t: where rstd rounds to +Inf (a spread too
+    // small for acc_t, like the degenerate D = 0), they have no finite rstd to work with.
+    Real rstd_approx;
+    const bool x_ok = st.finite && !st.degenerate && is_finite_bits(acc_dtype(p.dtype), rstd_bits(p, st, rstd_approx));
+    bool ok = x_ok;
+    // max|gamma * dy| in long double: in double the product of two f64 values can underflow
+    // to 0 (an allowance of 0) or overflow where rstd * gmax does not.
+    long double gmax = 0;
+    for (int64_t j = 0; j < m; ++j) {
+      const int64_t ch = g * cpg + j / S;
+      if (!std::isfinite(dyv[j])) dy_finite[n * p.C + ch] = 0;
+      if (!std::isfinite(dyv[j]) || !std::isfinite(k.gd[ch])) ok = false;
+      gmax = std::max(gmax, std::fabs(static_cast<long double>(dyv[j]) * k.gd[ch]));
+    }
+    // Per channel of the group: SD = sum_s dy (dbeta is accumulated even where x is unusable).
+    std::vector<Real> SD(static_cast<size_t>(cpg)), Uc(static_cast<size_t>(cpg)), terms(static_cast<size_t>(fast ? 0 : S));
+    for (int64_t kk = 0; kk < cpg; ++kk) {
+      const int64_t ch = g * cpg + kk, nc = n * p.C + ch;
+      if (fast) acc.clear();
+      for (int64_t s = 0, j = kk * S; s < S; ++s, ++j) {
+        const double d = std::isfinite(dyv[j]) ? dyv[j] : 0.0;
+        if (fast) acc.add(d);
+        else exact::set_d(terms[s], d);
+        dbeta_part[nc] += std::fabs(dyv[j]);
       }
-      for (int64_t k = 0; k < cpg; ++k) nc_finite[n * p.C + g * cpg + k] = x_ok;
-      if (p.affine) {
-        // dbeta = sum dy depends on nothing else, so it is accumulated even where x is unusable.
-        for (int64_t k = 0; k < cpg; ++k) {
-          const int64_t ch = g * cpg + k;
-          for (int64_t s = 0; s < S; ++s) {
-            const double d = dy.get(it.offset(k * S + s));
-            exact::set_d(dys[s], std::isfinite(d) ? d : 0.0);
-            dbeta_scale[ch] += std::fabs(d);
-          }
-          exact::sum(DB[n * p.C + ch], dys);
-        }
-      }
-      if (!ok) for (int64_t j = 0; j < m; ++j) set_undefined(dx, it.offset(j));
-      if (!x_ok) continue;
-      exact::assign(Dg[gi], st.D);
-      for (int64_t j = 0; j < m; ++j) {
-        exact::mul_si(mx, xs[j], m);
-        exact::sub(Ts[j], mx, st.S);
-        if (!ok) continue;
-        Real dyv;
-        exact::set_d(dyv, dy.get(it.offset(j)));
-        exact::mul(gs[j], gam[it.channel(j)], dyv);
-        exact::mul(gts[j], gs[j], Ts[j]);
-      }
-      if (ok) {
-        exact::sum(SG, gs);
-        exact::sum(SGT, gts);
-        mpfr_set_prec(P(q), kPrec);
-        mpfr_div(P(q), P(SGT), P(st.D), MPFR_RNDN);
-      }
-      for (int64_t j = 0; ok && j < m; ++j) {
-        // u = m g - SG - T q at kPrec bits; dx = u / sqrt(D).
-        mpfr_set_prec(P(a1), mpfr_get_prec(P(gs[j])) + 64);
-        mpfr_mul_si(P(a1), P(gs[j]), static_cast<long>(m), MPFR_RNDN);  // exact
-        mpfr_set_prec(P(a2), kPrec);
-        mpfr_sub(P(a2), P(a1), P(SG), MPFR_RNDN);
-        mpfr_set_prec(P(a3), kPrec);
-        mpfr_mul(P(a3), P(Ts[j]), P(q), MPFR_RNDN);
-        mpfr_set_prec(P(u), kPrec);
-        mpfr_sub(P(u), P(a2), P(a3), MPFR_RNDN);
-        mpfr_set_prec(P(dxa), kPrec);
-        mpfr_mul(P(dxa), P(u), P(st.r), MPFR_RNDN);
-        const double vd = std::fabs(mpfr_get_d(P(dxa), MPFR_RNDN));
-        const Real err =
-            UpBound().add(1, a2).add(3, a3).add(1, u).times(st.r).times(1.01).add(3, dxa).scaled(-kPrec);
-        // Exact form for the rare undecided rounding: dx = A'/(D sqrt D),
-        // A' = m g D - SG D - T SGT.
-        const uint64_t bits = [&] {
-          Real lo, hi;
-          mpfr_set_prec(P(lo), kPrec + 8);
-          mpfr_set_prec(P(hi), kPrec + 8);
-          mpfr_sub(P(lo), P(dxa), P(err), MPFR_RNDD);
-          mpfr_add(P(hi), P(dxa), P(err), MPFR_RNDU);
-          const uint64_t b = exact::round_to(p.dtype, lo);
-          if (b == exact::round_to(p.dtype, hi)) return b;
-          exact::mul(mgD, a1, st.D);
-          exact::mul(sgD, SG, st.D);
-          exact::mul(tq, Ts[j], SGT);
-          exact::sub(t1, mgD, sgD);
-          exact::sub(A, t1, tq);
-          return exact::round_certified(p.dtype, dxa, err, A, st.D, st.D, from_double(0.0));
-        }();
-        const double xh = xhat_abs(Ts[j], st.r);
-        // Underflow: g's and the sums' own losses times r, xhat's (through mean(g xhat) and
-        // mean(g)) times r G, and rstd's relative error r^2 m eta / 2 times |dx|.
-        const long double rs = st.rstd, sm = std::sqrt(static_cast<long double>(m));
-        const long double under =
-            eta_over_u(p.dtype) * (rs * (1 + m) * (1 + xh) +
-                                   rs * gmax * (sm + xh) * xhat_underflow(rs, m, sm) +
-                                   rs * rs * m * vd / 2 + 1);
-        const double scale =
-            static_cast<double>(st.rstd * gmax * (1 + st.kappa) * (2 + xh) + vd + under);
-        set_value(dx, it.offset(j), bits, dxa, scale, st.kappa);
-      }
-      if (!p.affine) continue;
-      for (int64_t k = 0; k < cpg; ++k) {
-        const int64_t ch = g * cpg + k;
-        if (!dy_finite[n * p.C + ch]) continue;  // dgamma_c is undefined
-        for (int64_t s = 0; s < S; ++s) {
-          const int64_t j = k * S + s;
-          const double d = dy.get(it.offset(j));
-          exact::set_d(dys[s], d);
-          exact::mul(dyts[s], dys[s], Ts[j]);
-          const double xh = xhat_abs(Ts[j], st.r);
-          dgamma_scale[ch] += std::fabs(d) * (st.kappa * (2 + xh) + xh) +
-                              static_cast<double>(eta_over_u(p.dtype) *
-                                                  (std::fabs(d) * xhat_underflow(st.rstd, m, xh) + 1));
-        }
-        dgamma_kappa[ch] = std::max(dgamma_kappa[ch], st.kappa);
-        exact::sum(U[n * p.C + ch], dyts);
+      if (fast) acc.to_mpfr(P(SD[kk]));
+      else exact::sum(SD[kk], terms);
+      if (p.affine) exact::assign(DB[nc], SD[kk]);
+    }
+    for (int64_t kk = 0; kk < cpg; ++kk) nc_finite[n * p.C + g * cpg + kk] = x_ok;
+    if (!ok)
+      for (int64_t kk = 0; kk < cpg; ++kk)
+        for (int64_t s = 0; s < S; ++s) set_undefined(dx, p.index(n, g * cpg + kk, s));
+    if (!x_ok) return;
+    exact::assign(Dg[gi], st.D);
+
+    // T_j = m x_j - S as an MPFR number, for the reference and the fall-backs.
+    DxScratch scr;
+    auto T_of = [&](int64_t j, Real& T) {
+      if (fast) exact::set_d(scr.xj, xv[j]);
+      exact::mul_si(scr.mx, fast ? scr.xj : xs[j], m);
+      exact::sub(T, scr.mx, st.S);
+    };
+    // |xhat_j| for the scales: the reference's from T and r; the fast path's from d and rstd.
+    const FastGroup f = fast ? fast_group(m, st) : FastGroup{};
+    std::vector<double> xh(static_cast<size_t>(m));
+    for (int64_t j = 0; j < m; ++j) {
+      if (f.ok) {
+        const dw::DW d = dw::add(dw::add(dw::two_sum(xv[j], -f.mu0), -f.mu1), -f.mu2);
+        xh[j] = std::fabs(d.hi * f.rho.hi);
+      } else {
+        T_of(j, scr.T);
+        xh[j] = xhat_abs(scr.T, st.r);
       }
     }
-  }
+    // Uc = sum_s dy T per channel with finite dy: on the fast path m P - S SD with P = sum dy x.
+    for (int64_t kk = 0; kk < cpg; ++kk) {
+      const int64_t ch = g * cpg + kk, nc = n * p.C + ch;
+      if (!dy_finite[nc]) continue;
+      if (fast) {
+        acc.clear();
+        for (int64_t s = 0, j = kk * S; s < S; ++s, ++j) acc.add_product(dyv[j], xv[j]);
+        Real Pc, mP, SSD;
+        acc.to_mpfr(P(Pc));
+        exact::mul_si(mP, Pc, m);
+        exact::mul(SSD, st.S, SD[kk]);
+        exact::sub(Uc[kk], mP, SSD);
+      } else {
+        for (int64_t s = 0, j = kk * S; s < S; ++s, ++j) {
+          T_of(j, scr.T);
+          exact::set_d(scr.dyv, dyv[j]);
+          exact::mul(terms[s], scr.dyv, scr.T);
+        }
+        exact::sum(Uc[kk], terms);
+      }
+      if (p.affine) {
+        exact::assign(U[nc], Uc[kk]);
+        for (int64_t s = 0, j = kk * S; s < S; ++s, ++j)
+          dgamma_part[nc] += std::fabs(dyv[j]) * (st.kappa * (2 + xh[j]) + xh[j]) +
+                             static_cast<double>(k.eta * (std::fabs(dyv[j]) * xhat_underflow(st.rstd, m, xh[j]) + 1));
+      }
+    }
+    if (!ok) return;
+    // SG = sum_c gamma_c SD_c, SGT = sum_c gamma_c U_c (exact); q = SGT / D.
+    DxSums sums;
+    {
+      std::vector<Real> a(static_cast<size_t>(cpg)), b(static_cast<size_t>(cpg));
+      for (int64_t kk = 0; kk < cpg; ++kk) {
+        exact::mul(a[kk], k.gam[g * cpg + kk], SD[kk]);
+        exact::mul(b[kk], k.gam[g * cpg + kk], Uc[kk]);
+      }
+      exact::sum(sums.SG, a);
+      exact::sum(sums.SGT, b);
+      mpfr_set_prec(P(sums.q), kPrec);
+      mpfr_div(P(sums.q), P(sums.SGT), P(st.D), MPFR_RNDN);
+    }
+    std::vector<int64_t> rest;
+    if (fast) {
+      dx_fast_group(k, st, f, fast_dx(m, sums), xv, dyv, xh, gmax, n, g, dx, rest);
+      fallbacks[gi] = static_cast<int64_t>(rest.size());
+    } else {
+      for (int64_t j = 0; j < m; ++j) rest.push_back(j);
+    }
+    for (int64_t j : rest) {
+      const int64_t ch = g * cpg + j / S;
+      T_of(j, scr.T);
+      exact::set_d(scr.dyv, dyv[j]);
+      exact::mul(scr.gj, k.gam[ch], scr.dyv);
+      dx_reference(k, st, sums, scr.T, scr.gj, gmax, xh[j], p.index(n, ch, j % S), dx, scr);
+    }
+  };
+  const int threads = o.threads > 0 ? o.threads : oracle_threads();
+  ThreadPool::instance().run(threads, p.N * p.G, group);
+  for (int64_t fb : fallbacks) res.fallbacks += fb;
   if (!p.affine) return res;
 
   ExactOutput &dgamma = res.outputs[1], &dbeta = res.outputs[2];
-  Real total;
-  for (int64_t ch = 0; ch < p.C; ++ch) {
+  std::vector<int64_t> undecided(static_cast<size_t>(p.C), 0);
+  auto channel = [&](int64_t ch) {
     const int64_t g = ch / cpg;
     bool dy_ok = true, x_ok = true;
+    double dgamma_scale = 0, dbeta_scale = 0, kappa = 0;
     for (int64_t n = 0; n < p.N; ++n) {
       dy_ok = dy_ok && dy_finite[n * p.C + ch];
       x_ok = x_ok && nc_finite[n * p.C + ch];
+      dgamma_scale += dgamma_part[n * p.C + ch];
+      dbeta_scale += dbeta_part[n * p.C + ch];
+      kappa = std::max(kappa, res.kappa[n * p.G + g]);
     }
     // dbeta is an exact sum: round it once.
+    Real total;
     if (!dy_ok) {
       set_undefined(dbeta, ch);
     } else {
       std::vector<const Real*> db;
       for (int64_t n = 0; n < p.N; ++n) db.push_back(&DB[n * p.C + ch]);
       exact::sum(total, db);
-      set_value(dbeta, ch, exact::round_to(p.dtype, total), total, dbeta_scale[ch], 0.0);
+      set_value(dbeta, ch, exact::round_to(p.dtype, total), total, dbeta_scale, 0.0);
     }
     if (!dy_ok || !x_ok) {
       set_undefined(dgamma, ch);
-      continue;
+      return;
     }
     // dgamma = sum_n U_n / sqrt(D_n): Ziv's loop with doubling precision.
     bool decided = false;
@@ -794,11 +981,13 @@ OracleResult oracle_backward(const Case& c, const OracleOptions&) {
       decided = bits == exact::round_to(p.dtype, hi);
     }
     if (!decided) {
-      ++res.undecided;
+      ++undecided[ch];
       bits = exact::round_to(p.dtype, approx);
     }
-    set_value(dgamma, ch, bits, approx, dgamma_scale[ch], dgamma_kappa[ch]);
-  }
+    set_value(dgamma, ch, bits, approx, dgamma_scale, kappa);
+  };
+  ThreadPool::instance().run(threads, p.C, channel);
+  for (int64_t u : undecided) res.undecided += u;
   return res;
 }
 

@@ -2,9 +2,9 @@
 // Exact sums of doubles and of their exact squares in integer digits (a "small superaccumulator",
 // after R. M. Neal, "Fast exact summation using small and large superaccumulators", 2015): the
 // value is sum_k digit[k] * 2^(32 k + kLowExp). A double x = M 2^e (|M| < 2^53, e >= -1074) adds
-// M 2^e's bits to three digits, a square M^2 2^(2e) to five; each add changes a digit by less than
+// M 2^e's bits to three digits, a product (or square) of two to five; each add changes a digit by less than
 // 2^32, so an int64 digit absorbs 2^30 adds before carries must be propagated (done every 2^29).
-// The range covers every square of a finite double (2^-2148 .. 2^2048) and 2^40 more for the sum:
+// The range covers every product of two finite doubles (2^-2148 .. 2^2048) and 2^40 more for the sum:
 // overflow-free for any finite input. to_mpfr() hands the exact value to the MPFR side.
 #include <array>
 #include <bit>
@@ -34,16 +34,17 @@ class SuperAcc {
     place(static_cast<unsigned __int128>(M < 0 ? -M : M), e - kLowExp, M < 0);
     tick();
   }
-  // += x * x, exactly (finite x).
-  void add_square(double x) {
-    int e;
-    int64_t M = split(x, e);
-    if (M == 0) return;
-    const auto a = static_cast<uint64_t>(M < 0 ? -M : M);
-    const unsigned __int128 P = static_cast<unsigned __int128>(a) * a;  // < 2^106
-    place(P, 2 * e - kLowExp, false);
+  // += a * b, exactly (finite a, b).
+  void add_product(double a, double b) {
+    int ea, eb;
+    const int64_t Ma = split(a, ea), Mb = split(b, eb);
+    if (Ma == 0 || Mb == 0) return;
+    const auto ua = static_cast<uint64_t>(Ma < 0 ? -Ma : Ma), ub = static_cast<uint64_t>(Mb < 0 ? -Mb : Mb);
+    const unsigned __int128 P = static_cast<unsigned __int128>(ua) * ub;  // < 2^106
+    place(P, ea + eb - kLowExp, (Ma < 0) != (Mb < 0));
     tick();
   }
+  void add_square(double x) { add_product(x, x); }
 
   // r = the exact sum (r's precision set to hold it). Propagates carries first.
   void to_mpfr(mpfr_ptr r) {

@@ -17,9 +17,13 @@ namespace {
 OracleResult fwd(const Case& c, OraclePath path, int threads = 1) {
   return oracle_forward(c, OracleOptions{path, threads});
 }
+OracleResult bwd(const Case& c, OraclePath path, int threads = 1) {
+  return oracle_backward(c, OracleOptions{path, threads});
+}
 
 Case random_case(DType d, Layout l, const std::string& stress, int64_t N, int64_t C,
-                 std::vector<int64_t> spatial, int64_t G, double eps, bool affine, uint64_t seed) {
+                 std::vector<int64_t> spatial, int64_t G, double eps, bool affine, uint64_t seed,
+                 bool backward = true) {
   Problem p;
   p.N = N;
   p.C = C;
@@ -29,7 +33,7 @@ Case random_case(DType d, Layout l, const std::string& stress, int64_t N, int64_
   p.affine = affine;
   p.dtype = d;
   p.layout = l;
-  return make_case(p, parse_stress(stress), seed, false);
+  return make_case(p, parse_stress(stress), seed, backward);
 }
 
 TEST(OraclePaths, AgreeOnEveryDtypeLayoutAndStress) {
@@ -45,6 +49,8 @@ TEST(OraclePaths, AgreeOnEveryDtypeLayoutAndStress) {
           const std::string mismatch =
               oracle_paths_mismatch(fwd(c, OraclePath::fast), fwd(c, OraclePath::reference));
           EXPECT_EQ(mismatch, "") << name(d) << " " << name(l) << " " << s.name() << " shape " << shape;
+          EXPECT_EQ(oracle_paths_mismatch(bwd(c, OraclePath::fast), bwd(c, OraclePath::reference)), "")
+              << "backward " << name(d) << " " << name(l) << " " << s.name() << " shape " << shape;
           ++cases;
         }
   EXPECT_EQ(cases, 4 * 2 * static_cast<int64_t>(default_stresses().size()) * 3);
@@ -88,22 +94,25 @@ TEST(OraclePaths, NoFallbacksOnOrdinaryData) {
     for (const char* s : {"normal", "offset:10000", "offset:1e8"}) {
       const Case c = random_case(d, Layout::nhwc, s, 2, 16, {8, 8}, 4, 1e-5, true, 3);
       EXPECT_EQ(fwd(c, OraclePath::fast).fallbacks, 0) << name(d) << " " << s;
+      EXPECT_EQ(bwd(c, OraclePath::fast).fallbacks, 0) << "backward " << name(d) << " " << s;
     }
 }
 
 TEST(OraclePaths, ThreadCountChangesNothing) {
   const Case c = random_case(DType::f32, Layout::nhwc, "offset:1e6", 3, 12, {6, 5}, 6, 1e-5, true, 5);
-  for (OraclePath path : {OraclePath::fast, OraclePath::reference}) {
-    const OracleResult one = fwd(c, path, 1), three = fwd(c, path, 3);
-    EXPECT_EQ(oracle_paths_mismatch(one, three), "");
-    for (const ExactOutput& o : one.outputs) {
-      const ExactOutput& t = three.get(o.name);
-      for (int64_t i = 0; i < o.rounded.numel(); ++i) {
-        EXPECT_EQ(std::memcmp(&o.lo[i], &t.lo[i], sizeof(double)), 0) << o.name << " " << i;
-        EXPECT_EQ(std::memcmp(&o.scale[i], &t.scale[i], sizeof(double)), 0) << o.name << " " << i;
+  for (OraclePath path : {OraclePath::fast, OraclePath::reference})
+    for (bool backward : {false, true}) {
+      const OracleResult one = backward ? bwd(c, path, 1) : fwd(c, path, 1);
+      const OracleResult three = backward ? bwd(c, path, 3) : fwd(c, path, 3);
+      EXPECT_EQ(oracle_paths_mismatch(one, three), "");
+      for (const ExactOutput& o : one.outputs) {
+        const ExactOutput& t = three.get(o.name);
+        for (int64_t i = 0; i < o.rounded.numel(); ++i) {
+          EXPECT_EQ(std::memcmp(&o.lo[i], &t.lo[i], sizeof(double)), 0) << o.name << " " << i;
+          EXPECT_EQ(std::memcmp(&o.scale[i], &t.scale[i], sizeof(double)), 0) << o.name << " " << i;
+        }
       }
     }
-  }
 }
 
 }  // namespace

@@ -67,7 +67,6 @@ std::string oracle_paths_mismatch(const OracleResult& a, const OracleResult& b);
 // Forward: y (x_shape, dtype), mean and rstd ((N,G), acc dtype).
 OracleResult oracle_forward(const Case& c, const OracleOptions& o = {});
 // Backward: dx (x_shape, dtype), and dgamma, dbeta ((C), dtype) when affine. Needs c.dy.
-// (Its fast path is not built yet: both paths evaluate it in MPFR.)
 OracleResult oracle_backward(const Case& c, const OracleOptions& o = {});
 
 // Independent references for the equivalence properties: their own formulas over rows, not
