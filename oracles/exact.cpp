@@ -31,15 +31,6 @@ void assign(Real& r, const Real& a) {
 
 namespace {
 
-// Round-to-odd from a double to float: truncate, then set the last bit if anything was lost.
-float float_odd(double d) {
-  float f = static_cast<float>(d);
-  if (static_cast<double>(f) == d || std::isnan(d)) return f;
-  if (std::fabs(static_cast<double>(f)) > std::fabs(d)) f = std::nextafter(f, 0.0f);
-  auto b = std::bit_cast<uint32_t>(f);
-  return std::bit_cast<float>(b | 1u);
-}
-
 // Round-to-odd from an MPFR value to double. 53 bits >= 24 + 2, and double's subnormal grid
 // is far finer than float's, so a later RNE to f32/f16/bf16 is the correct rounding of x.
 double double_odd(mpfr_srcptr x) {
@@ -184,17 +175,6 @@ uint64_t quiet_nan_bits(DType d) {
     case DType::f32: return 0x7FC00000u;
     case DType::f16: return 0x7E00u;
     case DType::bf16: return 0x7FC0u;
-  }
-  return 0;
-}
-
-uint64_t round_double(DType d, double v) {
-  if (std::isnan(v)) return quiet_nan_bits(d);
-  switch (d) {
-    case DType::f64: return std::bit_cast<uint64_t>(v);
-    case DType::f32: return std::bit_cast<uint32_t>(static_cast<float>(v));
-    case DType::f16: return Eigen::numext::bit_cast<uint16_t>(Eigen::half(float_odd(v)));
-    case DType::bf16: return Eigen::numext::bit_cast<uint16_t>(Eigen::bfloat16(float_odd(v)));
   }
   return 0;
 }

@@ -6,7 +6,9 @@
 // the helpers below choose that precision from the operands. Only a square root (and division by
 // the group size m) is ever inexact, and those are rounded with a certified error bound (Ziv's
 // strategy) or decided exactly by squaring (see groupnorm.cpp).
+#include <bit>
 #include <boost/multiprecision/mpfr.hpp>
+#include <cmath>
 #include <cstdint>
 #include <mpfr.h>
 #include <vector>
@@ -41,10 +43,27 @@ void div_si_odd(Real& r, const Real& a, int64_t k, long prec);
 // The correctly rounded (nearest, ties to even, with subnormals and overflow to Inf) image of
 // the exact value v in dtype d, as raw bits. NaN maps to the canonical quiet NaN.
 uint64_t round_to(DType d, const Real& v);
-// The correctly rounded image of a double in d (RN to f32 directly; to f16/bf16 via round-to-odd
-// f32, so there is no double rounding).
-uint64_t round_double(DType d, double v);
 uint64_t quiet_nan_bits(DType d);
+// Round-to-odd from a double to float: truncate, then set the last bit if anything was lost.
+inline float float_odd(double d) {
+  float f = static_cast<float>(d);
+  if (static_cast<double>(f) == d || std::isnan(d)) return f;
+  if (std::fabs(static_cast<double>(f)) > std::fabs(d)) f = std::nextafter(f, 0.0f);
+  auto b = std::bit_cast<uint32_t>(f);
+  return std::bit_cast<float>(b | 1u);
+}
+// The correctly rounded image of a double in d (RN to f32 directly; to f16/bf16 via round-to-odd
+// f32, so there is no double rounding). Inline: the fast oracle path calls it per element.
+inline uint64_t round_double(DType d, double v) {
+  if (std::isnan(v)) return quiet_nan_bits(d);
+  switch (d) {
+    case DType::f64: return std::bit_cast<uint64_t>(v);
+    case DType::f32: return std::bit_cast<uint32_t>(static_cast<float>(v));
+    case DType::f16: return Eigen::numext::bit_cast<uint16_t>(Eigen::half(float_odd(v)));
+    case DType::bf16: return Eigen::numext::bit_cast<uint16_t>(Eigen::bfloat16(float_odd(v)));
+  }
+  return 0;
+}
 // hi = RN_double(v), lo = RN_double(v - hi): a double-double image of v for the metrics. A finite
 // v past double's range gives hi = +-Inf, standing for +-2^1024, and lo = RN_double(v - (+-2^1024)).
 void to_double_double(const Real& v, double& hi, double& lo);

@@ -58,14 +58,18 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // the backward pass). The scales below carry these terms in units of u_acc (the metric multiplies
 // a scale by u_acc), so each is eta/u_acc times an amplification; in the normal range they are
 // about 1e-38 (f32) or 1e-308 (f64) of the other terms. long double, because r^2 of an f64
-// group can exceed double's range where the allowance itself does not.
+// group can exceed double's range where the allowance itself does not. The fast path evaluates
+// the same formulas in double (F = double) where its range, [2^-300, 2^300] for every operand,
+// keeps them far from double's limits: the scales then agree to a few ulps (oracle_paths_mismatch
+// allows 2^-40), at a fraction of the x87 cost.
 long double eta_over_u(DType d) {
   const DTypeInfo& a = info(acc_dtype(d));
   return static_cast<long double>(a.min_subnormal) / a.unit_roundoff;
 }
 // The absolute error of one xhat from underflow, in units of eta: its own rounding, the mean's
 // (m steps, times r) and the variance's (m squares, times r^2 |xhat| / 2 through rstd).
-long double xhat_underflow(long double r, long double m, long double xh) {
+template <class F = long double>
+F xhat_underflow(F r, F m, F xh) {
   return 1 + r * m + r * r * m * xh / 2;
 }
 
@@ -311,8 +315,10 @@ bool y_defined(const ForwardCtx& k, const GroupStats& st, int64_t ch) {
 }
 
 // The condition scale of y (docs/numerics.md "Metrics and budgets"), from |xhat| and |y|.
+template <class F = long double>
 double y_scale(const ForwardCtx& k, const GroupStats& st, int64_t ch, double xh, double yv) {
-  const long double under = k.eta * (std::fabs(k.gd[ch]) * xhat_underflow(st.rstd, k.m, xh) + 1);
+  const F under = static_cast<F>(k.eta) *
+                  (std::fabs(k.gd[ch]) * xhat_underflow<F>(st.rstd, static_cast<F>(k.m), xh) + 1);
   return static_cast<double>(std::fabs(k.gd[ch]) * st.kappa * (2 + xh) + std::fabs(k.bd[ch]) + yv + under);
 }
 
@@ -433,75 +439,132 @@ bool round_from_double(DType d, double hi, int side, uint64_t& bits) {
   return true;
 }
 
-// y of one element on the fast path; false where it must go to the reference.
-// With d = x - mu, y = gamma d rho + beta; each step's bound is its dw.h constant (doubled) times
-// its result, plus the propagated bounds of its operands; 2^-1000 covers any underflow in the
-// low parts; the sum of the bound's own roundings is covered by the final factor.
-// Always inlined, so that y_fast_group's FMA copy has FMA instructions in it.
-[[gnu::always_inline]] inline bool y_fast(const ForwardCtx& k, const GroupStats& st, const FastGroup& f, double x, int64_t off, int64_t ch,
-            ExactOutput& y) {
-  using dw::kU2;
-  const dw::DW s = dw::two_sum(x, -f.mu0);  // exact
-  const dw::DW d1 = dw::add(s, -f.mu1);
+// d = x - mu in double-word, with its bound e: TwoSum with mu0 (exact), then mu1 and mu2.
+struct Centered {
+  dw::DW d;
+  double e = 0;
+};
+[[gnu::always_inline]] inline Centered center(double x, const FastGroup& f) {
+  const dw::DW d1 = dw::add(dw::two_sum(x, -f.mu0), -f.mu1);
   const dw::DW d = dw::add(d1, -f.mu2);
-  const double e_d = 4 * kU2 * (std::fabs(d1.hi) + std::fabs(d.hi)) + f.e_mu;
-  const dw::DW xh = dw::mul(d, f.rho);
-  const double e_xh = 10 * kU2 * std::fabs(xh.hi) + std::fabs(f.rho.hi) * 1.001 * e_d +
-                      (std::fabs(d.hi) * 1.001 + e_d) * f.e_rho;
-  const double g = k.gd[ch], b = k.bd[ch];
-  const dw::DW t = dw::mul(xh, g);
-  const double e_t = 4 * kU2 * std::fabs(t.hi) + std::fabs(g) * e_xh;
-  const dw::DW v = dw::add(t, b);
-  const double e_v = (4 * kU2 * std::fabs(v.hi) + e_t + 0x1p-1000) * (1 + 0x1p-40);
+  return {d, 4 * dw::kU2 * (std::fabs(d1.hi) + std::fabs(d.hi)) + f.e_mu};
+}
+
+// The fast path evaluates a run of up to kBlock elements in two loops: the double-word
+// approximations and their bounds (branch-free, so the compiler vectorizes it), then each value's
+// rounding test and the writes, where a value that fails goes to `rest` for the reference.
+constexpr int kBlock = 64;
+struct Approx {
+  double hi[kBlock], lo[kBlock], e[kBlock], xh[kBlock];
+};
+
+// Tensor::set_bits without its out-of-line dtype dispatch, for the per-element loops.
+[[gnu::always_inline]] inline void put_bits(Tensor& t, int64_t i, uint64_t b) {
+  auto* p = static_cast<std::byte*>(t.raw());
+  switch (t.dtype()) {
+    case DType::f64: std::memcpy(p + 8 * i, &b, 8); break;
+    case DType::f32: { const auto v = static_cast<uint32_t>(b); std::memcpy(p + 4 * i, &v, 4); break; }
+    default: { const auto v = static_cast<uint16_t>(b); std::memcpy(p + 2 * i, &v, 2); break; }
+  }
+}
+
+// Writes a certified value (hi + lo within e of it) with its scale; false where the rounding test
+// cannot decide.
+[[gnu::always_inline]] inline bool write_certified(ExactOutput& o, int64_t off, double hi, double lo, double e,
+                                                   double scale, double kappa) {
   int side = 0;
   uint64_t bits;
-  if (!certify_double(v, e_v, side) || !round_from_double(k.p.dtype, v.hi, side, bits)) return false;
-  y.rounded.set_bits(off, bits);
-  y.hi[off] = v.hi;
-  y.lo[off] = v.lo;
-  y.scale[off] = y_scale(k, st, ch, std::fabs(xh.hi), std::fabs(v.hi));
-  y.kappa[off] = st.kappa;
+  if (!certify_double({hi, lo}, e, side) || !round_from_double(o.rounded.dtype(), hi, side, bits)) return false;
+  put_bits(o.rounded, off, bits);
+  o.hi[off] = hi;
+  o.lo[off] = lo;
+  o.scale[off] = scale;
+  o.kappa[off] = kappa;
   return true;
 }
 
-// Every y of group (n, g) that y_fast certifies; the others' indices j (channel-major within the
+// y = gamma d rho + beta for elements x[0 .. nb) of one channel. Each step's bound is its dw.h
+// constant (doubled) times its result, plus the propagated bounds of its operands; 2^-1000 covers
+// any underflow in the low parts; the final factor covers the roundings of the bound itself.
+// Always inlined, so that the FMA copy of the caller has FMA instructions in it.
+[[gnu::always_inline]] inline void y_approx(const FastGroup& f, double g, double b, const double* x, int nb,
+                                            Approx& a) {
+  using dw::kU2;
+  for (int i = 0; i < nb; ++i) {
+    const auto [d, e_d] = center(x[i], f);
+    const dw::DW xh = dw::mul(d, f.rho);
+    const double e_xh = 10 * kU2 * std::fabs(xh.hi) + std::fabs(f.rho.hi) * 1.001 * e_d +
+                        (std::fabs(d.hi) * 1.001 + e_d) * f.e_rho;
+    const dw::DW t = dw::mul(xh, g);
+    const double e_t = 4 * kU2 * std::fabs(t.hi) + std::fabs(g) * e_xh;
+    const dw::DW v = dw::add(t, b);
+    a.hi[i] = v.hi;
+    a.lo[i] = v.lo;
+    a.e[i] = (4 * kU2 * std::fabs(v.hi) + e_t + 0x1p-1000) * (1 + 0x1p-40);
+    a.xh[i] = std::fabs(xh.hi);
+  }
+}
+
+// Every y of group (n, g) the fast path certifies; the others' indices j (channel-major within the
 // group) go to `rest` for the reference.
 GNV_FMA_CLONES
 void y_fast_group(const ForwardCtx& k, const GroupStats& st, const FastGroup& f, const std::vector<double>& xv,
                   int64_t n, int64_t g, ExactOutput& y, std::vector<int64_t>& rest) {
   const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
+  Approx a;
   for (int64_t kk = 0; kk < cpg; ++kk) {
     const int64_t ch = g * cpg + kk;
     if (!y_defined(k, st, ch)) continue;  // written as undefined already
-    const bool ch_ok = f.ok && k.fast_ch[ch];
-    for (int64_t sp = 0, j = kk * S; sp < S; ++sp, ++j)
-      if (!ch_ok || !y_fast(k, st, f, xv[j], k.p.index(n, ch, sp), ch, y)) rest.push_back(j);
+    if (!f.ok || !k.fast_ch[ch]) {
+      for (int64_t j = kk * S; j < (kk + 1) * S; ++j) rest.push_back(j);
+      continue;
+    }
+    for (int64_t s0 = 0; s0 < S; s0 += kBlock) {
+      const int nb = static_cast<int>(std::min<int64_t>(kBlock, S - s0));
+      y_approx(f, k.gd[ch], k.bd[ch], &xv[kk * S + s0], nb, a);
+      for (int i = 0; i < nb; ++i)
+        if (!write_certified(y, k.p.index(n, ch, s0 + i), a.hi[i], a.lo[i], a.e[i],
+                             y_scale<double>(k, st, ch, a.xh[i], std::fabs(a.hi[i])), st.kappa))
+          rest.push_back(kk * S + s0 + i);
+    }
+  }
+}
+
+// The elements of group (n, g) of t (x or dy) as doubles, channel-major.
+template <class T>
+void gather_typed(const Tensor& t, const Problem& p, int64_t n, int64_t g, double* out) {
+  const T* src = t.data<T>();
+  const int64_t S = p.S(), cpg = p.channels_per_group();
+  for (int64_t kk = 0, j = 0; kk < cpg; ++kk)
+    for (int64_t s = 0; s < S; ++s, ++j) out[j] = static_cast<double>(src[p.index(n, g * cpg + kk, s)]);
+}
+void gather_group(const Tensor& t, const Problem& p, int64_t n, int64_t g, std::vector<double>& out) {
+  out.resize(static_cast<size_t>(p.group_size()));
+  switch (t.dtype()) {
+    case DType::f64: return gather_typed<double>(t, p, n, g, out.data());
+    case DType::f32: return gather_typed<float>(t, p, n, g, out.data());
+    case DType::f16: return gather_typed<Eigen::half>(t, p, n, g, out.data());
+    case DType::bf16: return gather_typed<Eigen::bfloat16>(t, p, n, g, out.data());
   }
 }
 
 // The fast path's exact statistics of group (n, g): the group's values as doubles (in xv), their
 // exact sum and sum of squares in integer digits, then the shared finish_stats.
 void fast_stats(const Problem& p, const Tensor& x, int64_t n, int64_t g, GroupStats& st,
-                std::vector<double>& xv, exact::SuperAcc& acc) {
-  const int64_t S = p.S(), cpg = p.channels_per_group();
-  xv.resize(static_cast<size_t>(p.group_size()));
+                std::vector<double>& xv, exact::ExactSums& sums) {
+  gather_group(x, p, n, g, xv);
   st.finite = true;
   st.max_abs = 0;
-  for (int64_t kk = 0, j = 0; kk < cpg; ++kk)
-    for (int64_t s = 0; s < S; ++s, ++j) {
-      const double v = x.get(p.index(n, g * cpg + kk, s));
-      xv[j] = v;
-      if (!std::isfinite(v)) st.finite = false;
-      st.max_abs = std::max(st.max_abs, std::fabs(v));
-    }
+  for (double v : xv) {
+    if (!std::isfinite(v)) st.finite = false;
+    st.max_abs = std::max(st.max_abs, std::fabs(v));
+  }
   if (!st.finite) return;
-  acc.clear();
-  for (double v : xv) acc.add(v);
-  acc.to_mpfr(P(st.S));
-  acc.clear();
-  for (double v : xv) acc.add_square(v);
+  const auto m = static_cast<int64_t>(xv.size());
+  const auto x_at = [&](int64_t i) { return xv[i]; };
+  sums.sum(m, x_at, P(st.S));
   Real Q;
-  acc.to_mpfr(P(Q));
+  sums.sum_products(m, x_at, x_at, P(Q));
   finish_stats(p, st, Q);
 }
 
@@ -567,8 +630,8 @@ OracleResult oracle_forward(const Case& c, const OracleOptions& o) {
     std::vector<Real> xs, sq;
     std::vector<double> xv;
     if (fast) {
-      exact::SuperAcc sacc;
-      fast_stats(p, c.x, n, g, st, xv, sacc);
+      exact::ExactSums sums(p.dtype != DType::f64);
+      fast_stats(p, c.x, n, g, st, xv, sums);
     } else {
       compute_stats(p, c.x, n, g, st, xs, sq);
     }
@@ -614,14 +677,23 @@ struct BackwardCtx {
 
 // The condition scale of dx (docs/numerics.md "Metrics and budgets"), from max|gamma dy|, |xhat|
 // and |dx|.
-double dx_scale(const BackwardCtx& k, const GroupStats& st, long double gmax, double xh, double vd) {
+template <class F = long double>
+double dx_scale(const BackwardCtx& k, const GroupStats& st, F gmax, double xh, double vd) {
   // Underflow: g's and the sums' own losses times r, xhat's (through mean(g xhat) and
   // mean(g)) times r G, and rstd's relative error r^2 m eta / 2 times |dx|.
-  const long double rs = st.rstd, sm = std::sqrt(static_cast<long double>(k.m));
-  const long double under =
-      k.eta * (rs * (1 + k.m) * (1 + xh) + rs * gmax * (sm + xh) * xhat_underflow(rs, k.m, sm) +
-               rs * rs * k.m * vd / 2 + 1);
+  const F rs = st.rstd, mm = static_cast<F>(k.m), sm = std::sqrt(mm);
+  const F under = static_cast<F>(k.eta) * (rs * (1 + mm) * (1 + xh) +
+                                           rs * gmax * (sm + xh) * xhat_underflow<F>(rs, mm, sm) +
+                                           rs * rs * mm * vd / 2 + 1);
   return static_cast<double>(st.rstd * gmax * (1 + st.kappa) * (2 + xh) + vd + under);
+}
+
+// One element's part of dgamma's condition scale, summed per sample and channel.
+template <class F = long double>
+double dgamma_scale_part(const BackwardCtx& k, const GroupStats& st, double dy, double xh) {
+  return std::fabs(dy) * (st.kappa * (2 + xh) + xh) +
+         static_cast<double>(static_cast<F>(k.eta) *
+                             (std::fabs(dy) * xhat_underflow<F>(st.rstd, static_cast<F>(k.m), xh) + 1));
 }
 
 struct DxScratch {
@@ -712,54 +784,64 @@ FastDx fast_dx(int64_t m, const DxSums& sums) {
   return f;
 }
 
-// dx of one element on the fast path; false where it must go to the reference. The bounds follow
-// y_fast's rules (docs/numerics.md "The fast path").
-[[gnu::always_inline]] inline bool dx_fast(const BackwardCtx& k, const GroupStats& st, const FastGroup& f,
-                                           const FastDx& fd, double x, double dyv, double gam, long double gmax,
-                                           double xh, int64_t off, ExactOutput& dx) {
+// dx = rstd (g - gbar - d q) for elements [0 .. nb) of one channel, with y_approx's rules for the
+// bounds (docs/numerics.md "The fast path"). A dy outside the fast range gets e = NaN, which no
+// rounding test passes.
+[[gnu::always_inline]] inline void dx_approx(const FastGroup& f, const FastDx& fd, double gam, const Centered* c,
+                                             const double* dy, int nb, Approx& a) {
   using dw::kU2;
-  if (!in_fast_range(dyv)) return false;
-  const dw::DW g = dw::two_prod(gam, dyv);  // exact: both in the fast range
-  const dw::DW s = dw::two_sum(g.hi, -fd.gb0);
-  const dw::DW a1 = dw::add(s, g.lo);
-  const dw::DW a2 = dw::add(a1, -fd.gb1);
-  const dw::DW a = dw::add(a2, -fd.gb2);
-  const double e_a = 4 * kU2 * (std::fabs(a1.hi) + std::fabs(a2.hi) + std::fabs(a.hi)) + fd.e_gb;
-  const dw::DW t = dw::two_sum(x, -f.mu0);
-  const dw::DW d1 = dw::add(t, -f.mu1);
-  const dw::DW d = dw::add(d1, -f.mu2);
-  const double e_d = 4 * kU2 * (std::fabs(d1.hi) + std::fabs(d.hi)) + f.e_mu;
-  const dw::DW pq = dw::mul(d, fd.q);
-  const double e_p = 10 * kU2 * std::fabs(pq.hi) + std::fabs(fd.q.hi) * 1.001 * e_d +
-                     (std::fabs(d.hi) * 1.001 + e_d) * fd.e_q;
-  const dw::DW A = dw::add(a, dw::DW{-pq.hi, -pq.lo});
-  const double e_A = 6 * kU2 * std::fabs(A.hi) + e_a + e_p;
-  const dw::DW v = dw::mul(A, f.rho);
-  const double e_v = (10 * kU2 * std::fabs(v.hi) + std::fabs(f.rho.hi) * 1.001 * e_A +
+  for (int i = 0; i < nb; ++i) {
+    const dw::DW g = dw::two_prod(gam, dy[i]);  // exact where both are in the fast range
+    const dw::DW a1 = dw::add(dw::two_sum(g.hi, -fd.gb0), g.lo);
+    const dw::DW a2 = dw::add(a1, -fd.gb1);
+    const dw::DW am = dw::add(a2, -fd.gb2);
+    const double e_a = 4 * kU2 * (std::fabs(a1.hi) + std::fabs(a2.hi) + std::fabs(am.hi)) + fd.e_gb;
+    const dw::DW d = c[i].d;
+    const double e_d = c[i].e;
+    const dw::DW pq = dw::mul(d, fd.q);
+    const double e_p = 10 * kU2 * std::fabs(pq.hi) + std::fabs(fd.q.hi) * 1.001 * e_d +
+                       (std::fabs(d.hi) * 1.001 + e_d) * fd.e_q;
+    const dw::DW A = dw::add(am, dw::DW{-pq.hi, -pq.lo});
+    const double e_A = 6 * kU2 * std::fabs(A.hi) + e_a + e_p;
+    const dw::DW v = dw::mul(A, f.rho);
+    const double e = (10 * kU2 * std::fabs(v.hi) + std::fabs(f.rho.hi) * 1.001 * e_A +
                       (std::fabs(A.hi) * 1.001 + e_A) * f.e_rho + 0x1p-1000) *
                      (1 + 0x1p-40);
-  int side = 0;
-  uint64_t bits;
-  if (!certify_double(v, e_v, side) || !round_from_double(k.p.dtype, v.hi, side, bits)) return false;
-  dx.rounded.set_bits(off, bits);
-  dx.hi[off] = v.hi;
-  dx.lo[off] = v.lo;
-  dx.scale[off] = dx_scale(k, st, gmax, xh, std::fabs(v.hi));
-  dx.kappa[off] = st.kappa;
-  return true;
+    const double ady = std::fabs(dy[i]);
+    const bool dy_ok = ady == 0 || (ady >= 0x1p-300 && ady <= 0x1p300);
+    a.hi[i] = v.hi;
+    a.lo[i] = v.lo;
+    a.e[i] = dy_ok ? e : std::numeric_limits<double>::quiet_NaN();
+  }
 }
 
+// Every dx of group (n, g) the fast path certifies; the others go to `rest`.
 GNV_FMA_CLONES
 void dx_fast_group(const BackwardCtx& k, const GroupStats& st, const FastGroup& f, const FastDx& fd,
-                   const std::vector<double>& xv, const std::vector<double>& dyv, const std::vector<double>& xh,
+                   const std::vector<Centered>& cv, const std::vector<double>& dyv, const std::vector<double>& xh,
                    long double gmax, int64_t n, int64_t g, ExactOutput& dx, std::vector<int64_t>& rest) {
   const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
+  // gmax is the group's: an element outside the fast range can put it past double's range.
+  const bool gmax_double = gmax <= 0x1p600L;
+  Approx a;
   for (int64_t kk = 0; kk < cpg; ++kk) {
     const int64_t ch = g * cpg + kk;
-    const bool ch_ok = f.ok && fd.ok && k.fast_ch[ch];
-    for (int64_t sp = 0, j = kk * S; sp < S; ++sp, ++j)
-      if (!ch_ok || !dx_fast(k, st, f, fd, xv[j], dyv[j], k.gd[ch], gmax, xh[j], k.p.index(n, ch, sp), dx))
-        rest.push_back(j);
+    if (!f.ok || !fd.ok || !k.fast_ch[ch]) {
+      for (int64_t j = kk * S; j < (kk + 1) * S; ++j) rest.push_back(j);
+      continue;
+    }
+    for (int64_t s0 = 0; s0 < S; s0 += kBlock) {
+      const int nb = static_cast<int>(std::min<int64_t>(kBlock, S - s0));
+      const int64_t j0 = kk * S + s0;
+      dx_approx(f, fd, k.gd[ch], &cv[j0], &dyv[j0], nb, a);
+      for (int i = 0; i < nb; ++i) {
+        const double vd = std::fabs(a.hi[i]), x = xh[j0 + i];
+        const double scale = gmax_double ? dx_scale<double>(k, st, static_cast<double>(gmax), x, vd)
+                                         : dx_scale(k, st, gmax, x, vd);
+        if (!write_certified(dx, k.p.index(n, ch, s0 + i), a.hi[i], a.lo[i], a.e[i], scale, st.kappa))
+          rest.push_back(j0 + i);
+      }
+    }
   }
 }
 
@@ -801,12 +883,11 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     GroupStats st;
     std::vector<Real> xs, sq;
     std::vector<double> xv, dyv(static_cast<size_t>(m));
-    exact::SuperAcc acc;
+    exact::ExactSums acc(p.dtype != DType::f64);
     if (fast) fast_stats(p, c.x, n, g, st, xv, acc);
     else compute_stats(p, c.x, n, g, st, xs, sq);
     res.kappa[gi] = st.kappa;
-    for (int64_t kk = 0, j = 0; kk < cpg; ++kk)
-      for (int64_t sp = 0; sp < S; ++sp, ++j) dyv[j] = dy.get(p.index(n, g * cpg + kk, sp));
+    gather_group(dy, p, n, g, dyv);
     // dx needs every x, dy and gamma of the group; dgamma_c only x and channel c's own dy.
     // Kernels get the statistics rounded to acc_t: where rstd rounds to +Inf (a spread too
     // small for acc_t, like the degenerate D = 0), they have no finite rstd to work with.
@@ -826,14 +907,12 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     std::vector<Real> SD(static_cast<size_t>(cpg)), Uc(static_cast<size_t>(cpg)), terms(static_cast<size_t>(fast ? 0 : S));
     for (int64_t kk = 0; kk < cpg; ++kk) {
       const int64_t ch = g * cpg + kk, nc = n * p.C + ch;
-      if (fast) acc.clear();
-      for (int64_t s = 0, j = kk * S; s < S; ++s, ++j) {
-        const double d = std::isfinite(dyv[j]) ? dyv[j] : 0.0;
-        if (fast) acc.add(d);
-        else exact::set_d(terms[s], d);
-        dbeta_part[nc] += std::fabs(dyv[j]);
+      const double* dyc = &dyv[kk * S];
+      for (int64_t s = 0; s < S; ++s) {
+        if (!fast) exact::set_d(terms[s], std::isfinite(dyc[s]) ? dyc[s] : 0.0);
+        dbeta_part[nc] += std::fabs(dyc[s]);
       }
-      if (fast) acc.to_mpfr(P(SD[kk]));
+      if (fast) acc.sum(S, [&](int64_t s) { return std::isfinite(dyc[s]) ? dyc[s] : 0.0; }, P(SD[kk]));
       else exact::sum(SD[kk], terms);
       if (p.affine) exact::assign(DB[nc], SD[kk]);
     }
@@ -854,10 +933,11 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     // |xhat_j| for the scales: the reference's from T and r; the fast path's from d and rstd.
     const FastGroup f = fast ? fast_group(m, st) : FastGroup{};
     std::vector<double> xh(static_cast<size_t>(m));
+    std::vector<Centered> cv(f.ok ? static_cast<size_t>(m) : 0);
     for (int64_t j = 0; j < m; ++j) {
       if (f.ok) {
-        const dw::DW d = dw::add(dw::add(dw::two_sum(xv[j], -f.mu0), -f.mu1), -f.mu2);
-        xh[j] = std::fabs(d.hi * f.rho.hi);
+        cv[j] = center(xv[j], f);
+        xh[j] = std::fabs(cv[j].d.hi * f.rho.hi);
       } else {
         T_of(j, scr.T);
         xh[j] = xhat_abs(scr.T, st.r);
@@ -868,10 +948,9 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
       const int64_t ch = g * cpg + kk, nc = n * p.C + ch;
       if (!dy_finite[nc]) continue;
       if (fast) {
-        acc.clear();
-        for (int64_t s = 0, j = kk * S; s < S; ++s, ++j) acc.add_product(dyv[j], xv[j]);
         Real Pc, mP, SSD;
-        acc.to_mpfr(P(Pc));
+        const double *dyc = &dyv[kk * S], *xc = &xv[kk * S];
+        acc.sum_products(S, [&](int64_t s) { return dyc[s]; }, [&](int64_t s) { return xc[s]; }, P(Pc));
         exact::mul_si(mP, Pc, m);
         exact::mul(SSD, st.S, SD[kk]);
         exact::sub(Uc[kk], mP, SSD);
@@ -886,8 +965,8 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
       if (p.affine) {
         exact::assign(U[nc], Uc[kk]);
         for (int64_t s = 0, j = kk * S; s < S; ++s, ++j)
-          dgamma_part[nc] += std::fabs(dyv[j]) * (st.kappa * (2 + xh[j]) + xh[j]) +
-                             static_cast<double>(k.eta * (std::fabs(dyv[j]) * xhat_underflow(st.rstd, m, xh[j]) + 1));
+          dgamma_part[nc] += f.ok && in_fast_range(dyv[j]) ? dgamma_scale_part<double>(k, st, dyv[j], xh[j])
+                                                           : dgamma_scale_part(k, st, dyv[j], xh[j]);
       }
     }
     if (!ok) return;
@@ -906,7 +985,7 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     }
     std::vector<int64_t> rest;
     if (fast) {
-      dx_fast_group(k, st, f, fast_dx(m, sums), xv, dyv, xh, gmax, n, g, dx, rest);
+      dx_fast_group(k, st, f, fast_dx(m, sums), cv, dyv, xh, gmax, n, g, dx, rest);
       fallbacks[gi] = static_cast<int64_t>(rest.size());
     } else {
       for (int64_t j = 0; j < m; ++j) rest.push_back(j);

@@ -45,6 +45,12 @@ class SuperAcc {
     tick();
   }
   void add_square(double x) { add_product(x, x); }
+  // += v * 2^e for an integer |v| < 2^127 and e >= -2148 (NarrowAcc's bins).
+  void add_scaled(__int128 v, int e) {
+    if (v == 0) return;
+    place(static_cast<unsigned __int128>(v < 0 ? -v : v), e - kLowExp, v < 0);
+    tick();
+  }
 
   // r = the exact sum (r's precision set to hold it). Propagates carries first.
   void to_mpfr(mpfr_ptr r) {
@@ -119,6 +125,112 @@ class SuperAcc {
 
   std::array<int64_t, kDigits> digit_;
   int64_t pending_ = 0;
+};
+
+// The same sums for values of at most 24 significant bits (every f32, f16 and bf16 value, as a
+// double): x = M 2^e with |M| < 2^24 and -172 <= e <= 104, so one int64 bin per exponent holds
+// the sum of the M's (2^39 adds before it could overflow) and one __int128 bin per exponent the
+// products (each < 2^48: 2^79 adds). One add per element instead of SuperAcc's digit scatter;
+// fold() hands the bins to a SuperAcc. Worth it from a few hundred elements on (fold and clear
+// walk the touched bins only).
+class NarrowAcc {
+ public:
+  static constexpr int kMinExp = -172, kMaxExp = 104;
+  static constexpr int kBins = kMaxExp - kMinExp + 1;
+
+  NarrowAcc() {
+    sums_.fill(0);
+    prods_.fill(0);
+  }
+  // x must have at most 24 significant bits (the caller's dtype guarantees it).
+  void add(double x) {
+    int e;
+    const int64_t M = split24(x, e);
+    const int i = e - kMinExp;
+    sums_[i] += M;
+    touch(s_lo_, s_hi_, i);
+  }
+  void add_product(double a, double b) {
+    int ea, eb;
+    const int64_t Ma = split24(a, ea), Mb = split24(b, eb);
+    const int i = ea + eb - 2 * kMinExp;
+    prods_[i] += static_cast<__int128>(Ma * Mb);
+    touch(p_lo_, p_hi_, i);
+  }
+  // acc += the sums (fold_sums) or the products (fold_products); the bins are cleared.
+  void fold_sums(SuperAcc& acc) {
+    for (int i = s_lo_; i <= s_hi_; ++i) {
+      acc.add_scaled(sums_[i], i + kMinExp);
+      sums_[i] = 0;
+    }
+    s_lo_ = kBins, s_hi_ = -1;
+  }
+  void fold_products(SuperAcc& acc) {
+    for (int i = p_lo_; i <= p_hi_; ++i) {
+      acc.add_scaled(prods_[i], i + 2 * kMinExp);
+      prods_[i] = 0;
+    }
+    p_lo_ = 2 * kBins, p_hi_ = -1;
+  }
+
+ private:
+  // The double x = M 2^e with M < 2^24: its 53-bit significand shifted right by 29 (a value with
+  // at most 24 significant bits has 29 zero bits at the bottom; zero gives M = 0).
+  static int64_t split24(double x, int& e) {
+    const auto b = std::bit_cast<uint64_t>(x);
+    const int E = static_cast<int>((b >> 52) & 0x7FF);
+    if (E == 0) {  // zero (a subnormal double is never narrow)
+      e = kMinExp;
+      return 0;
+    }
+    const auto M = static_cast<int64_t>(((b & ((uint64_t{1} << 52) - 1)) | (uint64_t{1} << 52)) >> 29);
+    e = E - 1075 + 29;
+    return (b >> 63) ? -M : M;
+  }
+  static void touch(int& lo, int& hi, int i) {
+    lo = i < lo ? i : lo;
+    hi = i > hi ? i : hi;
+  }
+  std::array<int64_t, kBins> sums_;
+  std::array<__int128, 2 * kBins> prods_;
+  int s_lo_ = kBins, s_hi_ = -1, p_lo_ = 2 * kBins, p_hi_ = -1;
+};
+
+// Exact sums of n values (or of n products) into an MPFR number: through NarrowAcc's bins where the
+// values are narrow (the dtype is not f64) and at least kNarrowFrom of them, else SuperAcc alone.
+class ExactSums {
+ public:
+  static constexpr int64_t kNarrowFrom = 256;
+  explicit ExactSums(bool narrow) : narrow_(narrow) {}
+  // r = sum of v(i), i < n.
+  template <class V>
+  void sum(int64_t n, V v, mpfr_ptr r) {
+    acc_.clear();
+    if (narrow_ && n >= kNarrowFrom) {
+      for (int64_t i = 0; i < n; ++i) na_.add(v(i));
+      na_.fold_sums(acc_);
+    } else {
+      for (int64_t i = 0; i < n; ++i) acc_.add(v(i));
+    }
+    acc_.to_mpfr(r);
+  }
+  // r = sum of a(i) * b(i), i < n.
+  template <class A, class B>
+  void sum_products(int64_t n, A a, B b, mpfr_ptr r) {
+    acc_.clear();
+    if (narrow_ && n >= kNarrowFrom) {
+      for (int64_t i = 0; i < n; ++i) na_.add_product(a(i), b(i));
+      na_.fold_products(acc_);
+    } else {
+      for (int64_t i = 0; i < n; ++i) acc_.add_product(a(i), b(i));
+    }
+    acc_.to_mpfr(r);
+  }
+
+ private:
+  bool narrow_;
+  SuperAcc acc_;
+  NarrowAcc na_;
 };
 
 }  // namespace gnv::exact

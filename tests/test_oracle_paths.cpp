@@ -56,6 +56,20 @@ TEST(OraclePaths, AgreeOnEveryDtypeLayoutAndStress) {
   EXPECT_EQ(cases, 4 * 2 * static_cast<int64_t>(default_stresses().size()) * 3);
 }
 
+// Channels of at least ExactSums::kNarrowFrom elements take the binned sums (NarrowAcc) for
+// f32, f16 and bf16: the same agreement there, on data that spans the exponent range.
+TEST(OraclePaths, AgreeWhereTheBinnedSumsRun) {
+  for (DType d : {DType::f32, DType::f16, DType::bf16, DType::f64})
+    for (const char* s : {"normal", "offset:1e6", "outlier", "subnormal", "huge", "special"}) {
+      const Case c = random_case(d, Layout::nhwc, s, 2, 4, {16, 20}, 2, 1e-5, true, 9);
+      ASSERT_GE(c.problem.S(), 256);
+      EXPECT_EQ(oracle_paths_mismatch(fwd(c, OraclePath::fast), fwd(c, OraclePath::reference)), "")
+          << name(d) << " " << s;
+      EXPECT_EQ(oracle_paths_mismatch(bwd(c, OraclePath::fast), bwd(c, OraclePath::reference)), "")
+          << "backward " << name(d) << " " << s;
+    }
+}
+
 // Exact ties: x = -a, a (m = 2, eps = 0) gives xhat = -1, 1 exactly; gamma = 1 and beta = 2^-24
 // put y = 1 + 2^-24, the midpoint between two floats, which rounds to even (1.0f). The fast path
 // cannot tell the side of an exact midpoint and must hand it over.
