@@ -630,7 +630,7 @@ OracleResult oracle_forward(const Case& c, const OracleOptions& o) {
     std::vector<Real> xs, sq;
     std::vector<double> xv;
     if (fast) {
-      exact::ExactSums sums(p.dtype != DType::f64);
+      exact::ExactSums sums(p.dtype != DType::f64, o.binned_from);
       fast_stats(p, c.x, n, g, st, xv, sums);
     } else {
       compute_stats(p, c.x, n, g, st, xs, sq);
@@ -883,7 +883,7 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     GroupStats st;
     std::vector<Real> xs, sq;
     std::vector<double> xv, dyv(static_cast<size_t>(m));
-    exact::ExactSums acc(p.dtype != DType::f64);
+    exact::ExactSums acc(p.dtype != DType::f64, o.binned_from);
     if (fast) fast_stats(p, c.x, n, g, st, xv, acc);
     else compute_stats(p, c.x, n, g, st, xs, sq);
     res.kappa[gi] = st.kappa;

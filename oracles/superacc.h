@@ -197,16 +197,15 @@ class NarrowAcc {
 };
 
 // Exact sums of n values (or of n products) into an MPFR number: through NarrowAcc's bins where the
-// values are narrow (the dtype is not f64) and at least kNarrowFrom of them, else SuperAcc alone.
+// values are narrow (the dtype is not f64) and at least `from` of them, else SuperAcc alone.
 class ExactSums {
  public:
-  static constexpr int64_t kNarrowFrom = 256;
-  explicit ExactSums(bool narrow) : narrow_(narrow) {}
+  ExactSums(bool narrow, int64_t from) : narrow_(narrow), from_(from) {}
   // r = sum of v(i), i < n.
   template <class V>
   void sum(int64_t n, V v, mpfr_ptr r) {
     acc_.clear();
-    if (narrow_ && n >= kNarrowFrom) {
+    if (narrow_ && n >= from_) {
       for (int64_t i = 0; i < n; ++i) na_.add(v(i));
       na_.fold_sums(acc_);
     } else {
@@ -218,7 +217,7 @@ class ExactSums {
   template <class A, class B>
   void sum_products(int64_t n, A a, B b, mpfr_ptr r) {
     acc_.clear();
-    if (narrow_ && n >= kNarrowFrom) {
+    if (narrow_ && n >= from_) {
       for (int64_t i = 0; i < n; ++i) na_.add_product(a(i), b(i));
       na_.fold_products(acc_);
     } else {
@@ -229,6 +228,7 @@ class ExactSums {
 
  private:
   bool narrow_;
+  int64_t from_;
   SuperAcc acc_;
   NarrowAcc na_;
 };

@@ -56,8 +56,9 @@ TEST(OraclePaths, AgreeOnEveryDtypeLayoutAndStress) {
   EXPECT_EQ(cases, 4 * 2 * static_cast<int64_t>(default_stresses().size()) * 3);
 }
 
-// Channels of at least ExactSums::kNarrowFrom elements take the binned sums (NarrowAcc) for
-// f32, f16 and bf16: the same agreement there, on data that spans the exponent range.
+// Channels of at least OracleOptions::binned_from elements take the binned sums (NarrowAcc) for
+// f32, f16 and bf16: the same agreement there, on data that spans the exponent range (the
+// default threshold, and 1, which bins every run).
 TEST(OraclePaths, AgreeWhereTheBinnedSumsRun) {
   for (DType d : {DType::f32, DType::f16, DType::bf16, DType::f64})
     for (const char* s : {"normal", "offset:1e6", "outlier", "subnormal", "huge", "special"}) {
@@ -67,6 +68,9 @@ TEST(OraclePaths, AgreeWhereTheBinnedSumsRun) {
           << name(d) << " " << s;
       EXPECT_EQ(oracle_paths_mismatch(bwd(c, OraclePath::fast), bwd(c, OraclePath::reference)), "")
           << "backward " << name(d) << " " << s;
+      const OracleOptions all_binned{OraclePath::fast, 1, 1};
+      EXPECT_EQ(oracle_paths_mismatch(oracle_forward(c, all_binned), fwd(c, OraclePath::reference)), "");
+      EXPECT_EQ(oracle_paths_mismatch(oracle_backward(c, all_binned), bwd(c, OraclePath::reference)), "");
     }
 }
 

@@ -56,7 +56,7 @@ TEST(SuperAcc, ExactSumsAndProductsAgainstMpfr) {
       Real want_s, want_p, got_s, got_p;
       exact_sum(want_s, a, nullptr);
       exact_sum(want_p, a, &b);
-      ExactSums sums(narrow);
+      ExactSums sums(narrow, 1);
       sums.sum(count, [&](int64_t i) { return a[i]; }, P(got_s));
       sums.sum_products(count, [&](int64_t i) { return a[i]; }, [&](int64_t i) { return b[i]; }, P(got_p));
       EXPECT_EQ(mpfr_cmp(P(got_s), P(want_s)), 0) << "sum, narrow " << narrow << ", n " << n;
@@ -75,7 +75,7 @@ TEST(SuperAcc, CancellationLeavesTheExactRemainder) {
     std::vector<double> v;
     for (int i = 0; i < 400; ++i) v.push_back(i % 2 ? -big : big);
     v.push_back(tiny);
-    ExactSums sums(narrow);
+    ExactSums sums(narrow, 1);
     Real r;
     sums.sum(static_cast<int64_t>(v.size()), [&](int64_t i) { return v[i]; }, P(r));
     EXPECT_EQ(mpfr_get_d(P(r), MPFR_RNDN), tiny) << "narrow " << narrow;

@@ -43,6 +43,11 @@ enum class OraclePath { fast, reference };
 struct OracleOptions {
   OraclePath path = OraclePath::fast;
   int threads = 0;  // groups evaluated in parallel: 0 means oracle_threads()
+  // The fast path sums runs of at least this many f32/f16/bf16 values in per-exponent bins
+  // (oracles/superacc.h, NarrowAcc); shorter runs go straight to the superaccumulator. The result
+  // is the same exact sum either way; tests and the fuzz target set 1 to reach the bins with
+  // small cases.
+  int64_t binned_from = 256;
 };
 // The default thread count of one oracle call: cpu_threads(), except on a thread inside a
 // ScopedOracleThreads (a sweep's job threads, which already run cases side by side). Results
