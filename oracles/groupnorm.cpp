@@ -483,6 +483,40 @@ struct Approx {
   return true;
 }
 
+// Exact zeros. A rounding test cannot certify a value that is exactly 0 (its interval always
+// holds both signs), but the fast path can prove it: y is 0 where beta = 0 and gamma = 0 or
+// x = mu; dx is 0 across a group whose gamma * dy are all 0. The reference rounds an exact 0 to +0
+// (round_certified decides it exactly) and hands the metrics the signed zero its MPFR arithmetic
+// produced, which follows IEEE's rules for signed zeros; write_zero writes the same.
+enum class Sign { zero, positive, negative, unknown };
+// The sign of T = m x - S: zero (the reference's exact subtraction gives +0) only where mu is a
+// double equal to x; otherwise the sign of d where its bound shows it.
+Sign sign_of_T(const FastGroup& f, const Centered& c, double x) {
+  if (f.e_mu == 0 && f.mu1 == 0 && f.mu2 == 0 && x == f.mu0) return Sign::zero;
+  if (std::fabs(c.d.hi) > c.e) return c.d.hi > 0 ? Sign::positive : Sign::negative;
+  return Sign::unknown;
+}
+void write_zero(ExactOutput& o, int64_t off, bool negative, double scale, double kappa) {
+  put_bits(o.rounded, off, 0);  // +0 in every dtype
+  o.hi[off] = negative ? -0.0 : 0.0;
+  o.lo[off] = 0.0;
+  o.scale[off] = scale;
+  o.kappa[off] = kappa;
+}
+// y = xhat gamma + beta with xhat = T r: true where it is an exact 0 and written as such.
+bool y_exact_zero(const ForwardCtx& k, const GroupStats& st, const FastGroup& f, double x, double xh,
+                  int64_t off, int64_t ch, ExactOutput& y) {
+  const double gam = k.gd[ch], bet = k.bd[ch];
+  if (bet != 0) return false;
+  const Sign t = sign_of_T(f, center(x, f), x);
+  if (t == Sign::unknown || (gam != 0 && t != Sign::zero)) return false;
+  const bool xhat_neg = t == Sign::negative;               // T r, r > 0; T = +0 gives +0
+  const bool prod_neg = xhat_neg != std::signbit(gam);     // xhat * gamma
+  const bool y_neg = prod_neg && std::signbit(bet);        // a sum of zeros is -0 only from two
+  write_zero(y, off, y_neg, y_scale<double>(k, st, ch, t == Sign::zero ? 0.0 : xh, 0.0), st.kappa);
+  return true;
+}
+
 // y = gamma d rho + beta for elements x[0 .. nb) of one channel. Each step's bound is its dw.h
 // constant (doubled) times its result, plus the propagated bounds of its operands; 2^-1000 covers
 // any underflow in the low parts; the final factor covers the roundings of the bound itself.
@@ -522,10 +556,13 @@ void y_fast_group(const ForwardCtx& k, const GroupStats& st, const FastGroup& f,
     for (int64_t s0 = 0; s0 < S; s0 += kBlock) {
       const int nb = static_cast<int>(std::min<int64_t>(kBlock, S - s0));
       y_approx(f, k.gd[ch], k.bd[ch], &xv[kk * S + s0], nb, a);
-      for (int i = 0; i < nb; ++i)
-        if (!write_certified(y, k.p.index(n, ch, s0 + i), a.hi[i], a.lo[i], a.e[i],
-                             y_scale<double>(k, st, ch, a.xh[i], std::fabs(a.hi[i])), st.kappa))
+      for (int i = 0; i < nb; ++i) {
+        const int64_t off = k.p.index(n, ch, s0 + i);
+        if (!write_certified(y, off, a.hi[i], a.lo[i], a.e[i],
+                             y_scale<double>(k, st, ch, a.xh[i], std::fabs(a.hi[i])), st.kappa) &&
+            !y_exact_zero(k, st, f, xv[kk * S + s0 + i], a.xh[i], off, ch, y))
           rest.push_back(kk * S + s0 + i);
+      }
     }
   }
 }
@@ -818,7 +855,8 @@ FastDx fast_dx(int64_t m, const DxSums& sums) {
 // Every dx of group (n, g) the fast path certifies; the others go to `rest`.
 GNV_FMA_CLONES
 void dx_fast_group(const BackwardCtx& k, const GroupStats& st, const FastGroup& f, const FastDx& fd,
-                   const std::vector<Centered>& cv, const std::vector<double>& dyv, const std::vector<double>& xh,
+                   const std::vector<double>& xv, const std::vector<Centered>& cv, const std::vector<double>& dyv,
+                   const std::vector<double>& xh,
                    long double gmax, int64_t n, int64_t g, ExactOutput& dx, std::vector<int64_t>& rest) {
   const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
   // gmax is the group's: an element outside the fast range can put it past double's range.
@@ -838,8 +876,18 @@ void dx_fast_group(const BackwardCtx& k, const GroupStats& st, const FastGroup& 
         const double vd = std::fabs(a.hi[i]), x = xh[j0 + i];
         const double scale = gmax_double ? dx_scale<double>(k, st, static_cast<double>(gmax), x, vd)
                                          : dx_scale(k, st, gmax, x, vd);
-        if (!write_certified(dx, k.p.index(n, ch, s0 + i), a.hi[i], a.lo[i], a.e[i], scale, st.kappa))
+        const int64_t off = k.p.index(n, ch, s0 + i);
+        if (write_certified(dx, off, a.hi[i], a.lo[i], a.e[i], scale, st.kappa)) continue;
+        // Every g = gamma dy of the group 0: SG = SGT = +0, q = +0, and dx = (m g - SG - T q) r is
+        // an exact 0 whose sign follows from g's and T's (write_zero).
+        const Sign t = gmax == 0 ? sign_of_T(f, cv[j0 + i], xv[j0 + i]) : Sign::unknown;
+        if (t == Sign::unknown) {
           rest.push_back(j0 + i);
+          continue;
+        }
+        const bool g_neg = std::signbit(k.gd[ch]) != std::signbit(dyv[j0 + i]);  // m g - SG, SG = +0
+        const bool tq_neg = t == Sign::negative;                                  // T q, q = +0
+        write_zero(dx, off, g_neg && !tq_neg, dx_scale<double>(k, st, 0.0, x, 0.0), st.kappa);
       }
     }
   }
@@ -985,7 +1033,7 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     }
     std::vector<int64_t> rest;
     if (fast) {
-      dx_fast_group(k, st, f, fast_dx(m, sums), cv, dyv, xh, gmax, n, g, dx, rest);
+      dx_fast_group(k, st, f, fast_dx(m, sums), xv, cv, dyv, xh, gmax, n, g, dx, rest);
       fallbacks[gi] = static_cast<int64_t>(rest.size());
     } else {
       for (int64_t j = 0; j < m; ++j) rest.push_back(j);

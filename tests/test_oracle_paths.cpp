@@ -74,6 +74,36 @@ TEST(OraclePaths, AgreeWhereTheBinnedSumsRun) {
     }
 }
 
+// Exact zeros: y where beta = 0 and x = mu (a constant group without affine) or gamma = 0; dx
+// across a group whose gamma * dy are all 0 (one channel per group, gamma = 0). The fast path
+// proves them and writes +0 with the reference's signed zero as hi (compared bit for bit), so they
+// are no fall-backs. Signs of gamma, beta and dy are mixed, -0 included.
+TEST(OraclePaths, ExactZerosWithTheReferenceSigns) {
+  for (DType d : {DType::f32, DType::f64, DType::bf16}) {
+    const Case constant = random_case(d, Layout::nchw, "constant", 2, 8, {4, 4}, 2, 1e-5, false, 3);
+    const OracleResult fc = fwd(constant, OraclePath::fast);
+    EXPECT_EQ(oracle_paths_mismatch(fc, fwd(constant, OraclePath::reference)), "") << name(d);
+    EXPECT_EQ(fc.fallbacks, 0) << name(d);
+    EXPECT_EQ(fc.get("y").rounded.bits(0), 0u) << name(d);
+
+    Case c = random_case(d, Layout::nhwc, "normal", 2, 4, {5}, 4, 1e-5, true, 4);
+    const double gammas[] = {0.0, -0.0, 0.0, -0.0}, betas[] = {-0.0, -0.0, 0.0, 0.0};
+    for (int64_t ch = 0; ch < 4; ++ch) {
+      c.gamma.set(ch, gammas[ch]);
+      c.beta.set(ch, betas[ch]);
+    }
+    for (int64_t i = 0; i < c.dy->numel(); i += 3) c.dy->set(i, i % 2 ? -0.0 : 0.0);
+    const OracleResult f = fwd(c, OraclePath::fast), b = bwd(c, OraclePath::fast);
+    EXPECT_EQ(oracle_paths_mismatch(f, fwd(c, OraclePath::reference)), "") << name(d);
+    EXPECT_EQ(oracle_paths_mismatch(b, bwd(c, OraclePath::reference)), "") << name(d);
+    EXPECT_EQ(f.fallbacks, 0) << name(d);
+    EXPECT_EQ(b.fallbacks, 0) << name(d);
+    int negative_zeros = 0;
+    for (double h : f.get("y").hi) negative_zeros += h == 0 && std::signbit(h);
+    EXPECT_GT(negative_zeros, 0) << name(d) << ": the case should reach a -0 hi";
+  }
+}
+
 // Exact ties: x = -a, a (m = 2, eps = 0) gives xhat = -1, 1 exactly; gamma = 1 and beta = 2^-24
 // put y = 1 + 2^-24, the midpoint between two floats, which rounds to even (1.0f). The fast path
 // cannot tell the side of an exact midpoint and must hand it over.
