@@ -488,11 +488,16 @@ struct Approx {
 // x = mu; dx is 0 across a group whose gamma * dy are all 0. The reference rounds an exact 0 to +0
 // (round_certified decides it exactly) and hands the metrics the signed zero its MPFR arithmetic
 // produced, which follows IEEE's rules for signed zeros; write_zero writes the same.
-enum class Sign { zero, positive, negative, unknown };
-// The sign of T = m x - S: zero (the reference's exact subtraction gives +0) only where mu is a
-// double equal to x; otherwise the sign of d where its bound shows it.
+enum class Sign { zero, negative_zero, positive, negative, unknown };
+bool is_negative(Sign s) { return s == Sign::negative || s == Sign::negative_zero; }
+bool is_zero(Sign s) { return s == Sign::zero || s == Sign::negative_zero; }
+// The sign of T = m x - S, zero only where mu is a double equal to x. The reference forms T with
+// exact::sub, which returns m x itself where S is 0 (so T = -0 for x = -0, fuzz/corpus/
+// oracle_paths/repro-zero-sign-of-T) and MPFR's exact difference, +0, otherwise. A nonzero T has
+// the sign of d where d's bound shows it.
 Sign sign_of_T(const FastGroup& f, const Centered& c, double x) {
-  if (f.e_mu == 0 && f.mu1 == 0 && f.mu2 == 0 && x == f.mu0) return Sign::zero;
+  if (f.e_mu == 0 && f.mu1 == 0 && f.mu2 == 0 && x == f.mu0)
+    return f.mu0 == 0 && std::signbit(x) ? Sign::negative_zero : Sign::zero;
   if (std::fabs(c.d.hi) > c.e) return c.d.hi > 0 ? Sign::positive : Sign::negative;
   return Sign::unknown;
 }
@@ -509,11 +514,11 @@ bool y_exact_zero(const ForwardCtx& k, const GroupStats& st, const FastGroup& f,
   const double gam = k.gd[ch], bet = k.bd[ch];
   if (bet != 0) return false;
   const Sign t = sign_of_T(f, center(x, f), x);
-  if (t == Sign::unknown || (gam != 0 && t != Sign::zero)) return false;
-  const bool xhat_neg = t == Sign::negative;               // T r, r > 0; T = +0 gives +0
+  if (t == Sign::unknown || (gam != 0 && !is_zero(t))) return false;
+  const bool xhat_neg = is_negative(t);                    // T r, r > 0
   const bool prod_neg = xhat_neg != std::signbit(gam);     // xhat * gamma
   const bool y_neg = prod_neg && std::signbit(bet);        // a sum of zeros is -0 only from two
-  write_zero(y, off, y_neg, y_scale<double>(k, st, ch, t == Sign::zero ? 0.0 : xh, 0.0), st.kappa);
+  write_zero(y, off, y_neg, y_scale<double>(k, st, ch, is_zero(t) ? 0.0 : xh, 0.0), st.kappa);
   return true;
 }
 
@@ -886,7 +891,7 @@ void dx_fast_group(const BackwardCtx& k, const GroupStats& st, const FastGroup& 
           continue;
         }
         const bool g_neg = std::signbit(k.gd[ch]) != std::signbit(dyv[j0 + i]);  // m g - SG, SG = +0
-        const bool tq_neg = t == Sign::negative;                                  // T q, q = +0
+        const bool tq_neg = is_negative(t);                                       // T q, q = +0
         write_zero(dx, off, g_neg && !tq_neg, dx_scale<double>(k, st, 0.0, x, 0.0), st.kappa);
       }
     }
