@@ -362,36 +362,44 @@ double up_double(const Real& v) {
   return std::fabs(mpfr_get_d(P(v), mpfr_sgn(P(v)) >= 0 ? MPFR_RNDU : MPFR_RNDD));
 }
 
+// v (at most kPrec bits, or exact) as doubles parts[0] + parts[1] + ..., each the nearest double
+// to what is left, and an upward bound on |v - the parts| + rel |v|, where rel bounds the relative
+// rounding that made v (0 where v is exact).
+template <size_t Nd>
+double peel(const Real& v, double (&parts)[Nd], double rel) {
+  Real rest, t;
+  const mpfr_prec_t pr = std::max<mpfr_prec_t>(mpfr_get_prec(P(v)), kPrec) + 8;
+  mpfr_set_prec(P(rest), pr);
+  mpfr_set_prec(P(t), pr);
+  mpfr_set(P(rest), P(v), MPFR_RNDN);
+  for (double& part : parts) {
+    part = mpfr_get_d(P(rest), MPFR_RNDN);
+    mpfr_sub_d(P(t), P(rest), part, MPFR_RNDN);  // exact: what is left has fewer bits than rest
+    mpfr_swap(P(rest), P(t));
+  }
+  UpBound b;
+  b.add(1, rest);
+  if (rel > 0) b.add(rel, v);
+  return up_double(b.scaled(0));
+}
+
 FastGroup fast_group(int64_t m, const GroupStats& st) {
   FastGroup f;
   if (!st.finite || st.degenerate) return f;
-  // mu = S/m at kPrec bits (exact when the division is), then peeled into three doubles; e_mu
-  // bounds what is left plus the division's rounding.
-  Real mu, rest, t;
+  // mu = S/m at kPrec bits (exact when the division is), as three doubles.
+  Real mu;
   mpfr_set_prec(P(mu), kPrec);
   const int inexact = mpfr_div_si(P(mu), P(st.S), static_cast<long>(m), MPFR_RNDN);
-  mpfr_set_prec(P(rest), kPrec + 8);
-  mpfr_set_prec(P(t), kPrec + 8);
-  mpfr_set(P(rest), P(mu), MPFR_RNDN);
-  double* parts[] = {&f.mu0, &f.mu1, &f.mu2};
-  for (double* part : parts) {
-    *part = mpfr_get_d(P(rest), MPFR_RNDN);
-    mpfr_sub_d(P(t), P(rest), *part, MPFR_RNDN);  // exact: rest has at most kPrec + 1 bits left
-    mpfr_swap(P(rest), P(t));
-  }
-  UpBound emu;
-  emu.add(1, rest);
-  if (inexact) emu.add(0x1p-190, mu);
-  f.e_mu = up_double(emu.scaled(0));
-  // rho = m r, r = 1/sqrt(D) at kPrec bits (relative error 2^-kPrec), then two doubles.
+  double mu3[3];
+  f.e_mu = peel(mu, mu3, inexact ? 0x1p-190 : 0.0);
+  f.mu0 = mu3[0], f.mu1 = mu3[1], f.mu2 = mu3[2];
+  // rho = m r, r = 1/sqrt(D) at kPrec bits (2^-kPrec relative, and the product's rounding), as two.
   Real rho;
   mpfr_set_prec(P(rho), kPrec);
   mpfr_mul_si(P(rho), P(st.r), static_cast<long>(m), MPFR_RNDN);
-  f.rho.hi = mpfr_get_d(P(rho), MPFR_RNDN);
-  mpfr_sub_d(P(rest), P(rho), f.rho.hi, MPFR_RNDN);
-  f.rho.lo = mpfr_get_d(P(rest), MPFR_RNDN);
-  mpfr_sub_d(P(t), P(rest), f.rho.lo, MPFR_RNDN);
-  f.e_rho = up_double(UpBound().add(1, t).add(0x1p-188, rho).scaled(0));
+  double rho2[2];
+  f.e_rho = peel(rho, rho2, 0x1p-188);
+  f.rho = {rho2[0], rho2[1]};
   f.ok = in_fast_range(f.mu0) && in_fast_range(f.mu1) && in_fast_range(f.mu2) && f.rho.hi != 0 &&
          in_fast_range(f.rho.hi) && in_fast_range(f.rho.lo) && f.e_mu <= 0x1p300 && f.e_rho <= 0x1p300;
   return f;
@@ -792,34 +800,17 @@ struct FastDx {
   double e_q = 0;
 };
 
-// v (kPrec bits or exact) as n doubles, peeled; returns a bound on what is left.
-template <size_t Nd>
-double peel(const Real& v, double (&parts)[Nd]) {
-  Real rest, t;
-  const mpfr_prec_t pr = std::max<mpfr_prec_t>(mpfr_get_prec(P(v)), kPrec) + 8;
-  mpfr_set_prec(P(rest), pr);
-  mpfr_set_prec(P(t), pr);
-  mpfr_set(P(rest), P(v), MPFR_RNDN);
-  for (double& part : parts) {
-    part = mpfr_get_d(P(rest), MPFR_RNDN);
-    mpfr_sub_d(P(t), P(rest), part, MPFR_RNDN);  // exact: what is left has fewer bits than rest
-    mpfr_swap(P(rest), P(t));
-  }
-  return up_double(UpBound().add(1, rest).scaled(0));
-}
-
 FastDx fast_dx(int64_t m, const DxSums& sums) {
   FastDx f;
   Real gb;
   mpfr_set_prec(P(gb), kPrec);
   const int inexact = mpfr_div_si(P(gb), P(sums.SG), static_cast<long>(m), MPFR_RNDN);
   double g3[3];
-  f.e_gb = peel(gb, g3);
-  if (inexact) f.e_gb += up_double(UpBound().add(0x1p-190, gb).scaled(0));
+  f.e_gb = peel(gb, g3, inexact ? 0x1p-190 : 0.0);
   f.gb0 = g3[0], f.gb1 = g3[1], f.gb2 = g3[2];
   // q was rounded once at kPrec bits from SGT / D.
   double q2[2];
-  f.e_q = peel(sums.q, q2) + up_double(UpBound().add(0x1p-190, sums.q).scaled(0));
+  f.e_q = peel(sums.q, q2, 0x1p-190);
   f.q = {q2[0], q2[1]};
   f.ok = in_fast_range(f.gb0) && in_fast_range(f.gb1) && in_fast_range(f.gb2) && in_fast_range(f.q.hi) &&
          in_fast_range(f.q.lo) && f.e_gb <= 0x1p300 && f.e_q <= 0x1p300;
