@@ -59,9 +59,9 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // a scale by u_acc), so each is eta/u_acc times an amplification; in the normal range they are
 // about 1e-38 (f32) or 1e-308 (f64) of the other terms. long double, because r^2 of an f64
 // group can exceed double's range where the allowance itself does not. The fast path evaluates
-// the same formulas in double (F = double) where its range, [2^-300, 2^300] for every operand,
-// keeps them far from double's limits: the scales then agree to a few ulps (oracle_paths_mismatch
-// allows 2^-40), at a fraction of the x87 cost.
+// the same formulas in double (F = double) where its range and rstd within [2^-100, 2^100]
+// (FastGroup::scales_double) keep them far from double's limits: the scales then agree to a few
+// ulps (oracle_paths_mismatch allows 2^-40), at a fraction of the x87 cost.
 long double eta_over_u(DType d) {
   const DTypeInfo& a = info(acc_dtype(d));
   return static_cast<long double>(a.min_subnormal) / a.unit_roundoff;
@@ -352,6 +352,10 @@ void y_reference(const ForwardCtx& k, const GroupStats& st, const Real& xj, int6
 // range (an f64 group of huge or tiny values, a spread whose rstd does).
 struct FastGroup {
   bool ok = false;
+  // The condition scales may be computed in double (F = double): rstd within [2^-100, 2^100], so
+  // that their rstd^3-sized underflow terms stay in double's range (fuzz/corpus/oracle_paths/
+  // repro-dx-scale-overflow-in-double: rstd = 1/sqrt(eps) = 7e85 overflowed them).
+  bool scales_double = false;
   double mu0 = 0, mu1 = 0, mu2 = 0, e_mu = 0;
   dw::DW rho;
   double e_rho = 0;
@@ -400,6 +404,7 @@ FastGroup fast_group(int64_t m, const GroupStats& st) {
   double rho2[2];
   f.e_rho = peel(rho, rho2, 0x1p-188);
   f.rho = {rho2[0], rho2[1]};
+  f.scales_double = st.rstd >= 0x1p-100 && st.rstd <= 0x1p100;
   f.ok = in_fast_range(f.mu0) && in_fast_range(f.mu1) && in_fast_range(f.mu2) && f.rho.hi != 0 &&
          in_fast_range(f.rho.hi) && in_fast_range(f.rho.lo) && f.e_mu <= 0x1p300 && f.e_rho <= 0x1p300;
   return f;
@@ -526,7 +531,7 @@ bool y_exact_zero(const ForwardCtx& k, const GroupStats& st, const FastGroup& f,
   const bool xhat_neg = is_negative(t);                    // T r, r > 0
   const bool prod_neg = xhat_neg != std::signbit(gam);     // xhat * gamma
   const bool y_neg = prod_neg && std::signbit(bet);        // a sum of zeros is -0 only from two
-  write_zero(y, off, y_neg, y_scale<double>(k, st, ch, is_zero(t) ? 0.0 : xh, 0.0), st.kappa);
+  write_zero(y, off, y_neg, y_scale(k, st, ch, is_zero(t) ? 0.0 : xh, 0.0), st.kappa);
   return true;
 }
 
@@ -571,8 +576,9 @@ void y_fast_group(const ForwardCtx& k, const GroupStats& st, const FastGroup& f,
       y_approx(f, k.gd[ch], k.bd[ch], &xv[kk * S + s0], nb, a);
       for (int i = 0; i < nb; ++i) {
         const int64_t off = k.p.index(n, ch, s0 + i);
-        if (!write_certified(y, off, a.hi[i], a.lo[i], a.e[i],
-                             y_scale<double>(k, st, ch, a.xh[i], std::fabs(a.hi[i])), st.kappa) &&
+        const double scale = f.scales_double ? y_scale<double>(k, st, ch, a.xh[i], std::fabs(a.hi[i]))
+                                             : y_scale(k, st, ch, a.xh[i], std::fabs(a.hi[i]));
+        if (!write_certified(y, off, a.hi[i], a.lo[i], a.e[i], scale, st.kappa) &&
             !y_exact_zero(k, st, f, xv[kk * S + s0 + i], a.xh[i], off, ch, y))
           rest.push_back(kk * S + s0 + i);
       }
@@ -856,7 +862,7 @@ void dx_fast_group(const BackwardCtx& k, const GroupStats& st, const FastGroup& 
                    long double gmax, int64_t n, int64_t g, ExactOutput& dx, std::vector<int64_t>& rest) {
   const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
   // gmax is the group's: an element outside the fast range can put it past double's range.
-  const bool gmax_double = gmax <= 0x1p600L;
+  const bool gmax_double = f.scales_double && gmax <= 0x1p200L;
   Approx a;
   for (int64_t kk = 0; kk < cpg; ++kk) {
     const int64_t ch = g * cpg + kk;
@@ -883,7 +889,7 @@ void dx_fast_group(const BackwardCtx& k, const GroupStats& st, const FastGroup& 
         }
         const bool g_neg = std::signbit(k.gd[ch]) != std::signbit(dyv[j0 + i]);  // m g - SG, SG = +0
         const bool tq_neg = is_negative(t);                                       // T q, q = +0
-        write_zero(dx, off, g_neg && !tq_neg, dx_scale<double>(k, st, 0.0, x, 0.0), st.kappa);
+        write_zero(dx, off, g_neg && !tq_neg, dx_scale(k, st, 0.0L, x, 0.0), st.kappa);
       }
     }
   }
@@ -1009,8 +1015,9 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
       if (p.affine) {
         exact::assign(U[nc], Uc[kk]);
         for (int64_t s = 0, j = kk * S; s < S; ++s, ++j)
-          dgamma_part[nc] += f.ok && in_fast_range(dyv[j]) ? dgamma_scale_part<double>(k, st, dyv[j], xh[j])
-                                                           : dgamma_scale_part(k, st, dyv[j], xh[j]);
+          dgamma_part[nc] += f.ok && f.scales_double && in_fast_range(dyv[j])
+                                 ? dgamma_scale_part<double>(k, st, dyv[j], xh[j])
+                                 : dgamma_scale_part(k, st, dyv[j], xh[j]);
       }
     }
     if (!ok) return;
