@@ -1,19 +1,29 @@
 // The plugin host: loads a gnv/plugin.h library, checks what it claims, and runs each call in a
-// forked child whose output buffers live in shared memory, poisoned before the call.
+// child process of its own. The child is forked and at once executes the host program again
+// (`gnv --gnv-plugin-call FD`), so it starts from a fresh image: a fork() of gnv's
+// multi-threaded process may only run async-signal-safe code before exec, and a child that ran
+// the plugin right after fork() could deadlock on a lock (an allocator's) that another of gnv's
+// threads held at the time. The call's inputs, its outputs (poisoned before the call, each
+// followed by a guard region) and the answer live in one memfd both processes map.
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
-#include <new>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
 #include <memory>
+#include <mutex>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -29,20 +39,50 @@ namespace {
 using external::ChildEnd;
 using external::SharedRegion;
 
-// What a child reports back through the head of its shared region.
-struct Header {
-  int32_t returned = 0;  // 1 once the plugin function returned
+// The host program's hidden first argument, and the descriptor its region arrives on.
+constexpr const char* kCallFlag = "--gnv-plugin-call";
+constexpr int kRegionFd = 3;
+constexpr uint64_t kMagic = 0x676e762d706c7567ull;  // "gnv-plug"
+
+enum class Op : int32_t { describe = 1, forward = 2, backward = 3 };
+
+// Buffer slots of a call. forward: x, gamma, beta | y, mean, rstd; backward: dy, x, mean, rstd,
+// gamma | dx, dgamma, dbeta.
+constexpr int kSlots = 8;
+
+// What the parent asks, at the head of the region.
+struct Request {
+  uint64_t magic = kMagic;
+  uint64_t size = 0;  // of the whole region
+  Op op = Op::describe;
+  char path[4096] = {};
+  gnv_problem problem{};
+  gnv_buffer buffers[kSlots] = {};  // data: null in the region; the child points it at offset[i]
+  uint64_t offset[kSlots] = {};     // 0: no such buffer
+  uint64_t bytes[kSlots] = {};
+};
+
+// What the child answers.
+struct Answer {
+  int32_t returned = 0;    // 1 once the plugin function returned
   int32_t status = 0;
+  int32_t exec_errno = 0;  // the exec of the host program failed with this errno
   char msg[2048] = {};
 };
 
-// The kernel's description, copied out of the probe child (the parent never loads the library).
+// The kernel's description, copied out by the describe call (the parent never loads the library).
 struct KernelInfo {
   char name[72] = {};
   char device[64] = {};
   char summary[512] = {};
   uint32_t dtypes = 0, layouts = 0, flags = 0;
   int32_t has_backward = 0;
+};
+
+struct Head {
+  Request req;
+  Answer answer;
+  KernelInfo info;
 };
 
 // Bytes after each output buffer, filled with a pattern and checked after the call: a kernel that
@@ -64,39 +104,8 @@ constexpr unsigned char kGuardByte = 0xA5;
 constexpr size_t kAlign = 64;
 size_t aligned(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-// Runs fn in a child process in a process group of its own, with its stdout and stderr appended to
-// the plugin's log and its address space limited; the parent waits at most timeout_s and then
-// kills the whole group, so grandchildren a plugin started do not outlive the call. The child
-// never returns.
-template <class F>
-ChildEnd run_in_child(F&& fn, const PluginOptions& o) {
-  std::fflush(stdout);
-  std::fflush(stderr);
-  const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error(fmt::format("fork failed: {}", std::strerror(errno)));
-  if (pid == 0) {
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);  // gnv killed: its children go too
-    const int fd = o.log.empty() ? dup(STDERR_FILENO)
-                                 : open(o.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      dup2(fd, STDOUT_FILENO);
-      dup2(fd, STDERR_FILENO);
-    }
-    if (o.memory_bytes > 0 && !kAddressSanitizer) {  // ASan's shadow memory alone is terabytes of address space
-      const rlimit lim{static_cast<rlim_t>(o.memory_bytes), static_cast<rlim_t>(o.memory_bytes)};
-      setrlimit(RLIMIT_AS, &lim);
-    }
-    fn();
-    std::fflush(stdout);
-    std::fflush(stderr);
-    _exit(0);
-  }
-  setpgid(pid, pid);  // also here: no window in which a kill of the group misses the child
-  ChildEnd end = external::wait_child(pid, o.timeout_s, true);
-  kill(-pid, SIGKILL);  // what the call left running in its group
-  return end;
-}
+std::mutex host_mu;
+std::string host_program;  // set_plugin_host(); empty: none
 
 // How a call ended, in words: a SIGKILL gnv did not send is most often the kernel's OOM killer.
 std::string ended(const ChildEnd& end) {
@@ -220,54 +229,129 @@ const char* status_name(int32_t s) {
   return "an unknown status";
 }
 
-// Output tensors copied into (and back out of) one shared region after the header, each followed
-// by a guard region.
-class Outputs {
+// One buffer of a call: its shape and strides, and the parent's memory it is copied from (inputs
+// and the poisoned outputs) and, for outputs, back into.
+struct Slot {
+  gnv_buffer b{};  // b.data: the parent's tensor; null: no such buffer
+  size_t bytes = 0;
+  bool output = false;
+  const char* name = "";
+  size_t offset = 0;  // in the region
+};
+
+Slot input(gnv_buffer b, const Tensor* t) { return {t ? b : gnv_buffer{}, t ? t->nbytes() : 0, false, ""}; }
+Slot output(gnv_buffer b, Tensor* t, const char* name) { return {t ? b : gnv_buffer{}, t ? t->nbytes() : 0, true, name}; }
+
+// One call in a child process: the region with the request and the buffers, the child's run, and
+// what it left.
+class Call {
  public:
-  explicit Outputs(std::vector<Tensor*> ts) : ts_(std::move(ts)) {
-    size_t total = aligned(sizeof(Header));
-    for (Tensor* t : ts_) {
-      offsets_.push_back(total);
-      total += aligned(t ? t->nbytes() : 0) + kGuardBytes;
+  Call(Op op, const std::string& path, const gnv_problem& q, std::vector<Slot> slots) : slots_(std::move(slots)) {
+    size_t total = aligned(sizeof(Head));
+    for (Slot& s : slots_) {
+      s.offset = total;
+      total += s.b.data ? aligned(s.bytes) + (s.output ? kGuardBytes : 0) : 0;
     }
     region_ = std::make_unique<SharedRegion>(total);
-    new (region_->data()) Header();
-    for (size_t i = 0; i < ts_.size(); ++i) {
-      if (!ts_[i]) continue;
-      std::memcpy(region_->data() + offsets_[i], ts_[i]->raw(), ts_[i]->nbytes());  // poisoned
-      std::memset(region_->data() + offsets_[i] + ts_[i]->nbytes(), kGuardByte, guard_size(i));
+    Head& h = *new (region_->data()) Head();
+    if (path.size() >= sizeof h.req.path)
+      throw ExternalError(fmt::format("{}: the plugin's path is longer than {} bytes", path, sizeof h.req.path - 1));
+    std::memcpy(h.req.path, path.data(), path.size());
+    h.req.op = op;
+    h.req.size = total;
+    h.req.problem = q;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      const Slot& s = slots_[i];
+      if (!s.b.data) continue;
+      std::memcpy(region_->data() + s.offset, s.b.data, s.bytes);
+      if (s.output) std::memset(region_->data() + s.offset + s.bytes, kGuardByte, guard_size(s));
+      h.req.buffers[i] = s.b;
+      h.req.buffers[i].data = nullptr;
+      h.req.offset[i] = s.offset;
+      h.req.bytes[i] = s.bytes;
     }
   }
-  Header& header() const { return *reinterpret_cast<Header*>(region_->data()); }
-  void* data(size_t i) const { return ts_[i] ? region_->data() + offsets_[i] : nullptr; }
+  Head& head() const { return *reinterpret_cast<Head*>(region_->data()); }
+
+  // Runs the call in a child in a process group of its own, with its stdout and stderr appended to
+  // the plugin's log and its address space limited; waits at most timeout_s and then kills the
+  // whole group, so grandchildren a plugin started do not outlive the call. Between fork and exec
+  // the child makes system calls only.
+  ChildEnd run(const PluginOptions& o) const {
+    const std::string host = plugin_host();
+    if (host.empty())
+      throw ExternalError("plugins need a host program (gnv itself): this process did not name one "
+                          "(gnv::set_plugin_host)");
+    const int log = o.log.empty() ? -1 : open(o.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (!o.log.empty() && log < 0)
+      throw ExternalError(fmt::format("{}: cannot open the plugin log: {}", o.log.string(), std::strerror(errno)));
+    char fd_arg[16];
+    std::snprintf(fd_arg, sizeof fd_arg, "%d", kRegionFd);
+    char* const argv[] = {const_cast<char*>("gnv-plugin-call"), const_cast<char*>(kCallFlag), fd_arg, nullptr};
+    const rlimit lim{static_cast<rlim_t>(o.memory_bytes), static_cast<rlim_t>(o.memory_bytes)};
+    const bool limit = o.memory_bytes > 0 && !kAddressSanitizer;  // ASan's shadow alone is terabytes of address space
+    Answer& answer = head().answer;
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const pid_t pid = fork();
+    if (pid < 0) {
+      if (log >= 0) close(log);
+      throw std::runtime_error(fmt::format("fork failed: {}", std::strerror(errno)));
+    }
+    if (pid == 0) {
+      setpgid(0, 0);
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // gnv killed: its children go too
+      if (log >= 0) {
+        dup2(log, STDOUT_FILENO);
+        dup2(log, STDERR_FILENO);
+      }
+      // dup2 clears close-on-exec on the copy; on the same descriptor it does nothing.
+      if (region_->fd() == kRegionFd)
+        fcntl(kRegionFd, F_SETFD, 0);
+      else
+        dup2(region_->fd(), kRegionFd);
+      if (limit) setrlimit(RLIMIT_AS, &lim);
+      execv(host.c_str(), argv);
+      answer.exec_errno = errno;
+      _exit(127);
+    }
+    if (log >= 0) close(log);
+    setpgid(pid, pid);  // also here: no window in which a kill of the group misses the child
+    ChildEnd end = external::wait_child(pid, o.timeout_s, true);
+    kill(-pid, SIGKILL);  // what the call left running in its group
+    if (answer.exec_errno != 0)
+      throw ExternalError(fmt::format("cannot run the plugin host program {}: {}", host, std::strerror(answer.exec_errno)));
+    answer.msg[sizeof answer.msg - 1] = '\0';
+    return end;
+  }
+
   // Names the first output whose guard region changed, or "".
-  std::string overrun(const std::vector<const char*>& names) const {
-    for (size_t i = 0; i < ts_.size(); ++i) {
-      if (!ts_[i]) continue;
-      const auto* g = reinterpret_cast<const unsigned char*>(region_->data() + offsets_[i] + ts_[i]->nbytes());
+  std::string overrun() const {
+    for (const Slot& s : slots_) {
+      if (!s.b.data || !s.output) continue;
+      const auto* g = reinterpret_cast<const unsigned char*>(region_->data() + s.offset + s.bytes);
       size_t changed = 0;
-      for (size_t k = 0; k < guard_size(i); ++k) changed += g[k] != kGuardByte;
-      if (changed) return fmt::format("{} ({} of the {} bytes after it changed)", names[i], changed, guard_size(i));
+      for (size_t k = 0; k < guard_size(s); ++k) changed += g[k] != kGuardByte;
+      if (changed) return fmt::format("{} ({} of the {} bytes after it changed)", s.name, changed, guard_size(s));
     }
     return "";
   }
   void copy_back() const {
-    for (size_t i = 0; i < ts_.size(); ++i)
-      if (ts_[i]) std::memcpy(ts_[i]->raw(), region_->data() + offsets_[i], ts_[i]->nbytes());
+    for (const Slot& s : slots_)
+      if (s.b.data && s.output) std::memcpy(s.b.data, region_->data() + s.offset, s.bytes);
   }
 
  private:
-  size_t guard_size(size_t i) const { return aligned(ts_[i]->nbytes()) - ts_[i]->nbytes() + kGuardBytes; }
+  static size_t guard_size(const Slot& s) { return aligned(s.bytes) - s.bytes + kGuardBytes; }
 
-  std::vector<Tensor*> ts_;
-  std::vector<size_t> offsets_;
+  std::vector<Slot> slots_;
   std::unique_ptr<SharedRegion> region_;
 };
 
-// In a call's child: loads the library and returns its kernel (checked again: the library on disk
-// may have changed), or writes why not into h and returns null.
-const gnv_kernel* load_in_child(const std::string& path, Header& h) {
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+// In the child: loads the library and returns its kernel (checked again: the library on disk may
+// have changed), or writes why not into the answer and returns null.
+const gnv_kernel* load_in_child(const char* path, Answer& a) {
+  void* handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   std::string msg;
   const gnv_kernel* k = nullptr;
   if (!handle) {
@@ -277,12 +361,75 @@ const gnv_kernel* load_in_child(const std::string& path, Header& h) {
     msg = check_plugin(handle, path, &k);
   }
   if (!msg.empty()) {
-    std::snprintf(h.msg, sizeof h.msg, "%s", msg.c_str());
-    h.status = GNV_ERR_INTERNAL;
-    h.returned = 1;
+    std::snprintf(a.msg, sizeof a.msg, "%s", msg.c_str());
+    a.status = GNV_ERR_INTERNAL;
+    a.returned = 1;
     return nullptr;
   }
   return k;
+}
+
+// The child's side of a call, in the freshly executed host program. Exit status 3: the region is
+// not one a parent gnv wrote (the host program was run by hand).
+int serve_call(const char* fd_arg) {
+  char* end = nullptr;
+  const long fd = std::strtol(fd_arg, &end, 10);
+  struct stat st{};
+  if (end == fd_arg || *end != '\0' || fd < 0 || fstat(static_cast<int>(fd), &st) != 0 ||
+      static_cast<size_t>(st.st_size) < sizeof(Head))
+    return 3;
+  const size_t size = static_cast<size_t>(st.st_size);
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, static_cast<int>(fd), 0);
+  if (p == MAP_FAILED) return 3;
+  close(static_cast<int>(fd));
+  auto* base = static_cast<std::byte*>(p);
+  Head& h = *reinterpret_cast<Head*>(base);
+  Request& r = h.req;
+  if (r.magic != kMagic || r.size != size) return 3;
+  r.path[sizeof r.path - 1] = '\0';
+  gnv_buffer* b = r.buffers;
+  for (int i = 0; i < kSlots; ++i) {
+    if (r.offset[i] == 0) continue;
+    if (r.offset[i] > size || r.bytes[i] > size - r.offset[i]) return 3;
+    b[i].data = base + r.offset[i];
+  }
+  auto opt = [&](int i) { return r.offset[i] ? &b[i] : nullptr; };
+  Answer& a = h.answer;
+  const gnv_kernel* k = load_in_child(r.path, a);
+  if (!k) return 0;
+  switch (r.op) {
+    case Op::describe: {
+      KernelInfo& info = h.info;
+      std::snprintf(info.name, sizeof info.name, "%s", k->name);
+      std::snprintf(info.device, sizeof info.device, "%s", k->device ? k->device : "");
+      std::snprintf(info.summary, sizeof info.summary, "%s", k->summary ? k->summary : "");
+      info.dtypes = k->dtypes;
+      info.layouts = k->layouts;
+      info.flags = k->flags;
+      info.has_backward = k->backward != nullptr;
+      a.status = 0;
+      break;
+    }
+    case Op::forward: {
+      const gnv_forward_args args{&r.problem, &b[0], opt(1), opt(2), &b[3], &b[4], &b[5]};
+      a.status = k->forward(&args, a.msg, sizeof a.msg - 1);
+      break;
+    }
+    case Op::backward: {
+      if (!k->backward) {
+        std::snprintf(a.msg, sizeof a.msg, "the library no longer has a backward function");
+        a.status = GNV_ERR_INTERNAL;
+        break;
+      }
+      const gnv_backward_args args{&r.problem, &b[0], &b[1], &b[2], &b[3], opt(4), &b[5], opt(6), opt(7)};
+      a.status = k->backward(&args, a.msg, sizeof a.msg - 1);
+      break;
+    }
+    default:
+      return 3;
+  }
+  a.returned = 1;
+  return 0;
 }
 
 class PluginImpl final : public Impl {
@@ -307,69 +454,39 @@ class PluginImpl final : public Impl {
 
   void forward(const ForwardArgs& a) const override {
     const Problem& p = a.p;
-    Outputs out({&a.y, &a.mean, &a.rstd});
-    const gnv_problem q = abi_problem(p);
     const DType acc = acc_dtype(p.dtype);
-    const gnv_buffer x = x_buffer(p, p.dtype, const_cast<void*>(a.x.raw()));
-    gnv_buffer gamma{}, beta{};
-    if (a.gamma) gamma = dense_buffer(p.dtype, p.channel_shape(), const_cast<void*>(a.gamma->raw()));
-    if (a.beta) beta = dense_buffer(p.dtype, p.channel_shape(), const_cast<void*>(a.beta->raw()));
-    gnv_buffer y = x_buffer(p, p.dtype, out.data(0));
-    gnv_buffer mean = dense_buffer(acc, p.stats_shape(), out.data(1));
-    gnv_buffer rstd = dense_buffer(acc, p.stats_shape(), out.data(2));
-    const gnv_forward_args args{&q, &x, a.gamma ? &gamma : nullptr, a.beta ? &beta : nullptr, &y, &mean, &rstd};
-    Header& h = out.header();
-    const ChildEnd end = run_in_child(
-        [&] {
-          if (const gnv_kernel* k = load_in_child(path_, h)) {
-            h.status = k->forward(&args, h.msg, sizeof h.msg - 1);
-            h.returned = 1;
-          }
-        },
-        o_);
-    finish("forward", end, h, out, {"y", "mean", "rstd"});
-    out.copy_back();
+    auto in = [&](const Tensor* t) { return t ? const_cast<void*>(t->raw()) : nullptr; };
+    const Call call(Op::forward, path_, abi_problem(p),
+                    {input(x_buffer(p, p.dtype, in(&a.x)), &a.x),
+                     input(dense_buffer(p.dtype, p.channel_shape(), in(a.gamma)), a.gamma),
+                     input(dense_buffer(p.dtype, p.channel_shape(), in(a.beta)), a.beta),
+                     output(x_buffer(p, p.dtype, a.y.raw()), &a.y, "y"),
+                     output(dense_buffer(acc, p.stats_shape(), a.mean.raw()), &a.mean, "mean"),
+                     output(dense_buffer(acc, p.stats_shape(), a.rstd.raw()), &a.rstd, "rstd")});
+    finish("forward", call);
   }
 
   void backward(const BackwardArgs& a) const override {
     if (!caps_.backward) throw std::logic_error(fmt::format("{} has no backward pass", name_));
     const Problem& p = a.p;
-    Outputs out({&a.dx, a.dgamma, a.dbeta});
-    const gnv_problem q = abi_problem(p);
     const DType acc = acc_dtype(p.dtype);
-    const gnv_buffer dy = x_buffer(p, p.dtype, const_cast<void*>(a.dy.raw()));
-    const gnv_buffer x = x_buffer(p, p.dtype, const_cast<void*>(a.x.raw()));
-    const gnv_buffer mean = dense_buffer(acc, p.stats_shape(), const_cast<void*>(a.mean.raw()));
-    const gnv_buffer rstd = dense_buffer(acc, p.stats_shape(), const_cast<void*>(a.rstd.raw()));
-    gnv_buffer gamma{}, dgamma{}, dbeta{};
-    if (a.gamma) gamma = dense_buffer(p.dtype, p.channel_shape(), const_cast<void*>(a.gamma->raw()));
-    gnv_buffer dx = x_buffer(p, p.dtype, out.data(0));
-    if (a.dgamma) dgamma = dense_buffer(p.dtype, p.channel_shape(), out.data(1));
-    if (a.dbeta) dbeta = dense_buffer(p.dtype, p.channel_shape(), out.data(2));
-    const gnv_backward_args args{&q,  &dy, &x, &mean, &rstd, a.gamma ? &gamma : nullptr,
-                                 &dx, a.dgamma ? &dgamma : nullptr, a.dbeta ? &dbeta : nullptr};
-    Header& h = out.header();
-    const ChildEnd end = run_in_child(
-        [&] {
-          if (const gnv_kernel* k = load_in_child(path_, h)) {
-            if (!k->backward) {
-              std::snprintf(h.msg, sizeof h.msg, "the library no longer has a backward function");
-              h.status = GNV_ERR_INTERNAL;
-            } else {
-              h.status = k->backward(&args, h.msg, sizeof h.msg - 1);
-            }
-            h.returned = 1;
-          }
-        },
-        o_);
-    finish("backward", end, h, out, {"dx", "dgamma", "dbeta"});
-    out.copy_back();
+    auto in = [&](const Tensor* t) { return t ? const_cast<void*>(t->raw()) : nullptr; };
+    auto out = [&](Tensor* t) { return t ? t->raw() : nullptr; };
+    const Call call(Op::backward, path_, abi_problem(p),
+                    {input(x_buffer(p, p.dtype, in(&a.dy)), &a.dy), input(x_buffer(p, p.dtype, in(&a.x)), &a.x),
+                     input(dense_buffer(acc, p.stats_shape(), in(&a.mean)), &a.mean),
+                     input(dense_buffer(acc, p.stats_shape(), in(&a.rstd)), &a.rstd),
+                     input(dense_buffer(p.dtype, p.channel_shape(), in(a.gamma)), a.gamma),
+                     output(x_buffer(p, p.dtype, a.dx.raw()), &a.dx, "dx"),
+                     output(dense_buffer(p.dtype, p.channel_shape(), out(a.dgamma)), a.dgamma, "dgamma"),
+                     output(dense_buffer(p.dtype, p.channel_shape(), out(a.dbeta)), a.dbeta, "dbeta")});
+    finish("backward", call);
   }
 
  private:
-  void finish(const char* pass, const ChildEnd& end, Header& h, const Outputs& out,
-              const std::vector<const char*>& names) const {
-    h.msg[sizeof h.msg - 1] = '\0';
+  void finish(const char* pass, const Call& call) const {
+    const ChildEnd end = call.run(o_);
+    Answer& h = call.head().answer;
     // The message is the plugin's text: no terminal escapes or control bytes reach gnv's output.
     for (char& ch : h.msg)
       if (ch != '\0' && (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f)) ch = '?';
@@ -377,7 +494,7 @@ class PluginImpl final : public Impl {
       throw KernelAborted(Verdict::timeout, fmt::format("plugin {} {} did not return within {:g} s (killed)",
                                                         name_, pass, o_.timeout_s));
     if (end.signaled) throw KernelAborted(Verdict::crash, fmt::format("plugin {} {} {}", name_, pass, ended(end)));
-    if (const std::string over = out.overrun(names); !over.empty())
+    if (const std::string over = call.overrun(); !over.empty())
       throw KernelAborted(Verdict::crash, fmt::format("plugin {} {} wrote past the end of {}: an out-of-bounds write",
                                                       name_, pass, over));
     if (end.exit_status != 0 || !h.returned)
@@ -390,6 +507,7 @@ class PluginImpl final : public Impl {
     if (h.status != GNV_OK)
       throw std::runtime_error(fmt::format("plugin {} {} returned {} ({}){}{}", name_, pass, status_name(h.status),
                                            h.status, h.msg[0] ? ": " : "", h.msg));
+    call.copy_back();
   }
 
   std::string path_;
@@ -400,6 +518,24 @@ class PluginImpl final : public Impl {
 
 }  // namespace
 
+void set_plugin_host(const std::string& program) {
+  std::lock_guard<std::mutex> lk(host_mu);
+  host_program = program;
+}
+
+std::string plugin_host() {
+  std::lock_guard<std::mutex> lk(host_mu);
+  return host_program;
+}
+
+void serve_plugin_call_if_asked(int argc, char** argv) {
+  if (argc != 3 || std::strcmp(argv[1], kCallFlag) != 0) return;
+  const int rc = serve_call(argv[2]);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  _exit(rc);  // no exit handlers: the plugin's static state is not gnv's to tear down
+}
+
 std::unique_ptr<Impl> load_plugin(const std::string& path_in, const PluginOptions& o) {
   if (!(o.timeout_s > 0)) throw ExternalError(fmt::format("plugin timeout {} s: must be positive", o.timeout_s));
   std::error_code ec;
@@ -409,31 +545,16 @@ std::unique_ptr<Impl> load_plugin(const std::string& path_in, const PluginOption
   const std::string path = std::filesystem::absolute(path_in).string();
   // Loading runs the library's constructors and the two entry points: in a child, which copies the
   // kernel's description out. gnv's own process never loads the library.
-  SharedRegion probe(aligned(sizeof(Header)) + sizeof(KernelInfo));
-  Header& h = *new (probe.data()) Header();
-  KernelInfo& info = *new (probe.data() + aligned(sizeof(Header))) KernelInfo();
-  const ChildEnd end = run_in_child(
-      [&] {
-        if (const gnv_kernel* k = load_in_child(path, h)) {
-          std::snprintf(info.name, sizeof info.name, "%s", k->name);
-          std::snprintf(info.device, sizeof info.device, "%s", k->device ? k->device : "");
-          std::snprintf(info.summary, sizeof info.summary, "%s", k->summary ? k->summary : "");
-          info.dtypes = k->dtypes;
-          info.layouts = k->layouts;
-          info.flags = k->flags;
-          info.has_backward = k->backward != nullptr;
-          h.status = 0;
-          h.returned = 1;
-        }
-      },
-      o);
+  const Call call(Op::describe, path, gnv_problem{}, {});
+  const ChildEnd end = call.run(o);
+  const Answer& h = call.head().answer;
   if (end.timed_out || end.signaled || end.exit_status != 0 || !h.returned)
     throw ExternalError(fmt::format("{}: loading the plugin and querying its kernel {}", path,
                                     end.timed_out ? fmt::format("did not finish within {:g} s", o.timeout_s)
                                     : end.signaled ? ended(end)
                                                    : fmt::format("exited with status {}", end.exit_status)));
-  h.msg[sizeof h.msg - 1] = '\0';
   if (h.status != 0) throw ExternalError(h.msg);
+  KernelInfo info = call.head().info;
   info.name[sizeof info.name - 1] = info.device[sizeof info.device - 1] = info.summary[sizeof info.summary - 1] = '\0';
   return std::make_unique<PluginImpl>(path, info, o);
 }

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -26,12 +27,26 @@ std::string signal_description(int sig) {
 namespace external {
 
 SharedRegion::SharedRegion(size_t bytes) : size_(std::max<size_t>(bytes, 1)) {
-  void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap of the shared output buffers");
+  fd_ = memfd_create("gnv-plugin-call", MFD_CLOEXEC);
+  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "memfd_create for a plugin call's buffers");
+  if (ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+    const int e = errno;
+    close(fd_);
+    throw std::system_error(e, std::generic_category(), "sizing a plugin call's shared buffers");
+  }
+  void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  if (p == MAP_FAILED) {
+    const int e = errno;
+    close(fd_);
+    throw std::system_error(e, std::generic_category(), "mmap of a plugin call's shared buffers");
+  }
   data_ = static_cast<std::byte*>(p);
 }
 
-SharedRegion::~SharedRegion() { munmap(data_, size_); }
+SharedRegion::~SharedRegion() {
+  munmap(data_, size_);
+  close(fd_);
+}
 
 ChildEnd wait_child(pid_t pid, double timeout_s, bool group) {
   using clock = std::chrono::steady_clock;

@@ -1,5 +1,5 @@
 #pragma once
-// Child processes for isolated calls: shared memory, fork, wait with a time limit.
+// Child processes for isolated calls: shared memory, fork and exec, wait with a time limit.
 #include <sys/types.h>
 
 #include <cstddef>
@@ -7,10 +7,12 @@
 
 namespace gnv::external {
 
-// An anonymous MAP_SHARED mapping: what a forked child writes there, the parent sees.
+// A MAP_SHARED mapping of a memfd: a child that inherits fd() (across exec too, once the child
+// has cleared its close-on-exec flag) maps the same bytes, and what it writes there the parent sees.
 class SharedRegion {
  public:
   explicit SharedRegion(size_t bytes);
+  int fd() const { return fd_; }
   ~SharedRegion();
   SharedRegion(const SharedRegion&) = delete;
   SharedRegion& operator=(const SharedRegion&) = delete;
@@ -20,6 +22,7 @@ class SharedRegion {
  private:
   std::byte* data_ = nullptr;
   size_t size_ = 0;
+  int fd_ = -1;
 };
 
 struct ChildEnd {

@@ -86,6 +86,9 @@ mkdir -p "$tmp/state"
 GNV_TEST_STATE="$tmp/state" expect_rc "plugin whose constructor crashes on its second load" 1 "$gnv" validate \
   --plugin "$(p ctorcrash)" "${grid[@]}" --out "$tmp/ctor"
 expect_grep "... is a CRASH verdict, gnv goes on and reports" "$tmp/ctor/report.json" '"verdict":"CRASH".*SIGSEGV'
+expect_rc "every plugin call runs in a freshly executed host, not a fork of gnv" 0 "$gnv" validate \
+  --plugin "$(p fresh)" "${grid[@]}" --out "$tmp/fresh"
+expect_rc "the host's call flag run by hand, without a region" 3 "$gnv" --gnv-plugin-call 0 </dev/null
 expect_rc "a chatty plugin" 0 "$gnv" validate --plugin "$(p chatty)" "${grid[@]}" --out "$tmp/chatty"
 if grep -q "chatty plugin line" "$tmp/out"; then bad "plugin output reached gnv's stdout"; else ok "... its output is not on gnv's stdout"; fi
 expect_grep "... but in its log" "$tmp/chatty/plugins/libtest_plugin_chatty.log" "chatty plugin line 999"

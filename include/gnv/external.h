@@ -1,9 +1,9 @@
 #pragma once
 // Kernels gnv did not build, behind the Impl interface so that `gnv validate` runs them through
 // the same grid, oracle, verdicts and reports as `gnv sweep`:
-//   - a plugin: a shared library speaking the C ABI of gnv/plugin.h, loaded with dlopen; every
-//     call into it runs in a forked child, so a crash or a hang becomes a verdict (crash,
-//     timeout: KernelAborted), never the end of gnv;
+//   - a plugin: a shared library speaking the C ABI of gnv/plugin.h; every call into it runs in
+//     a child process (the host program, executed afresh) that loads the library itself, so a
+//     crash or a hang becomes a verdict (crash, timeout: KernelAborted), never the end of gnv;
 //   - an external runner: any program, run once per batch of case directories (README
 //     "Validating third-party kernels" has the protocol); its outputs are read back per case.
 #include <cstdint>
@@ -28,7 +28,7 @@ class ExternalError : public std::invalid_argument {
 };
 
 // How plugin calls are isolated. Every call -- the first query of the kernel included -- runs in a
-// forked child that loads the library itself: gnv's own process never loads plugin code.
+// child that loads the library itself: gnv's own process never loads plugin code.
 struct PluginOptions {
   double timeout_s = 60;        // per call
   double memory_bytes = 0;      // RLIMIT_AS of each call's process (0: none)
@@ -37,6 +37,16 @@ struct PluginOptions {
 // Loads and validates a plugin in a child process. Throws ExternalError with a message naming the
 // file and what is wrong (a crash or hang while loading included).
 std::unique_ptr<Impl> load_plugin(const std::string& path, const PluginOptions& o);
+
+// The host program of plugin calls: a program whose main() starts with
+// serve_plugin_call_if_asked(argc, argv) -- the gnv executable ("/proc/self/exe" in gnv itself; the
+// Python package names its installed gnv). Each call forks and executes it afresh, since a
+// fork()ed copy of a multi-threaded process may not run arbitrary code. Unset, load_plugin throws.
+void set_plugin_host(const std::string& program);
+std::string plugin_host();
+// When argv is a plugin call (`PROGRAM --gnv-plugin-call FD`), serves it and ends the process;
+// otherwise returns at once.
+void serve_plugin_call_if_asked(int argc, char** argv);
 
 struct RunnerOptions {
   std::string command;               // run as `sh -c 'COMMAND "$1"' gnv-runner BATCH_DIR`

@@ -45,8 +45,8 @@ inline int cpu_threads() {
 class ThreadPool {
  public:
   // Never destroyed: its workers sleep on a condition variable until the process ends. A destructor
-  // joining them would hang in a fork()ed child that calls exit() (the plugin host's children
-  // have the pool's std::thread objects but not its threads).
+  // joining them would hang in any fork()ed child that called exit() (it has the pool's
+  // std::thread objects but not its threads); the plugin host's children exec instead.
   static ThreadPool& instance() {
     static ThreadPool* pool = new ThreadPool;
     return *pool;

@@ -416,9 +416,21 @@ class GnvError(ValueError):
 _cli_lock = _threading.Lock()
 
 
+def _gnv_executable():
+    """The gnv executable installed with this package (scikit-build-core puts it among the
+    environment's scripts), else the first gnv on PATH, else ""."""
+    import shutil
+    import sysconfig
+
+    here = _os.path.join(sysconfig.get_path("scripts"), "gnv")
+    return here if _os.access(here, _os.X_OK) else (shutil.which("gnv") or "")
+
+
 def cli(args):
     """Runs the gnv command line in this process (`gnv.cli(["list"])`); returns its exit code."""
     with _cli_lock:
+        # Each plugin call runs in a fresh gnv process (never in a fork of this one).
+        _core.set_plugin_host(_gnv_executable())
         return _core.cli([str(a) for a in args])
 
 

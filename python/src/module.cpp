@@ -25,6 +25,7 @@
 #include "run_dir.h"
 #include "sweep.h"
 #include "gnv/check.h"
+#include "gnv/external.h"
 #include "gnv/npy.h"
 #include "gnv/oracle.h"
 #include "gnv/report.h"
@@ -373,6 +374,7 @@ NB_MODULE(_core, m) {
     return rc;
   });
   m.def("last_error", [] { return cli::last_error(); });
+  m.def("set_plugin_host", &set_plugin_host, "the program each plugin call executes (gnv)");
 
   nb::class_<Problem>(m, "Problem")
       .def_ro("N", &Problem::N)

@@ -182,3 +182,19 @@ def test_statistics_and_declared_dtypes_of_a_kernel():
     assert r.outputs["mean"]["verdict"] == "PASS" and r.outputs["rstd"]["verdict"] == "FAIL"  # rstd = 1 is wrong
     r = gnv.check(case, gnv.Kernel(kernels.forward, dtypes=["f64"]))
     assert r.verdict == "SKIPPED", r.text
+
+
+def test_gnv_cli_runs_each_plugin_call_in_a_fresh_gnv_process(tmp_path):
+    # The test plugin of mode 19 (tests/plugins/test_plugin.c) fails a call made in any process
+    # other than a freshly executed host: from Python, the gnv executable installed with the package.
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    so = str(tmp_path / "libtest_plugin_fresh.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-DGNV_TEST_MODE=19", '-DGNV_TEST_NAME="test_fresh"',
+                    "-I", os.path.join(root, "include"), os.path.join(root, "tests", "plugins", "test_plugin.c"),
+                    "-o", so, "-lm"], check=True)
+    out = str(tmp_path / "v")
+    assert gnv.cli(["validate", "--plugin", so, "--dtype", "f32", "--section", "small", "--stress", "normal",
+                    "--no-html", "--out", out]) == 0
+    with open(os.path.join(out, "report.json")) as f:
+        cells = json.load(f)["cells"]
+    assert cells and all(c["verdict"] == "PASS" for c in cells)

@@ -26,6 +26,7 @@
 #define MODE_GRANDCHILD 16 /* forward leaves a sleeping grandchild ($GNV_TEST_STATE/grandchild.pid) */
 #define MODE_OVERRUN 17   /* channels-last forward writes 64 floats past the end of y */
 #define MODE_HOG 18       /* forward allocates and touches 2 GiB first */
+#define MODE_FRESH 19     /* forward fails unless its process is a freshly executed plugin host */
 
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -88,6 +89,20 @@ __attribute__((unused)) static int32_t test_forward(const gnv_forward_args* a, c
     }
     for (size_t i = 0; i < n; i += 4096) p[i] = 1;
     free(p);
+  }
+#elif GNV_TEST_MODE == MODE_FRESH
+  {
+    /* A call's process is the host program executed afresh (`gnv --gnv-plugin-call FD`), never a
+     * fork() of gnv's multi-threaded process, which may not run a plugin's code. */
+    char cmd[256] = {0};
+    FILE* f = fopen("/proc/self/cmdline", "rb");
+    const size_t n = f ? fread(cmd, 1, sizeof cmd - 1, f) : 0;
+    if (f) fclose(f);
+    const size_t first = strnlen(cmd, n);
+    if (first + 1 >= n || strcmp(cmd + first + 1, "--gnv-plugin-call") != 0) {
+      snprintf(msg, msg_size, "this call runs in a process that is not a freshly executed plugin host");
+      return GNV_ERR_INTERNAL;
+    }
   }
 #endif
   (void)nhwc;
