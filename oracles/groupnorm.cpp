@@ -350,13 +350,21 @@ void y_reference(const ForwardCtx& k, const GroupStats& st, const Real& xj, int6
 // The double-word images of the group's exact mean S/m (three doubles) and rstd m/sqrt(D) (two),
 // with bounds on their distance from the exact values. ok is false where a part leaves the fast
 // range (an f64 group of huge or tiny values, a spread whose rstd does).
+// An exact sum divided by m (the mean S/m, gbar = SG/m) as three doubles p[0] + p[1] + p[2],
+// and an upward bound e on their distance from the exact quotient.
+struct Triple {
+  double p[3] = {};
+  double e = 0;
+  bool in_range() const;  // every part in the fast range, e at most 2^300
+};
+
 struct FastGroup {
   bool ok = false;
   // The condition scales may be computed in double (F = double): rstd within [2^-100, 2^100], so
   // that their rstd^3-sized underflow terms stay in double's range (fuzz/corpus/oracle_paths/
   // repro-dx-scale-overflow-in-double: rstd = 1/sqrt(eps) = 7e85 overflowed them).
   bool scales_double = false;
-  double mu0 = 0, mu1 = 0, mu2 = 0, e_mu = 0;
+  Triple mu;
   dw::DW rho;
   double e_rho = 0;
 };
@@ -387,16 +395,25 @@ double peel(const Real& v, double (&parts)[Nd], double rel) {
   return up_double(b.scaled(0));
 }
 
+bool Triple::in_range() const {
+  return in_fast_range(p[0]) && in_fast_range(p[1]) && in_fast_range(p[2]) &&
+         e <= 0x1p300;
+}
+
+// sum/m at kPrec bits (exact when the division is), peeled into three doubles.
+Triple quotient(const Real& sum, int64_t m) {
+  Real v;
+  mpfr_set_prec(P(v), kPrec);
+  const int inexact = mpfr_div_si(P(v), P(sum), static_cast<long>(m), MPFR_RNDN);
+  Triple t;
+  t.e = peel(v, t.p, inexact ? 0x1p-190 : 0.0);
+  return t;
+}
+
 FastGroup fast_group(int64_t m, const GroupStats& st) {
   FastGroup f;
   if (!st.finite || st.degenerate) return f;
-  // mu = S/m at kPrec bits (exact when the division is), as three doubles.
-  Real mu;
-  mpfr_set_prec(P(mu), kPrec);
-  const int inexact = mpfr_div_si(P(mu), P(st.S), static_cast<long>(m), MPFR_RNDN);
-  double mu3[3];
-  f.e_mu = peel(mu, mu3, inexact ? 0x1p-190 : 0.0);
-  f.mu0 = mu3[0], f.mu1 = mu3[1], f.mu2 = mu3[2];
+  f.mu = quotient(st.S, m);
   // rho = m r, r = 1/sqrt(D) at kPrec bits (2^-kPrec relative, and the product's rounding), as two.
   Real rho;
   mpfr_set_prec(P(rho), kPrec);
@@ -405,8 +422,8 @@ FastGroup fast_group(int64_t m, const GroupStats& st) {
   f.e_rho = peel(rho, rho2, 0x1p-188);
   f.rho = {rho2[0], rho2[1]};
   f.scales_double = st.rstd >= 0x1p-100 && st.rstd <= 0x1p100;
-  f.ok = in_fast_range(f.mu0) && in_fast_range(f.mu1) && in_fast_range(f.mu2) && f.rho.hi != 0 &&
-         in_fast_range(f.rho.hi) && in_fast_range(f.rho.lo) && f.e_mu <= 0x1p300 && f.e_rho <= 0x1p300;
+  f.ok = f.mu.in_range() && f.rho.hi != 0 && in_fast_range(f.rho.hi) && in_fast_range(f.rho.lo) &&
+         f.e_rho <= 0x1p300;
   return f;
 }
 
@@ -458,9 +475,9 @@ struct Centered {
   double e = 0;
 };
 [[gnu::always_inline]] inline Centered center(double x, const FastGroup& f) {
-  const dw::DW d1 = dw::add(dw::two_sum(x, -f.mu0), -f.mu1);
-  const dw::DW d = dw::add(d1, -f.mu2);
-  return {d, 4 * dw::kU2 * (std::fabs(d1.hi) + std::fabs(d.hi)) + f.e_mu};
+  const dw::DW d1 = dw::add(dw::two_sum(x, -f.mu.p[0]), -f.mu.p[1]);
+  const dw::DW d = dw::add(d1, -f.mu.p[2]);
+  return {d, 4 * dw::kU2 * (std::fabs(d1.hi) + std::fabs(d.hi)) + f.mu.e};
 }
 
 // The fast path evaluates a run of up to kBlock elements in two loops: the double-word
@@ -509,8 +526,8 @@ bool is_zero(Sign s) { return s == Sign::zero || s == Sign::negative_zero; }
 // oracle_paths/repro-zero-sign-of-T) and MPFR's exact difference, +0, otherwise. A nonzero T has
 // the sign of d where d's bound shows it.
 Sign sign_of_T(const FastGroup& f, const Centered& c, double x) {
-  if (f.e_mu == 0 && f.mu1 == 0 && f.mu2 == 0 && x == f.mu0)
-    return f.mu0 == 0 && std::signbit(x) ? Sign::negative_zero : Sign::zero;
+  if (f.mu.e == 0 && f.mu.p[1] == 0 && f.mu.p[2] == 0 && x == f.mu.p[0])
+    return f.mu.p[0] == 0 && std::signbit(x) ? Sign::negative_zero : Sign::zero;
   if (std::fabs(c.d.hi) > c.e) return c.d.hi > 0 ? Sign::positive : Sign::negative;
   return Sign::unknown;
 }
@@ -801,25 +818,19 @@ void dx_reference(const BackwardCtx& k, const GroupStats& st, const DxSums& sums
 // gbar = SG/m as three doubles and q = SGT/D as two, each with a bound.
 struct FastDx {
   bool ok = false;
-  double gb0 = 0, gb1 = 0, gb2 = 0, e_gb = 0;
+  Triple gb;
   dw::DW q;
   double e_q = 0;
 };
 
 FastDx fast_dx(int64_t m, const DxSums& sums) {
   FastDx f;
-  Real gb;
-  mpfr_set_prec(P(gb), kPrec);
-  const int inexact = mpfr_div_si(P(gb), P(sums.SG), static_cast<long>(m), MPFR_RNDN);
-  double g3[3];
-  f.e_gb = peel(gb, g3, inexact ? 0x1p-190 : 0.0);
-  f.gb0 = g3[0], f.gb1 = g3[1], f.gb2 = g3[2];
+  f.gb = quotient(sums.SG, m);
   // q was rounded once at kPrec bits from SGT / D.
   double q2[2];
   f.e_q = peel(sums.q, q2, 0x1p-190);
   f.q = {q2[0], q2[1]};
-  f.ok = in_fast_range(f.gb0) && in_fast_range(f.gb1) && in_fast_range(f.gb2) && in_fast_range(f.q.hi) &&
-         in_fast_range(f.q.lo) && f.e_gb <= 0x1p300 && f.e_q <= 0x1p300;
+  f.ok = f.gb.in_range() && in_fast_range(f.q.hi) && in_fast_range(f.q.lo) && f.e_q <= 0x1p300;
   return f;
 }
 
@@ -831,10 +842,10 @@ FastDx fast_dx(int64_t m, const DxSums& sums) {
   using dw::kU2;
   for (int i = 0; i < nb; ++i) {
     const dw::DW g = dw::two_prod(gam, dy[i]);  // exact where both are in the fast range
-    const dw::DW a1 = dw::add(dw::two_sum(g.hi, -fd.gb0), g.lo);
-    const dw::DW a2 = dw::add(a1, -fd.gb1);
-    const dw::DW am = dw::add(a2, -fd.gb2);
-    const double e_a = 4 * kU2 * (std::fabs(a1.hi) + std::fabs(a2.hi) + std::fabs(am.hi)) + fd.e_gb;
+    const dw::DW a1 = dw::add(dw::two_sum(g.hi, -fd.gb.p[0]), g.lo);
+    const dw::DW a2 = dw::add(a1, -fd.gb.p[1]);
+    const dw::DW am = dw::add(a2, -fd.gb.p[2]);
+    const double e_a = 4 * kU2 * (std::fabs(a1.hi) + std::fabs(a2.hi) + std::fabs(am.hi)) + fd.gb.e;
     const dw::DW d = c[i].d;
     const double e_d = c[i].e;
     const dw::DW pq = dw::mul(d, fd.q);
