@@ -142,15 +142,8 @@ class ImplTest : public ::testing::TestWithParam<Param> {
 
   Problem problem(int64_t N, int64_t C, std::vector<int64_t> spatial, int64_t G, double eps,
                   bool affine, Layout l) const {
-    Problem p;
-    p.N = N;
-    p.C = C;
-    p.spatial = std::move(spatial);
-    p.G = G;
-    p.eps = eps;
-    p.affine = affine;
-    p.dtype = dtype();
-    p.layout = l;
+    Problem p{.N = N, .C = C, .spatial = std::move(spatial), .G = G, .eps = eps, .affine = affine, .dtype = dtype(),
+              .layout = l};
     p.validate();
     return p;
   }
@@ -539,14 +532,7 @@ TEST_P(ImplOracleTest, VerdictAgainstOracle) {
   bool control_failed = false;
   uint64_t seed = 1;
   for (const Shape& sh : {Shape{2, 6, {5, 7}, 3}, Shape{1, 4, {}, 2}, Shape{2, 8, {3, 4, 5}, 4}}) {
-    Problem p;
-    p.N = sh.N;
-    p.C = sh.C;
-    p.spatial = sh.sp;
-    p.G = sh.G;
-    p.affine = true;
-    p.dtype = dtype;
-    p.layout = layout;
+    const Problem p{.N = sh.N, .C = sh.C, .spatial = sh.sp, .G = sh.G, .affine = true, .dtype = dtype, .layout = layout};
     const Case c = make_case(p, stress, seed++, true);
     const CheckResult r = check_case(*impl, c, true);
     ASSERT_NE(r.verdict, Verdict::error) << p.describe() << " stress=" << stress.name() << ": " << r.error;

@@ -224,15 +224,8 @@ TEST(Oracle, CertifiedRoundingDecidesExactTies) {
 
 Case random_case(uint64_t seed, bool affine, Layout layout, std::vector<int64_t> spatial, int64_t N,
                  int64_t C, int64_t G, const char* stress = "normal") {
-  Problem p;
-  p.N = N;
-  p.C = C;
-  p.spatial = std::move(spatial);
-  p.G = G;
-  p.eps = 1e-3;
-  p.affine = affine;
-  p.dtype = DType::f64;
-  p.layout = layout;
+  const Problem p{.N = N, .C = C, .spatial = std::move(spatial), .G = G, .eps = 1e-3, .affine = affine,
+                  .dtype = DType::f64, .layout = layout};
   return make_case(p, parse_stress(stress), seed, true);
 }
 

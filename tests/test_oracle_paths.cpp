@@ -24,15 +24,8 @@ OracleResult bwd(const Case& c, OraclePath path, int threads = 1) {
 Case random_case(DType d, Layout l, const std::string& stress, int64_t N, int64_t C,
                  std::vector<int64_t> spatial, int64_t G, double eps, bool affine, uint64_t seed,
                  bool backward = true) {
-  Problem p;
-  p.N = N;
-  p.C = C;
-  p.spatial = std::move(spatial);
-  p.G = G;
-  p.eps = eps;
-  p.affine = affine;
-  p.dtype = d;
-  p.layout = l;
+  const Problem p{.N = N, .C = C, .spatial = std::move(spatial), .G = G, .eps = eps, .affine = affine,
+                  .dtype = d, .layout = l};
   return make_case(p, parse_stress(stress), seed, backward);
 }
 
