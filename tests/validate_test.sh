@@ -212,6 +212,24 @@ expect_rc "runner without statistics, --no-stats" 0 "$gnv" validate --runner "$(
 expect_rc "runner without statistics, stats expected" 1 "$gnv" validate --runner "$(r nostats)" "${rgrid[@]}" --out "$tmp/r10"
 expect_grep "missing mean.npy named" "$tmp/r10/report.json" 'mean.npy: missing'
 expect_rc "empty runner command" 2 "$gnv" validate --runner " " --out "$tmp/x"
+# gnv minimize: a failing case shrinks to a few elements that still FAIL; nothing is overwritten.
+"$gnv" check --plugin "$(p wrong)" --dtype f32 --shape 2,32,8,8 --groups 8 --affine --stress offset:1e4 --backward \
+  --save-case "$tmp/mz-case" >/dev/null 2>&1
+expect_rc "minimize a failing case" 0 "$gnv" minimize --case "$tmp/mz-case" --plugin "$(p wrong)" --out "$tmp/mz-min"
+n=$(/usr/bin/env python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); import math; print(j["N"]*j["C"]*math.prod(j["spatial"]))' "$tmp/mz-min/case.json")
+[ "$n" -le 8 ] && ok "... to $n elements (from 4096)" || bad "minimized case has $n elements"
+expect_grep "... recorded as minimized" "$tmp/mz-min/case.json" '"stress": "minimized from offset:10000 seed 0"'
+expect_rc "... and it still fails" 1 "$gnv" check --case "$tmp/mz-min" --plugin "$(p wrong)"
+expect_rc "minimize a case that passes" 2 "$gnv" minimize --case "$tmp/mz-case" --plugin "$plugins/libexample_plugin.so" \
+  --out "$tmp/mz-pass"
+expect_grep "... says it does not FAIL" "$tmp/err" "does not FAIL for example_c"
+[ ! -e "$tmp/mz-pass" ] && ok "... and writes nothing" || bad "minimize of a passing case wrote $tmp/mz-pass"
+expect_rc "minimize into a non-empty --out" 2 "$gnv" minimize --case "$tmp/mz-case" --plugin "$(p wrong)" --out "$tmp/mz-case"
+expect_rc "... leaves the input case intact" 1 "$gnv" check --case "$tmp/mz-case" --plugin "$(p wrong)"
+expect_rc "minimize stopped by --max-seconds" 0 "$gnv" minimize --case "$tmp/mz-case" --impl onepass --max-seconds 0.001 \
+  --out "$tmp/mz-quick"
+expect_grep "... says so" "$tmp/out" "stopped at --max-seconds 0.001"
+expect_rc "... and its case still fails" 1 "$gnv" check --case "$tmp/mz-quick" --impl onepass
 expect_rc "plugin and runner in one validation" 0 "$gnv" validate --plugin "$plugins/libexample_plugin.so" --runner "$(r ok)" \
   --dtype f32 --section small --stress normal --no-html --out "$tmp/both"
 expect_grep "both impls in one report" "$tmp/both/report.json" '"impls":\["example_c","runner"\]'
