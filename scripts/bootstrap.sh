@@ -12,9 +12,11 @@ packages=(
 # --adapters: PyTorch for adapters/torch_runner.py (python3-torch 1.13.1 and libtorch; measured
 # on a machine that already had libtorch-dev: 22 s, 157 MB), python3-venv, and then
 # scripts/adapters-setup.sh: build/adapters-venv with ONNX Runtime, JAX and Flax from PyPI
-# (measured: 25 s, 865 MB). Without them the adapter tests SKIP.
+# (measured: 25 s, 865 MB), build/venv-tinygrad (tinygrad, whose CPU device runs `clang`; 146 MB)
+# and build/venv-openvino (OpenVINO; 286 MB).
+# Without them the adapter tests SKIP.
 adapters=0
-[ "${1:-}" = "--adapters" ] && { shift; adapters=1; packages+=(python3-torch libtorch-dev python3-venv); }
+[ "${1:-}" = "--adapters" ] && { shift; adapters=1; packages+=(python3-torch libtorch-dev python3-venv clang); }
 [ "${1:-}" = "--with-extra" ] && { shift; packages+=("$@"); }
 missing=()
 for p in "${packages[@]}"; do
@@ -27,7 +29,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-[ $adapters -eq 0 ] || "$(dirname "${BASH_SOURCE[0]}")/adapters-setup.sh"
+[ $adapters -eq 0 ] || "$(dirname "${BASH_SOURCE[0]}")/adapters-setup.sh" ||
+  echo "bootstrap: WARNING: scripts/adapters-setup.sh could not create every adapter venv: those tests will SKIP" >&2
 # The Python package's test environment (build/py-venv, PyPI): without it the `python` test SKIPS.
 "$(dirname "${BASH_SOURCE[0]}")/python-setup.sh" ||
   echo "bootstrap: WARNING: scripts/python-setup.sh failed: the python test will SKIP" >&2

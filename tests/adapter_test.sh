@@ -2,7 +2,7 @@
 # Validates one third-party adapter on a small grid (section small, both layouts) where that
 # framework is known to pass (docs/findings.md "Findings" lists where each one fails, and why): a cell that
 # does not pass fails the test. Exit 77 (CTest: SKIPPED) when its framework is not installed.
-# Usage: adapter_test.sh GNV torch|ort|jax PYTHON [runner options...]
+# Usage: adapter_test.sh GNV torch|ort|jax|tinygrad|openvino PYTHON [runner options...]
 #        adapter_test.sh GNV torch-plugin PLUGIN.so nchw|nhwc
 #   (the torch, ort and jax runners are built on the gnv package: PYTHON must import gnv)
 #   torch, torch-plugin: f32/f64, normal, offset:1e4, constant, forward and backward; with
@@ -12,6 +12,9 @@
 #   ort:   f32/f16, normal, offset:1, forward only, no statistics (ONNX Runtime gives neither)
 #   jax:   f32/f64, normal, offset:1 (offset:1e4 with --variance two-pass), forward and backward,
 #          no statistics
+#   tinygrad: f32/f64, normal, offset:1e4, forward and backward, no statistics
+#   openvino: f32/f16, normal, offset:1e4, forward only, no statistics (run with --precision-hint
+#          f32: under the CPU plugin's default hint a 2-d f16 input does not compile)
 set -u
 gnv=${1:?usage: adapter_test.sh GNV ADAPTER PYTHON [OPTIONS...]}
 adapter=$2
@@ -33,6 +36,8 @@ case $adapter in
          stress=normal,offset:1e4,constant; case " $* " in *" channels_last "*) stress=normal,offset:1 ;; esac
          grid=(--dtype f32,f64 --stress $stress) ;;
   ort) module=onnxruntime; grid=(--dtype f32,f16 --stress normal,offset:1 --no-stats --no-backward) ;;
+  tinygrad) module=tinygrad; grid=(--dtype f32,f64 --stress normal,offset:1e4 --no-stats) ;;
+  openvino) module=openvino; grid=(--dtype f32,f16 --stress normal,offset:1e4 --no-stats --no-backward) ;;
   jax) module=flax
        stress=normal,offset:1; case " $* " in *" two-pass "*) stress=normal,offset:1e4 ;; esac
        grid=(--dtype f32,f64 --stress $stress --no-stats) ;;

@@ -18,7 +18,7 @@ start=$(date +%s)
 "$venv/bin/python" -m pip wheel -q --disable-pip-version-check --no-build-isolation --no-deps \
   --config-settings=build-dir="$build_dir/build" -w "$wheels" "$src"
 echo "python-install: wheel built in $(( $(date +%s) - start )) s: $(ls "$wheels")"
-for py in "$venv/bin/python" "$src/build/adapters-venv/bin/python"; do
+for py in "$venv/bin/python" "$src/build/adapters-venv/bin/python" "$src"/build/venv-*/bin/python; do
   [ -x "$py" ] || continue
   "$py" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$wheels"/gnv-*.whl
   "$py" -c "import gnv, sys; print('python-install:', sys.executable, 'imports gnv', gnv.__version__)"

@@ -62,8 +62,10 @@ def run_case(kernel, d):
         _save(os.path.join(d, name + ".npy"), name, array, case)
 
 
-def _first_line(e):
-    return (str(e).strip().splitlines() or [""])[0]
+def _one_line(e):
+    """The exception's text on one line: its non-empty lines joined with " | " (a framework's
+    first line is often only where it was raised, the cause comes after)."""
+    return " | ".join(line.strip() for line in str(e).splitlines() if line.strip())
 
 
 def serve(kernel, batch):
@@ -78,10 +80,10 @@ def serve(kernel, batch):
             run_case(kernel, d)
         except gnv.Unsupported as e:
             with open(os.path.join(d, "unsupported.txt"), "w") as f:
-                f.write(_first_line(e) + "\n")
+                f.write(_one_line(e) + "\n")
         except Exception as e:  # noqa: BLE001 - one case's failure is reported for that case
             with open(os.path.join(d, "error.txt"), "w") as f:
-                f.write(f"{type(e).__name__}: {_first_line(e)}\n")
+                f.write(f"{type(e).__name__}: {_one_line(e)}\n")
 
 
 def main(argv=None):

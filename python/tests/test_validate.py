@@ -198,3 +198,20 @@ def test_gnv_cli_runs_each_plugin_call_in_a_fresh_gnv_process(tmp_path):
     with open(os.path.join(out, "report.json")) as f:
         cells = json.load(f)["cells"]
     assert cells and all(c["verdict"] == "PASS" for c in cells)
+
+
+def test_gnv_runner_writes_a_multi_line_error_on_one_line(tmp_path):
+    # Framework errors often say only where they were raised on their first line (OpenVINO:
+    # "Exception from src/inference/src/cpp/core.cpp:117:"); the cause follows.
+    import gnv.runner
+
+    case = next(gnv.cases(shapes=["2,8"], groups=[2], dtypes=["f32"], layouts=["nchw"], stresses=["normal"]))
+    case.save(tmp_path / "batch" / "c0")
+    os.remove(tmp_path / "batch" / "c0" / "dy.npy")  # forward only
+
+    def broken(x, gamma, beta, groups, eps):
+        raise RuntimeError("Exception from core.cpp:117:\n\n  Check 'idx < rank' failed\nthe cause\n")
+
+    gnv.runner.serve(gnv.Kernel(broken, name="broken"), str(tmp_path / "batch"))
+    with open(tmp_path / "batch" / "c0" / "error.txt") as f:
+        assert f.read() == "RuntimeError: Exception from core.cpp:117: | Check 'idx < rank' failed | the cause\n"
