@@ -19,104 +19,31 @@ What ONNX Runtime does not give, and how the runner says so:
     opsets; bf16 fails when the session is created (no bf16 CPU kernel for ReduceMean(18) /
     Mul(14) of the operator's function body), and that message becomes the cell's error.
 
-Opsets (--opset):
-  21  scale and bias have shape (C), per channel, like gnv's gamma and beta: passed as they are.
-      The operator's stash_type attribute (precision of the statistics) defaults to float32, also
-      for f64 inputs; --stash-type f64 sets it to double (default: attribute left out, ONNX's
-      default).
-  18  scale and bias have shape (G), per group (the deprecated definition). gnv's gamma and beta
-      are per channel, so:
-        - when gamma and beta are each constant within every group (and for cases without
-          affine), the operator's own scale and bias carry them: gamma[g*C/G] for group g;
-        - otherwise, with --opset18-affine graph (default), the model runs GroupNormalization
-          with scale = ones(G), bias = zeros(G) and applies the per-channel gamma and beta after
-          it with Mul and Add nodes in the same graph and dtype (what exporters emitted for a
-          per-channel affine at opset 18); with --opset18-affine decline the case gets
-          error.txt instead.
-      Emulating it as GroupNormalization with G = C would change the statistics (one group per
-      channel), so the runner never does that.
-
-epsilon is an ONNX float attribute: it is stored as float32 even for f64 cases.
+Opsets (--opset 21|18), and opset 18's per-group scale/bias against gnv's per-channel gamma/beta
+(--opset18-affine graph|decline): adapters/onnx_groupnorm.py, which builds the model. At opset 21
+the operator's stash_type attribute (precision of the statistics) defaults to float32, also for
+f64 inputs; --stash-type f64 sets it to double (default: attribute left out, ONNX's default).
 --optimization sets the session's graph optimization level (default all, ORT's default).
 """
 import argparse
 import sys
 
-import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper
 
 import gnv
 import gnv.runner
-from gnv import Unsupported
+import onnx_groupnorm  # adapters/onnx_groupnorm.py, beside this file
 
-ELEM = {"f64": TensorProto.DOUBLE, "f32": TensorProto.FLOAT, "f16": TensorProto.FLOAT16,
-        "bf16": TensorProto.BFLOAT16}
 OPT = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
 
 
-def build_model(opset, dtype, shape, G, eps, nscale, post_affine, stash):
-    et = ELEM[dtype]
-    C = shape[1]
-    inputs = [helper.make_tensor_value_info("x", et, shape),
-              helper.make_tensor_value_info("scale", et, [nscale]),
-              helper.make_tensor_value_info("bias", et, [nscale])]
-    attrs = {"epsilon": float(eps), "num_groups": int(G)}
-    if stash is not None:
-        attrs["stash_type"] = stash
-    out = "y" if not post_affine else "norm"
-    nodes = [helper.make_node("GroupNormalization", ["x", "scale", "bias"], [out], **attrs)]
-    if post_affine:  # per-channel gamma/beta after the opset-18 operator, broadcast as (C, 1, ...)
-        bshape = [C] + [1] * (len(shape) - 2)
-        inputs += [helper.make_tensor_value_info("gamma", et, bshape),
-                   helper.make_tensor_value_info("beta", et, bshape)]
-        nodes += [helper.make_node("Mul", ["norm", "gamma"], ["scaled"]),
-                  helper.make_node("Add", ["scaled", "beta"], ["y"])]
-    graph = helper.make_graph(nodes, "gnv_groupnorm", inputs, [helper.make_tensor_value_info("y", et, shape)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="gnv ort_runner")
-    model.ir_version = min(model.ir_version, 10)  # what ORT 1.2x-1.3x reads
-    if opset >= 21:  # onnx >= 1.16's checker rejects the opset-18 operator as deprecated; ORT still runs it
-        onnx.checker.check_model(model)
-    return model
-
-
 def group_norm(x, gamma, beta, G, eps, a, so):
-    """The gnv.Kernel forward: x in ONNX's (N, C, *S) order (gnv hands the logical view; the copy
-    below makes it contiguous, no rounding), y back in the same order."""
-    dt = gnv._arrays.gnv_dtype(x.dtype)
-    x = np.ascontiguousarray(x)
-    N, C = x.shape[:2]
-    cpg = C // G
-    feeds = {"x": x}
-    post = False
-    if a.opset >= 21:
-        feeds["scale"] = gamma if gamma is not None else np.ones(C, dtype=x.dtype)
-        feeds["bias"] = beta if beta is not None else np.zeros(C, dtype=x.dtype)
-        nscale = C
-    else:
-        nscale = G
-        if gamma is None:
-            feeds["scale"], feeds["bias"] = np.ones(G, dtype=x.dtype), np.zeros(G, dtype=x.dtype)
-        else:
-            gg, bg = gamma.reshape(G, cpg), beta.reshape(G, cpg)
-            per_group = bool((gg == gg[:, :1]).all() and (bg == bg[:, :1]).all())
-            if per_group:
-                feeds["scale"], feeds["bias"] = np.ascontiguousarray(gg[:, 0]), np.ascontiguousarray(bg[:, 0])
-            elif a.opset18_affine == "decline":
-                raise Unsupported("opset 18 GroupNormalization has per-group scale/bias (shape (G)); "
-                                  "this case's gamma/beta vary within a group")
-            else:
-                post = True
-                feeds["scale"], feeds["bias"] = np.ones(G, dtype=x.dtype), np.zeros(G, dtype=x.dtype)
-                bshape = (C,) + (1,) * (x.ndim - 2)
-                feeds["gamma"], feeds["beta"] = gamma.reshape(bshape), beta.reshape(bshape)
-    stash = {"f32": TensorProto.FLOAT, "f64": TensorProto.DOUBLE}.get(a.stash_type) if a.opset >= 21 else None
-    model = build_model(a.opset, dt, list(x.shape), G, eps, nscale, post, stash)
+    """The gnv.Kernel forward: y in ONNX's (N, C, *S) order, like x."""
+    model, feeds = onnx_groupnorm.model_and_feeds(x, gamma, beta, G, eps, a.opset, a.opset18_affine, a.stash_type)
     sess = ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
     (y,) = sess.run(["y"], feeds)
     return y

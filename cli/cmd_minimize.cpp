@@ -266,19 +266,22 @@ int run_minimize(MinimizeOptions o) {
   Minimizer m(impl, backward, budget, o.max_seconds);
   const int64_t before = c.problem.numel();
   const std::string before_desc = c.problem.describe();
+  auto reproduce = [&](const std::string& dir) {
+    std::string r = reproduce_case_command(o.impl, dir);
+    if (!load.empty()) r.insert(std::string_view("gnv check").size(), load);
+    if (budget != BudgetProfile::pairwise) r += " --budget " + o.budget;
+    return r;
+  };
   if (!m.fails(c))
     throw UsageError(fmt::format("{}: the case does not FAIL for {} (run `{}` to see its verdict): nothing to minimize",
-                                 o.case_dir, o.impl, reproduce_case_command(o.impl, o.case_dir)));
+                                 o.case_dir, o.impl, reproduce(o.case_dir)));
   const bool finished = m.run(c);
   save_case(c, o.out);
   fmt::print("minimized {} ({} elements) to {} ({} elements) in {:.1f} s, {} checks{}\n", before_desc, before,
              c.problem.describe(), c.problem.numel(), m.seconds(), m.checks(),
              finished ? "" : fmt::format(" (stopped at --max-seconds {:g}; run again on the result to go on)",
                                           o.max_seconds));
-  std::string repro = reproduce_case_command(o.impl, o.out);
-  if (!load.empty()) repro.insert(std::string_view("gnv check").size(), load);
-  if (budget != BudgetProfile::pairwise) repro += " --budget " + o.budget;
-  fmt::print("wrote {}\nreproduce: {}\n", o.out, repro);
+  fmt::print("wrote {}\nreproduce: {}\n", o.out, reproduce(o.out));
   return kExitPass;
 }
 
