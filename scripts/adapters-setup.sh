@@ -6,6 +6,8 @@
 #   build/venv-tinygrad   adapters/tinygrad_runner.py: tinygrad (its CPU device compiles with clang)
 #   build/venv-openvino   adapters/openvino_runner.py: OpenVINO (CPU plugin)
 #   build/venv-tract      adapters/tract_runner.py: tract's Python binding and onnx
+#   build/venv-tf         adapters/keras_runner.py: TensorFlow (CPU) and Keras 3
+#   build/venv-paddle     adapters/paddle_runner.py: PaddlePaddle (CPU)
 # No Debian site packages: these wheels need numpy 2, Debian's python3-torch
 # (adapters/torch_runner.py, run with /usr/bin/python3) needs its numpy 1.24. The gnv package
 # itself is installed into each by CTest's python-install. Idempotent and silent when a venv is
@@ -37,5 +39,8 @@ make_venv build/adapters-venv "onnxruntime==1.32.0 onnx==1.23.2 jax[cpu]==0.10.2
 make_venv build/venv-tinygrad "tinygrad==0.14.0 numpy==2.4.6 ml_dtypes==0.7.0" "tinygrad, numpy, ml_dtypes"
 make_venv build/venv-openvino "openvino==2026.4.1 openvino-telemetry==2025.2.0 numpy==2.4.6 ml_dtypes==0.7.0" \
   "openvino, numpy, ml_dtypes"
+make_venv build/venv-tf "tensorflow-cpu==2.21.0 keras==3.15.1 numpy==2.4.6 ml_dtypes==0.7.0" \
+  "tensorflow, keras, numpy, ml_dtypes"
+make_venv build/venv-paddle "paddlepaddle==3.3.1 numpy==2.4.6 ml_dtypes==0.7.0" "paddle, numpy, ml_dtypes"
 make_venv build/venv-tract "tract==0.23.9 onnx==1.23.2 numpy==2.4.6 ml_dtypes==0.7.0" "tract, onnx, numpy, ml_dtypes"
 exit $failed

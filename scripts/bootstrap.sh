@@ -13,7 +13,8 @@ packages=(
 # on a machine that already had libtorch-dev: 22 s, 157 MB), python3-venv, and then
 # scripts/adapters-setup.sh: build/adapters-venv with ONNX Runtime, JAX and Flax from PyPI
 # (measured: 25 s, 865 MB), build/venv-tinygrad (tinygrad, whose CPU device runs `clang`; 146 MB)
-# build/venv-openvino (OpenVINO; 286 MB) and build/venv-tract (tract, onnx).
+# build/venv-openvino (OpenVINO; 286 MB), build/venv-tract (tract, onnx), build/venv-tf
+# (TensorFlow and Keras; 1.6 GB) and build/venv-paddle (PaddlePaddle; 876 MB).
 # Without them the adapter tests SKIP.
 adapters=0
 [ "${1:-}" = "--adapters" ] && { shift; adapters=1; packages+=(python3-torch libtorch-dev python3-venv clang); }
