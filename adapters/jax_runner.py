@@ -28,7 +28,6 @@ dtypes: f32, f16, bf16 (ml_dtypes.bfloat16; gnv stores it as '<u2' bit patterns)
 --device cpu (default) or gpu; --no-jit runs the module eagerly instead of under jax.jit.
 """
 import argparse
-import json
 import os
 import sys
 

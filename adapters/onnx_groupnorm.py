@@ -53,6 +53,14 @@ def build_model(opset, dtype, shape, G, eps, nscale, post_affine, stash):
     return model
 
 
+def add_arguments(ap):
+    """The model's command-line options, shared by the ONNX-based runners."""
+    ap.add_argument("--opset", type=int, choices=[18, 21], default=21)
+    ap.add_argument("--opset18-affine", choices=["graph", "decline"], default="graph")
+    ap.add_argument("--stash-type", choices=["default", "f32", "f64"], default="default",
+                    help="opset 21 only: stash_type attribute (default: left out, i.e. float32)")
+
+
 def model_and_feeds(x, gamma, beta, G, eps, opset, opset18_affine="graph", stash_type="default"):
     """The model and its input arrays by name (x, scale, bias[, gamma, beta]) for x in ONNX's
     (N, C, *S) order (gnv hands the logical view; the copy below makes it contiguous, no

@@ -51,10 +51,7 @@ def group_norm(x, gamma, beta, G, eps, a, so):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--opset", type=int, choices=[18, 21], default=21)
-    ap.add_argument("--opset18-affine", choices=["graph", "decline"], default="graph")
-    ap.add_argument("--stash-type", choices=["default", "f32", "f64"], default="default",
-                    help="opset 21 only: stash_type attribute (default: left out, i.e. float32)")
+    onnx_groupnorm.add_arguments(ap)
     ap.add_argument("--optimization", choices=sorted(OPT), default="all")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads (0: ORT's default)")
     ap.add_argument("batch")

@@ -42,10 +42,7 @@ def group_norm(x, gamma, beta, G, eps, a, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--opset", type=int, choices=[18, 21], default=21)
-    ap.add_argument("--opset18-affine", choices=["graph", "decline"], default="graph")
-    ap.add_argument("--stash-type", choices=["default", "f32", "f64"], default="default",
-                    help="opset 21 only: stash_type attribute (default: left out, i.e. float32)")
+    onnx_groupnorm.add_arguments(ap)
     ap.add_argument("batch")
     a = ap.parse_args()
     print(f"tract_runner: tract {version('tract')} onnx {onnx.__version__} opset={a.opset} "

@@ -49,13 +49,7 @@ bool check_one(const Impl& impl, const Case& c, bool backward, BudgetProfile bud
 }
 
 int run_check(CheckOptions o) {
-  std::string load;  // how the reproducer loads an external impl again
-  if (!o.ext.plugins.empty() || !o.ext.runners.empty()) {
-    const std::vector<ExternalImpl> ext = register_external(o.ext);
-    if (o.impl.empty() && ext.size() == 1) o.impl = ext.front().name;
-    for (const ExternalImpl& e : ext)
-      if (e.name == o.impl) load = " " + e.load;
-  }
+  const std::string load = use_external(o.ext, o.impl);  // how the reproducer loads an external impl again
   if (o.impl.empty()) throw UsageError("--impl is required (a name from `gnv list`, or all)");
   Case c;
   bool backward = o.backward;

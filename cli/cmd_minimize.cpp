@@ -243,13 +243,7 @@ class Minimizer {
 };
 
 int run_minimize(MinimizeOptions o) {
-  std::string load;
-  if (!o.ext.plugins.empty() || !o.ext.runners.empty()) {
-    const std::vector<ExternalImpl> ext = register_external(o.ext);
-    if (o.impl.empty() && ext.size() == 1) o.impl = ext.front().name;
-    for (const ExternalImpl& e : ext)
-      if (e.name == o.impl) load = " " + e.load;
-  }
+  const std::string load = use_external(o.ext, o.impl);
   if (o.impl.empty()) throw UsageError("--impl is required (a name from `gnv list`), or one --plugin/--runner");
   if (!(o.max_seconds > 0)) throw UsageError(fmt::format("--max-seconds {}: must be positive", o.max_seconds));
   std::error_code ec;

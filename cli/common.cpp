@@ -308,6 +308,15 @@ std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
+std::string use_external(const ExternalOptions& o, std::string& impl) {
+  if (o.plugins.empty() && o.runners.empty()) return "";
+  const std::vector<ExternalImpl> ext = register_external(o);
+  if (impl.empty() && ext.size() == 1) impl = ext.front().name;
+  for (const ExternalImpl& e : ext)
+    if (e.name == impl) return " " + e.load;
+  return "";
+}
+
 std::vector<ExternalImpl> register_external(const ExternalOptions& o) {
   std::vector<ExternalImpl> out;
   const std::string timeout = o.timeout > 0 ? fmt::format(" --timeout {}", o.timeout) : "";

@@ -139,6 +139,10 @@ struct ExternalImpl {
 };
 // Loads, validates and registers every plugin and runner; throws ExternalError / UsageError.
 std::vector<ExternalImpl> register_external(const ExternalOptions& o);
+// For the commands that judge one impl (check, minimize): registers the --plugin/--runner impls
+// (none: nothing), makes a single one `impl` when impl is empty, and returns " LOAD" -- how a
+// reproducer loads impl again -- or "" when impl is not one of them.
+std::string use_external(const ExternalOptions& o, std::string& impl);
 // 'text' quoted for a POSIX shell.
 std::string shell_quote(const std::string& s);
 
