@@ -84,12 +84,11 @@ int run_check(CheckOptions o) {
   for (const Impl* impl : impls_for(o.impl, c.problem, backward)) {
     if (!first) fmt::print("\n");
     first = false;
-    std::string repro =
-        o.case_dir.empty() ? reproduce_command(std::string(impl->name()), c.problem, stress, seed, backward)
-                           : reproduce_case_command(std::string(impl->name()), o.case_dir);
-    if (!load.empty() && impl->name() == o.impl) repro.insert(std::string_view("gnv check").size(), load);
     const BudgetProfile budget = parse_budget_profile(o.budget);
-    if (budget != BudgetProfile::pairwise) repro += " --budget " + o.budget;
+    const std::string repro = reproduce_with(
+        o.case_dir.empty() ? reproduce_command(std::string(impl->name()), c.problem, stress, seed, backward)
+                           : reproduce_case_command(std::string(impl->name()), o.case_dir),
+        impl->name() == o.impl ? load : "", budget);
     all_passed = check_one(*impl, c, backward, budget, repro) && all_passed;
   }
   return all_passed ? kExitPass : kExitFail;
@@ -107,10 +106,7 @@ Command register_check(CLI::App& app) {
   add_external_options(sub, o->ext);
   auto* case_opt = sub->add_option("--case", o->case_dir, "Replay a saved case directory");
   add_memory_option(sub, o->max_memory);
-  sub->add_option("--budget", o->budget,
-                  "Budget profile: pairwise (4 + 2 log2 L) or sequential (4 + 16 sqrt L), docs/numerics.md \"Budgets\"")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"pairwise", "sequential"}));
+  add_budget_option(sub, o->budget, "the verdict is judged with")->capture_default_str();
   sub->add_flag("--backward", o->backward,
                 "Also check the backward pass (with --case: requires dy.npy, which runs it anyway)");
   // The options that generate a case make no sense together with --case.

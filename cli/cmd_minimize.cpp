@@ -260,12 +260,7 @@ int run_minimize(MinimizeOptions o) {
   Minimizer m(impl, backward, budget, o.max_seconds);
   const int64_t before = c.problem.numel();
   const std::string before_desc = c.problem.describe();
-  auto reproduce = [&](const std::string& dir) {
-    std::string r = reproduce_case_command(o.impl, dir);
-    if (!load.empty()) r.insert(std::string_view("gnv check").size(), load);
-    if (budget != BudgetProfile::pairwise) r += " --budget " + o.budget;
-    return r;
-  };
+  auto reproduce = [&](const std::string& dir) { return reproduce_with(reproduce_case_command(o.impl, dir), load, budget); };
   if (!m.fails(c))
     throw UsageError(fmt::format("{}: the case does not FAIL for {} (run `{}` to see its verdict): nothing to minimize",
                                  o.case_dir, o.impl, reproduce(o.case_dir)));
@@ -292,9 +287,7 @@ Command register_minimize(CLI::App& app) {
   sub->add_option("--out", o->out, "Directory for the minimized case (new or empty)")->required();
   sub->add_option("--max-seconds", o->max_seconds, "Stop after this long and write the smallest case so far")
       ->capture_default_str();
-  sub->add_option("--budget", o->budget, "Budget profile the verdict is judged with: pairwise or sequential")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"pairwise", "sequential"}));
+  add_budget_option(sub, o->budget, "the verdict is judged with")->capture_default_str();
   return {sub, [o] { return run_minimize(*o); }};
 }
 

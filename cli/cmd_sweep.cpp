@@ -215,10 +215,9 @@ std::vector<Cell> run_job(const Job& job, const Grid& g) {
     cell.seed = cs.seed;
     cell.backward = bwd[i];
     cell.result = std::move(results[i]);
-    cell.reproduce = reproduce_command(cell.impl, cell.problem, cell.stress, cell.seed, cell.backward);
-    if (auto it = g.external.find(cell.impl); it != g.external.end())
-      cell.reproduce.insert(std::string_view("gnv check").size(), " " + it->second);
-    if (g.budget != BudgetProfile::pairwise) cell.reproduce += fmt::format(" --budget {}", name(g.budget));
+    const auto ext = g.external.find(cell.impl);
+    cell.reproduce = reproduce_with(reproduce_command(cell.impl, cell.problem, cell.stress, cell.seed, cell.backward),
+                                    ext != g.external.end() ? " " + ext->second : "", g.budget);
     cell.seconds = cell.result.seconds + shared;
     cells.push_back(std::move(cell));
   }
@@ -463,10 +462,7 @@ CLI::Option* add_sweep_options(CLI::App* sub, const std::shared_ptr<SweepOptions
   sub->add_option("--write-baseline", o->write_baseline,
                   "Also write the report's baseline form (what `gnv compare` reads) to this file");
   add_memory_option(sub, o->max_memory);
-  sub->add_option("--budget", o->budget,
-                  "Budget profile the kernels promise: pairwise (default: 4 + 2 log2 L) or sequential (4 + 16 sqrt L), "
-                  "docs/numerics.md \"Budgets\"; default: the grid's")
-      ->check(CLI::IsMember({"pairwise", "sequential"}));
+  add_budget_option(sub, o->budget, "the kernels promise (default: the grid's, else pairwise)");
   sub->add_option("--waivers", o->waivers,
                   "Expected failures (TOML, docs/guide.md \"Waivers\"): a waived failure is XFAIL, a waived pass is XPASS "
                   "and fails the run");

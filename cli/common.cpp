@@ -156,6 +156,20 @@ std::string reproduce_case_command(const std::string& impl, const std::string& c
   return fmt::format("gnv check --case {} --impl {}", case_dir, impl);
 }
 
+std::string reproduce_with(std::string command, const std::string& load, BudgetProfile budget) {
+  if (!load.empty()) command.insert(std::string_view("gnv check").size(), load);
+  if (budget != BudgetProfile::pairwise) command += fmt::format(" --budget {}", name(budget));
+  return command;
+}
+
+CLI::Option* add_budget_option(CLI::App* sub, std::string& budget, const std::string& what) {
+  return sub
+      ->add_option("--budget", budget,
+                   "Budget profile " + what + ": pairwise (4 + 2 log2 L) or sequential (4 + 16 sqrt L), "
+                   "docs/numerics.md \"Budgets\"")
+      ->check(CLI::IsMember({"pairwise", "sequential"}));
+}
+
 namespace {
 
 // 9 significant digits round-trip f32 (and so f16/bf16); f64 needs 17.

@@ -100,6 +100,12 @@ void require_memory(const Problem& p, bool backward, int at_once, double limit);
 std::string reproduce_command(const std::string& impl, const Problem& p, const std::string& stress,
                               uint64_t seed, bool backward);
 std::string reproduce_case_command(const std::string& impl, const std::string& case_dir);
+// A reproducer with what it needs beyond the case: `load` (" --plugin ...", from use_external)
+// after "gnv check", and " --budget NAME" unless the profile is the default.
+std::string reproduce_with(std::string command, const std::string& load, BudgetProfile budget);
+// --budget (pairwise or sequential), described the same way by every command; `what` says what
+// the profile is used for here and what the default is.
+CLI::Option* add_budget_option(CLI::App* sub, std::string& budget, const std::string& what);
 
 // Prints the per-output block of a check (output lines, kappa range, undecided count).
 void print_result(std::FILE* out, const Problem& p, const CheckResult& r);
