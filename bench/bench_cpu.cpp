@@ -75,9 +75,9 @@ struct Data {
   Tensor x, dy, gamma, beta, y, mean, rstd, dx, dgamma, dbeta;
   explicit Data(const Problem& pr)
       : p(pr), x(random_tensor(p.dtype, p.x_shape(), 0.5, 1)), dy(random_tensor(p.dtype, p.x_shape(), 0, 2)),
-        gamma(random_tensor(p.dtype, p.channel_shape(), 1, 3)), beta(random_tensor(p.dtype, p.channel_shape(), 0, 4)),
+        gamma(random_tensor(p.dtype, p.param_shape(), 1, 3)), beta(random_tensor(p.dtype, p.param_shape(), 0, 4)),
         y(p.dtype, p.x_shape()), mean(acc_dtype(p.dtype), p.stats_shape()), rstd(acc_dtype(p.dtype), p.stats_shape()),
-        dx(p.dtype, p.x_shape()), dgamma(p.dtype, p.channel_shape()), dbeta(p.dtype, p.channel_shape()) {}
+        dx(p.dtype, p.x_shape()), dgamma(p.dtype, p.param_shape()), dbeta(p.dtype, p.param_shape()) {}
 };
 
 void bench_impl(benchmark::State& st, const Impl* impl, Problem p, bool bwd, int threads) {
@@ -86,7 +86,7 @@ void bench_impl(benchmark::State& st, const Impl* impl, Problem p, bool bwd, int
   impl->forward(ForwardArgs{d.p, d.x, &d.gamma, &d.beta, d.y, d.mean, d.rstd});
   for (auto _ : st) {
     if (bwd)
-      impl->backward(BackwardArgs{d.p, d.dy, d.x, d.mean, d.rstd, &d.gamma, d.dx, &d.dgamma, &d.dbeta});
+      impl->backward(BackwardArgs{d.p, d.dy, d.x, d.mean, d.rstd, &d.gamma, &d.beta, d.dx, &d.dgamma, &d.dbeta});
     else
       impl->forward(ForwardArgs{d.p, d.x, &d.gamma, &d.beta, d.y, d.mean, d.rstd});
     benchmark::ClobberMemory();

@@ -116,13 +116,13 @@ Command register_check(CLI::App& app) {
       sub->add_option("--shape", o->spec.shape, "N,C[,D][,H][,W]"),
       sub->add_option("--groups", o->spec.groups, "Number of groups G (C % G == 0)"),
       sub->add_option("--eps", o->spec.eps, "Epsilon added to the variance")->capture_default_str(),
-      sub->add_flag("--affine", o->spec.affine, "Use gamma and beta"),
       sub->add_option("--stress", o->spec.stress, "Stress class (see `gnv list`)")->capture_default_str(),
       sub->add_option("--seed", o->spec.seed, "Generator seed")
           ->capture_default_str()
           ->check(non_negative_integer()),
       sub->add_option("--save-case", o->save_case, "Save the generated case into this directory"),
   };
+  for (CLI::Option* g : add_operator_options(sub, o->spec.affine, o->spec.epilogue)) gen.push_back(g);
   for (CLI::Option* g : gen) case_opt->excludes(g);
   return {sub, [o, sub] {
             o->spec.groups_given = sub->count("--groups") > 0;

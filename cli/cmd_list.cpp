@@ -38,6 +38,8 @@ int run_list_json() {
     impls.push_back({{"name", impl->name()},
                      {"dtypes", names_of(c.dtypes)},
                      {"layouts", names_of(c.layouts)},
+                     {"epilogues", names_of(c.epilogues)},
+                     {"per_sample", c.per_sample},
                      {"forward", c.forward},
                      {"backward", c.backward},
                      {"device", c.device},
@@ -73,6 +75,9 @@ int run_list(bool json) {
                c.control ? "  CONTROL (expected to fail)" : "",
                impl_available(*impl) ? "" : "  NOT AVAILABLE on this machine");
     if (!c.summary.empty()) fmt::print("  {:<16} {}\n", "", c.summary);
+    if (c.epilogues.size() > 1 || c.per_sample)
+      fmt::print("  {:<16} fused: epilogues={}{}\n", "", fmt::join(names_of(c.epilogues), ","),
+                 c.per_sample ? ", per-sample affine" : "");
   }
   fmt::print("\nstress classes (--stress):\n");
   for (const auto& [n, d] : kStressClasses) fmt::print("  {:<12} {}\n", n, d);

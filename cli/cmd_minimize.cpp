@@ -87,7 +87,7 @@ Case part_of(const Case& c, const Part& pt) {
     return t;
   };
   auto copy_channels = [&](const Tensor& from) {
-    Tensor t(from.dtype(), q.channel_shape());
+    Tensor t(from.dtype(), q.param_shape());
     for (int64_t ch = 0; ch < q.C; ++ch) t.set_bits(ch, from.bits(pt.cs[static_cast<size_t>(ch)]));
     return t;
   };

@@ -300,10 +300,7 @@ int run_sweep(const SweepOptions& o) {
   std::vector<Job> jobs;
   size_t next_cell = 0;
   bool any_supported = false;
-  auto supports = [](const Impl& impl, const Problem& p) {
-    const Capabilities caps = impl.capabilities();
-    return caps.supports(p.dtype) && caps.supports(p.layout);
-  };
+  auto supports = [](const Impl& impl, const Problem& p) { return impl.capabilities().lacks(p).empty(); };
   for (CaseSpec& cs : expand_cases(grid)) {
     Job job{std::move(cs), {}, {}};
     for (const Impl* impl : impls) {

@@ -74,11 +74,27 @@ Problem build_problem(const ProblemSpec& spec) {
   parse_shape(spec.shape, p);
   p.G = spec.groups;
   p.eps = spec.eps;
-  p.affine = spec.affine;
+  p.affine = !spec.affine.empty();
+  if (p.affine) p.affine_mode = parse_affine_mode(spec.affine);
+  p.epilogue = parse_epilogue(spec.epilogue);
   p.dtype = parse_dtype(spec.dtype);
   p.layout = parse_layout(spec.layout);
   p.validate();
   return p;
+}
+
+std::vector<CLI::Option*> add_operator_options(CLI::App* sub, std::string& affine, std::string& epilogue) {
+  return {sub->add_option("--affine", affine,
+                          "Use gamma and beta: per-channel (shape (C), the default) or per-sample (shape (N, C), "
+                          "adaptive GroupNorm)")
+              ->expected(0, 1)
+              ->default_str("per-channel")
+              ->check(CLI::IsMember({"per-channel", "per-sample"})),
+          sub->add_option("--epilogue", epilogue,
+                          "Fused after the affine step: none, or silu (y = silu(gamma xhat + beta), as diffusion "
+                          "U-Nets run it)")
+              ->capture_default_str()
+              ->check(CLI::IsMember({"none", "silu"}))};
 }
 
 std::vector<const Impl*> select_impls(const std::vector<std::string>& names) {
@@ -133,10 +149,8 @@ std::string unsupported_reason(const Impl& impl, const Problem& p, bool backward
   if (!impl_available(impl))
     return fmt::format("implementation '{}' is not available on this machine (device {})", impl.name(),
                        caps.device);
-  if (!caps.supports(p.dtype))
-    return fmt::format("implementation '{}' does not support dtype {}", impl.name(), name(p.dtype));
-  if (!caps.supports(p.layout))
-    return fmt::format("implementation '{}' does not support layout {}", impl.name(), name(p.layout));
+  if (const std::string what = caps.lacks(p); !what.empty())
+    return fmt::format("implementation '{}' does not support {}", impl.name(), what);
   if (!caps.forward) return fmt::format("implementation '{}' has no forward pass", impl.name());
   if (backward && !caps.backward)
     return fmt::format("implementation '{}' has no backward pass", impl.name());
@@ -146,10 +160,12 @@ std::string unsupported_reason(const Impl& impl, const Problem& p, bool backward
 std::string reproduce_command(const std::string& impl, const Problem& p, const std::string& stress,
                               uint64_t seed, bool backward) {
   // eps printed shortest-round-trip, so the replay sees the same double.
-  return fmt::format("gnv check --impl {} --dtype {} --layout {} --shape {} --groups {} --eps {}{} "
+  return fmt::format("gnv check --impl {} --dtype {} --layout {} --shape {} --groups {} --eps {}{}{} "
                      "--stress {} --seed {}{}",
                      impl, name(p.dtype), name(p.layout), p.shape_string(), p.G, p.eps,
-                     p.affine ? " --affine" : "", stress, seed, backward ? " --backward" : "");
+                     !p.affine ? "" : p.per_sample() ? " --affine per-sample" : " --affine",
+                     p.epilogue == Epilogue::none ? "" : fmt::format(" --epilogue {}", name(p.epilogue)), stress,
+                     seed, backward ? " --backward" : "");
 }
 
 std::string reproduce_case_command(const std::string& impl, const std::string& case_dir) {
@@ -237,11 +253,14 @@ nlohmann::json json_number(double v) {
 }
 
 nlohmann::json to_json(const Problem& p) {
-  return {{"N", p.N},           {"C", p.C},
-          {"spatial", p.spatial}, {"G", p.G},
-          {"eps", json_number(p.eps)}, {"affine", p.affine},
-          {"dtype", std::string(name(p.dtype))}, {"layout", std::string(name(p.layout))},
-          {"shape", p.shape_string()}};
+  nlohmann::json j{{"N", p.N},           {"C", p.C},
+                   {"spatial", p.spatial}, {"G", p.G},
+                   {"eps", json_number(p.eps)}, {"affine", p.affine},
+                   {"dtype", std::string(name(p.dtype))}, {"layout", std::string(name(p.layout))},
+                   {"shape", p.shape_string()}};
+  if (p.per_sample()) j["affine_mode"] = std::string(name(p.affine_mode));
+  if (p.epilogue != Epilogue::none) j["epilogue"] = std::string(name(p.epilogue));
+  return j;
 }
 
 nlohmann::json to_json(const Problem& p, const CheckResult& r) {

@@ -75,12 +75,16 @@ struct ProblemSpec {
   int64_t groups = 0;
   bool groups_given = false;  // so that --groups 0 is reported as an invalid G, not as missing
   double eps = 1e-5;
-  bool affine = false;
+  std::string affine;             // "" (off), per-channel or per-sample
+  std::string epilogue = "none";  // none or silu
   std::string stress = "normal";
   uint64_t seed = 0;
 };
 // Parses and validates; throws UsageError / InvalidProblem / std::invalid_argument.
 Problem build_problem(const ProblemSpec& spec);
+// --affine [per-channel|per-sample] and --epilogue none|silu, as every command that generates
+// cases takes them; returned so that --case can exclude them.
+std::vector<CLI::Option*> add_operator_options(CLI::App* sub, std::string& affine, std::string& epilogue);
 
 // The impls named in a comma list, or for "all"/empty every impl available on this machine (a GPU
 // impl without a GPU is left out). Throws on an unknown name (std::invalid_argument listing the

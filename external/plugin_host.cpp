@@ -458,8 +458,8 @@ class PluginImpl final : public Impl {
     auto in = [&](const Tensor* t) { return t ? const_cast<void*>(t->raw()) : nullptr; };
     const Call call(Op::forward, path_, abi_problem(p),
                     {input(x_buffer(p, p.dtype, in(&a.x)), &a.x),
-                     input(dense_buffer(p.dtype, p.channel_shape(), in(a.gamma)), a.gamma),
-                     input(dense_buffer(p.dtype, p.channel_shape(), in(a.beta)), a.beta),
+                     input(dense_buffer(p.dtype, p.param_shape(), in(a.gamma)), a.gamma),
+                     input(dense_buffer(p.dtype, p.param_shape(), in(a.beta)), a.beta),
                      output(x_buffer(p, p.dtype, a.y.raw()), &a.y, "y"),
                      output(dense_buffer(acc, p.stats_shape(), a.mean.raw()), &a.mean, "mean"),
                      output(dense_buffer(acc, p.stats_shape(), a.rstd.raw()), &a.rstd, "rstd")});
@@ -476,10 +476,10 @@ class PluginImpl final : public Impl {
                     {input(x_buffer(p, p.dtype, in(&a.dy)), &a.dy), input(x_buffer(p, p.dtype, in(&a.x)), &a.x),
                      input(dense_buffer(acc, p.stats_shape(), in(&a.mean)), &a.mean),
                      input(dense_buffer(acc, p.stats_shape(), in(&a.rstd)), &a.rstd),
-                     input(dense_buffer(p.dtype, p.channel_shape(), in(a.gamma)), a.gamma),
+                     input(dense_buffer(p.dtype, p.param_shape(), in(a.gamma)), a.gamma),
                      output(x_buffer(p, p.dtype, a.dx.raw()), &a.dx, "dx"),
-                     output(dense_buffer(p.dtype, p.channel_shape(), out(a.dgamma)), a.dgamma, "dgamma"),
-                     output(dense_buffer(p.dtype, p.channel_shape(), out(a.dbeta)), a.dbeta, "dbeta")});
+                     output(dense_buffer(p.dtype, p.param_shape(), out(a.dgamma)), a.dgamma, "dgamma"),
+                     output(dense_buffer(p.dtype, p.param_shape(), out(a.dbeta)), a.dbeta, "dbeta")});
     finish("backward", call);
   }
 

@@ -222,7 +222,7 @@ class RunnerImpl final : public BatchImpl {
       c.x = a.x;
       if (a.p.affine) {
         c.gamma = *a.gamma;
-        c.beta = Tensor(a.p.dtype, a.p.channel_shape());  // the backward pass does not read beta
+        c.beta = Tensor(a.p.dtype, a.p.param_shape());  // the backward pass does not read beta
         c.beta.fill_bits(0);
       }
       c.dy = a.dy;
@@ -231,8 +231,8 @@ class RunnerImpl final : public BatchImpl {
     check_batch(e, "backward");
     const Problem& p = a.p;
     a.dx = read_runner_output(e.dir / "dx.npy", p.dtype, p.x_shape());
-    if (a.dgamma) *a.dgamma = read_runner_output(e.dir / "dgamma.npy", p.dtype, p.channel_shape());
-    if (a.dbeta) *a.dbeta = read_runner_output(e.dir / "dbeta.npy", p.dtype, p.channel_shape());
+    if (a.dgamma) *a.dgamma = read_runner_output(e.dir / "dgamma.npy", p.dtype, p.param_shape());
+    if (a.dbeta) *a.dbeta = read_runner_output(e.dir / "dbeta.npy", p.dtype, p.param_shape());
   }
 
  private:

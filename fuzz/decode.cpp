@@ -193,8 +193,8 @@ Case decode_differential(const uint8_t* data, size_t size) {
   p.validate();
   c.x = decode_tensor(in, p.dtype, p.x_shape());
   if (p.affine) {
-    c.gamma = decode_tensor(in, p.dtype, p.channel_shape());
-    c.beta = decode_tensor(in, p.dtype, p.channel_shape());
+    c.gamma = decode_tensor(in, p.dtype, p.param_shape());
+    c.beta = decode_tensor(in, p.dtype, p.param_shape());
   }
   if (backward) c.dy = decode_tensor(in, p.dtype, p.x_shape());
   c.stress = "fuzz";
@@ -216,7 +216,7 @@ std::vector<ImplCheck> run_differential(const Case& c) {
   std::vector<ImplCheck> out;
   for (const Impl* impl : impls) {
     const Capabilities caps = impl->capabilities();
-    if (!caps.supports(c.problem.dtype) || !caps.supports(c.problem.layout)) continue;
+    if (!caps.lacks(c.problem).empty()) continue;
     out.push_back({impl, check_case(*impl, c, c.has_backward() && caps.backward)});
   }
   return out;

@@ -115,6 +115,25 @@ Rescued<A> rescued_stats(const std::vector<A>& xs, A amax, A eps, std::vector<A>
   return {true, {k, st.mean, rstd_s}, mean, std::ldexp(rstd_s, -k)};
 }
 
+// The SiLU epilogue in acc_t: v / (1 + e^-v). Below about -88 (f32; -709 for f64) e^-v overflows
+// and the quotient is -0, which is also the rounding of the exact value; -Inf is the limit, -0.
+template <class A> inline A silu_of(A v) {
+  if (v == -std::numeric_limits<A>::infinity()) return A(-0.0);
+  return v / (A(1) + std::exp(-v));
+}
+// Its derivative s (1 + v (1 - s)) with s = 1 / (1 + e^-v), the factor the backward pass applies
+// to dy; its limits 0 and 1 at -Inf and +Inf (NaN stays NaN).
+template <class A> inline A silu_grad(A v) {
+  if (std::isinf(v)) return v > 0 ? A(1) : A(0);
+  const A s = A(1) / (A(1) + std::exp(-v));
+  return s * (A(1) + v * (A(1) - s));
+}
+// y = gamma xhat + beta before the epilogue (see forward_group on the fused multiply-add).
+template <class A> inline A affine_of(A gam, A xhat, A bet) {
+  const A t = gam * xhat;
+  return std::isfinite(t) ? t + bet : std::fma(gam, xhat, bet);
+}
+
 // Per-call scratch for forward_group, sized for one group.
 template <class A> struct ForwardScratch {
   std::vector<A> xs, scratch, gc, bc;
@@ -182,14 +201,15 @@ void forward_group(const ForwardArgs& a, int64_t n, int64_t g, ForwardScratch<ac
   // near max; beta may still bring the sum back into range, which one fused multiply-add
   // (exact product, one rounding) gets right.
   for (int64_t cl = 0; cl < cpg; ++cl) {
-    const int64_t c = g * cpg + cl;
-    gc[cl] = gamma ? load<A>(gamma[c]) : A(1);
-    bc[cl] = beta ? load<A>(beta[c]) : A(0);
+    const int64_t q = p.param_index(n, g * cpg + cl);
+    gc[cl] = gamma ? load<A>(gamma[q]) : A(1);
+    bc[cl] = beta ? load<A>(beta[q]) : A(0);
   }
+  const bool silu = p.epilogue == Epilogue::silu;
   for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t cl) {
     const A xhat = ((f.k == 0 ? xs[j] : std::ldexp(xs[j], -f.k)) - f.mean_s) * f.rstd_s;
-    const A t = gc[cl] * xhat;
-    y[idx] = store<T>(std::isfinite(t) ? t + bc[cl] : std::fma(gc[cl], xhat, bc[cl]));
+    const A v = affine_of(gc[cl], xhat, bc[cl]);
+    y[idx] = store<T>(silu ? silu_of(v) : v);
   });
 }
 
@@ -219,13 +239,14 @@ template <class A> struct BackwardScratch {
 
 // dx of one group (n, g); returns the frame exponent kx its x was taken in, which the dgamma
 // pass of the group's channels needs (backward_channel).
-template <class Policy, class T>
-int backward_group(const BackwardArgs& a, int64_t n, int64_t g, BackwardScratch<acc_of<T>>& sc) {
+// dy is the tensor's own (D = T), or with an epilogue the gradient before it (D = acc_t).
+template <class Policy, class T, class D>
+int backward_group(const BackwardArgs& a, const D* dy, int64_t n, int64_t g, BackwardScratch<acc_of<T>>& sc) {
   using A = acc_of<T>;
   const Problem& p = a.p;
   const int64_t G = p.G, cpg = p.channels_per_group(), m = p.group_size();
+  const int64_t prow = p.per_sample() ? n * p.C : 0;
   const T* x = a.x.data<T>();
-  const T* dy = a.dy.data<T>();
   const A* mean_in = a.mean.data<A>();
   const A* rstd_in = a.rstd.data<A>();
   const T* gamma = p.affine && a.gamma ? a.gamma->data<T>() : nullptr;
@@ -244,7 +265,7 @@ int backward_group(const BackwardArgs& a, int64_t n, int64_t g, BackwardScratch<
     amax = std::max(amax, std::abs(xs[j]));
     x_over = x_over || (std::isfinite(xs[j]) && std::isfinite(mu) && !std::isfinite(xs[j] - mu));
     const Split<A> d = split(load<A>(dy[idx]));
-    const Split<A> gm = split(gamma ? load<A>(gamma[g * cpg + cl]) : A(1));
+    const Split<A> gm = split(gamma ? load<A>(gamma[prow + g * cpg + cl]) : A(1));
     gs[j] = gm.f * d.f;
     ge[j] = gm.e + d.e;
     if (gs[j] != 0 && std::isfinite(gs[j])) kg = std::max(kg, ge[j]);
@@ -265,50 +286,84 @@ int backward_group(const BackwardArgs& a, int64_t n, int64_t g, BackwardScratch<
   return kx;
 }
 
-// dgamma[c] and dbeta[c] (whichever are non-null), given the frame exponents of every group.
-template <class Policy, class T>
-void backward_channel(const BackwardArgs& a, int64_t c, const int* kx_of, std::vector<acc_of<T>>& buf) {
+// dgamma[out] and dbeta[out] (whichever are non-null): the sums over samples [n0, n1) of channel c
+// (every sample for per-channel parameters, one for per-sample ones), given the frame exponents of
+// every group.
+template <class Policy, class T, class D>
+void backward_channel(const BackwardArgs& a, const D* dy, int64_t c, int64_t n0, int64_t n1, int64_t out,
+                      const int* kx_of, std::vector<acc_of<T>>& buf) {
   using A = acc_of<T>;
   const Problem& p = a.p;
-  const int64_t N = p.N, G = p.G, S = p.S(), cpg = p.channels_per_group();
+  const int64_t G = p.G, S = p.S(), cpg = p.channels_per_group();
   const T* x = a.x.data<T>();
-  const T* dy = a.dy.data<T>();
   const A* mean_in = a.mean.data<A>();
   const A* rstd_in = a.rstd.data<A>();
   T* dgamma = a.dgamma ? a.dgamma->data<T>() : nullptr;
   T* dbeta = a.dbeta ? a.dbeta->data<T>() : nullptr;
-  const int64_t L = N * S;
+  const int64_t L = (n1 - n0) * S;
   buf.resize(static_cast<size_t>(L));
   const int64_t g = c / cpg;
   if (L == 0) {
-    if (dgamma) dgamma[c] = store<T>(A(0));
-    if (dbeta) dbeta[c] = store<T>(A(0));
+    if (dgamma) dgamma[out] = store<T>(A(0));
+    if (dbeta) dbeta[out] = store<T>(A(0));
     return;
   }
   A dmax = 0;
-  for (int64_t n = 0; n < N; ++n)
+  for (int64_t n = n0; n < n1; ++n)
     for (int64_t s = 0; s < S; ++s) {
       const A d = std::abs(load<A>(dy[p.index(n, c, s)]));
       if (std::isfinite(d)) dmax = std::max(dmax, d);
     }
   const int kd = split(dmax).e;
   if (dgamma) {
-    for (int64_t n = 0; n < N; ++n) {
+    for (int64_t n = n0; n < n1; ++n) {
       const int kx = kx_of[n * G + g];
       const A mu_s = std::ldexp(mean_in[n * G + g], -kx), r_s = std::ldexp(rstd_in[n * G + g], kx);
       for (int64_t s = 0; s < S; ++s) {
         const int64_t idx = p.index(n, c, s);
         const A xhat = (std::ldexp(load<A>(x[idx]), -kx) - mu_s) * r_s;
-        buf[n * S + s] = std::ldexp(load<A>(dy[idx]), -kd) * xhat;
+        buf[(n - n0) * S + s] = std::ldexp(load<A>(dy[idx]), -kd) * xhat;
       }
     }
-    dgamma[c] = store<T>(std::ldexp(Policy::sum(buf.data(), L), kd));
+    dgamma[out] = store<T>(std::ldexp(Policy::sum(buf.data(), L), kd));
   }
   if (dbeta) {
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t s = 0; s < S; ++s) buf[n * S + s] = std::ldexp(load<A>(dy[p.index(n, c, s)]), -kd);
-    dbeta[c] = store<T>(std::ldexp(Policy::sum(buf.data(), L), kd));
+    for (int64_t n = n0; n < n1; ++n)
+      for (int64_t s = 0; s < S; ++s) buf[(n - n0) * S + s] = std::ldexp(load<A>(dy[p.index(n, c, s)]), -kd);
+    dbeta[out] = store<T>(std::ldexp(Policy::sum(buf.data(), L), kd));
   }
+}
+
+// With the SiLU epilogue the pass before it sees dy * silu'(v), v = gamma xhat + beta recomputed
+// from x and the statistics handed in (x - mean taken in a scaled frame where it overflows).
+template <class T>
+std::vector<acc_of<T>> epilogue_grad(const BackwardArgs& a) {
+  using A = acc_of<T>;
+  const Problem& p = a.p;
+  const T* x = a.x.data<T>();
+  const T* dy = a.dy.data<T>();
+  const T* gamma = p.affine && a.gamma ? a.gamma->data<T>() : nullptr;
+  const T* beta = p.affine && a.beta ? a.beta->data<T>() : nullptr;
+  const A* mean_in = a.mean.data<A>();
+  const A* rstd_in = a.rstd.data<A>();
+  std::vector<A> out(static_cast<size_t>(p.numel()));
+  const int64_t cpg = p.channels_per_group();
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t g = 0; g < p.G; ++g) {
+      const A mu = mean_in[n * p.G + g], r = rstd_in[n * p.G + g];
+      for_each_in_group(p, n, g, [&](int64_t, int64_t idx, int64_t cl) {
+        const A xv = load<A>(x[idx]);
+        A xhat = (xv - mu) * r;
+        if (!std::isfinite(xv - mu) && std::isfinite(xv) && std::isfinite(mu)) {
+          const int k = std::ilogb(std::max(std::abs(xv), std::abs(mu)));
+          xhat = (std::ldexp(xv, -k) - std::ldexp(mu, -k)) * std::ldexp(r, k);
+        }
+        const int64_t q = p.param_index(n, g * cpg + cl);
+        const A v = affine_of(gamma ? load<A>(gamma[q]) : A(1), xhat, beta ? load<A>(beta[q]) : A(0));
+        out[static_cast<size_t>(idx)] = load<A>(dy[idx]) * silu_grad(v);
+      });
+    }
+  return out;
 }
 
 // The backward pass works in scaled frames, so that no intermediate overflows or underflows where
@@ -319,18 +374,28 @@ void backward_channel(const BackwardArgs& a, int64_t c, const int* kx_of, std::v
 // once at the end; x - mean, which overflows only for a spread near the top of the range (rstd
 // then tiny), is taken in the frame 2^-kx with kx = ilogb(max|x|); dgamma and dbeta scale each
 // channel's dy by its largest exponent.
-template <class Policy, class T>
-void backward_typed(const BackwardArgs& a) {
+template <class Policy, class T, class D>
+void backward_with(const BackwardArgs& a, const D* dy) {
   using A = acc_of<T>;
   const Problem& p = a.p;
   BackwardScratch<A> sc(p);
   std::vector<int> kx_of(static_cast<size_t>(p.N * p.G), 0);
   for (int64_t n = 0; n < p.N; ++n)
-    for (int64_t g = 0; g < p.G; ++g) kx_of[n * p.G + g] = backward_group<Policy, T>(a, n, g, sc);
+    for (int64_t g = 0; g < p.G; ++g) kx_of[n * p.G + g] = backward_group<Policy, T>(a, dy, n, g, sc);
   if (!p.affine) return;
   if (!a.dgamma && !a.dbeta) return;
   std::vector<A> buf;
-  for (int64_t c = 0; c < p.C; ++c) backward_channel<Policy, T>(a, c, kx_of.data(), buf);
+  for (int64_t c = 0; c < p.C; ++c) {
+    if (!p.per_sample()) backward_channel<Policy, T>(a, dy, c, 0, p.N, c, kx_of.data(), buf);
+    else
+      for (int64_t n = 0; n < p.N; ++n) backward_channel<Policy, T>(a, dy, c, n, n + 1, n * p.C + c, kx_of.data(), buf);
+  }
+}
+
+template <class Policy, class T>
+void backward_typed(const BackwardArgs& a) {
+  if (a.p.epilogue == Epilogue::silu) backward_with<Policy, T>(a, epilogue_grad<T>(a).data());
+  else backward_with<Policy, T>(a, a.dy.data<T>());
 }
 
 // The Impl every CPU policy is exposed as; an implementation file only names its policy.
@@ -341,6 +406,8 @@ class PolicyImpl : public Impl {
   Capabilities capabilities() const override {
     Capabilities c = Capabilities::full("cpu", std::string(Policy::kSummary));
     c.control = Policy::kControl;
+    c.epilogues = {Epilogue::none, Epilogue::silu};
+    c.per_sample = true;
     return c;
   }
   void forward(const ForwardArgs& a) const override {

@@ -990,7 +990,7 @@ template <class T> void backward_impl(const BackwardArgs& a) {
     if (!fast[ng]) slow.push_back(ng);
   parallel_for(static_cast<int64_t>(slow.size()), numel, [&](int64_t i) {
     cpu::BackwardScratch<A> sc(p);
-    kx_of[slow[i]] = cpu::backward_group<Policy, T>(a, slow[i] / G, slow[i] % G, sc);
+    kx_of[slow[i]] = cpu::backward_group<Policy, T>(a, a.dy.data<T>(), slow[i] / G, slow[i] % G, sc);
   });
 
   if (!p.affine || (!a.dgamma && !a.dbeta)) return;
@@ -1018,7 +1018,7 @@ template <class T> void backward_impl(const BackwardArgs& a) {
   }
   parallel_for(static_cast<int64_t>(slow_c.size()), numel, [&](int64_t i) {
     std::vector<A> buf;
-    cpu::backward_channel<Policy, T>(a, slow_c[i], kx_of.data(), buf);
+    cpu::backward_channel<Policy, T>(a, a.dy.data<T>(), slow_c[i], 0, N, slow_c[i], kx_of.data(), buf);
   });
 }
 
@@ -1026,16 +1026,30 @@ class SimdImpl final : public Impl {
  public:
   std::string_view name() const override { return "simd"; }
   Capabilities capabilities() const override {
-    return Capabilities::full("cpu",
-                              "Highway SIMD, multi-threaded: lane-wise chunked two-pass states + Welford pairwise "
-                              "combine, thread-count independent; welford's scalar path for non-finite or out-of-range "
-                              "groups");
+    Capabilities c = Capabilities::full(
+        "cpu",
+        "Highway SIMD, multi-threaded: lane-wise chunked two-pass states + Welford pairwise combine, thread-count "
+        "independent; welford's scalar path for non-finite or out-of-range groups and (for now) the SiLU epilogue and "
+        "per-sample parameters");
+    c.epilogues = {Epilogue::none, Epilogue::silu};
+    c.per_sample = true;
+    return c;
   }
+  // The fused modes are not vectorized yet: they run welford's scalar driver whole.
+  static bool fused(const Problem& p) { return p.epilogue != Epilogue::none || p.per_sample(); }
   void forward(const ForwardArgs& a) const override {
-    visit_dtype(a.p.dtype, [&](auto t) { forward_impl<typename decltype(t)::type>(a); });
+    visit_dtype(a.p.dtype, [&](auto t) {
+      using T = typename decltype(t)::type;
+      if (fused(a.p)) cpu::forward_typed<Policy, T>(a);
+      else forward_impl<T>(a);
+    });
   }
   void backward(const BackwardArgs& a) const override {
-    visit_dtype(a.p.dtype, [&](auto t) { backward_impl<typename decltype(t)::type>(a); });
+    visit_dtype(a.p.dtype, [&](auto t) {
+      using T = typename decltype(t)::type;
+      if (fused(a.p)) cpu::backward_typed<Policy, T>(a);
+      else backward_impl<T>(a);
+    });
   }
 };
 

@@ -25,6 +25,7 @@
 #include <stdexcept>
 
 #include "dw.h"
+#include "epilogue.h"
 #include "exact.h"
 #include "gnv/oracle.h"
 #include "gnv/threads.h"
@@ -294,40 +295,44 @@ bool in_fast_range(double v) {
   return a == 0 || (a >= 0x1p-300 && a <= 0x1p300);
 }
 
+// Indexed by Problem::param_index: per channel, or per sample and channel.
+int64_t param_count(const Problem& p) { return p.per_sample() ? p.N * p.C : p.C; }
+
 ForwardCtx forward_ctx(const Case& c) {
   const Problem& p = c.problem;
-  ForwardCtx k{p, p.group_size(), std::vector<Real>(p.C), std::vector<Real>(p.C),
-               std::vector<double>(p.C, 1.0), std::vector<double>(p.C, 0.0), std::vector<char>(p.C, 1)};
-  for (int64_t ch = 0; ch < p.C; ++ch) {
+  const auto np = static_cast<size_t>(param_count(p));
+  ForwardCtx k{p, p.group_size(), std::vector<Real>(np), std::vector<Real>(np),
+               std::vector<double>(np, 1.0), std::vector<double>(np, 0.0), std::vector<char>(np, 1)};
+  for (size_t q = 0; q < np; ++q) {
     if (p.affine) {
-      k.gd[ch] = c.gamma.get(ch);
-      k.bd[ch] = c.beta.get(ch);
+      k.gd[q] = c.gamma.get(static_cast<int64_t>(q));
+      k.bd[q] = c.beta.get(static_cast<int64_t>(q));
     }
-    exact::set_d(k.gam[ch], std::isfinite(k.gd[ch]) ? k.gd[ch] : 0.0);
-    exact::set_d(k.bet[ch], std::isfinite(k.bd[ch]) ? k.bd[ch] : 0.0);
-    k.fast_ch[ch] = in_fast_range(k.gd[ch]) && in_fast_range(k.bd[ch]);  // false for Inf, NaN
+    exact::set_d(k.gam[q], std::isfinite(k.gd[q]) ? k.gd[q] : 0.0);
+    exact::set_d(k.bet[q], std::isfinite(k.bd[q]) ? k.bd[q] : 0.0);
+    k.fast_ch[q] = in_fast_range(k.gd[q]) && in_fast_range(k.bd[q]);  // false for Inf, NaN
   }
   return k;
 }
 
-bool y_defined(const ForwardCtx& k, const GroupStats& st, int64_t ch) {
-  return st.finite && !st.degenerate && std::isfinite(k.gd[ch]) && std::isfinite(k.bd[ch]);
+bool y_defined(const ForwardCtx& k, const GroupStats& st, int64_t q) {
+  return st.finite && !st.degenerate && std::isfinite(k.gd[q]) && std::isfinite(k.bd[q]);
 }
 
 // The condition scale of y (docs/numerics.md "Metrics and budgets"), from |xhat| and |y|.
 template <class F = long double>
-double y_scale(const ForwardCtx& k, const GroupStats& st, int64_t ch, double xh, double yv) {
+double y_scale(const ForwardCtx& k, const GroupStats& st, int64_t q, double xh, double yv) {
   const F under = static_cast<F>(k.eta) *
-                  (std::fabs(k.gd[ch]) * xhat_underflow<F>(st.rstd, static_cast<F>(k.m), xh) + 1);
-  return static_cast<double>(std::fabs(k.gd[ch]) * st.kappa * (2 + xh) + std::fabs(k.bd[ch]) + yv + under);
+                  (std::fabs(k.gd[q]) * xhat_underflow<F>(st.rstd, static_cast<F>(k.m), xh) + 1);
+  return static_cast<double>(std::fabs(k.gd[q]) * st.kappa * (2 + xh) + std::fabs(k.bd[q]) + yv + under);
 }
 
 struct YScratch {
   Real T, mx, xhat, t, ya, A, xj;
 };
 
-// y at element `off` (channel ch) from the exact x in MPFR: the reference evaluation.
-void y_reference(const ForwardCtx& k, const GroupStats& st, const Real& xj, int64_t off, int64_t ch,
+// y at element `off` (parameters q, Problem::param_index) from the exact x in MPFR: the reference evaluation.
+void y_reference(const ForwardCtx& k, const GroupStats& st, const Real& xj, int64_t off, int64_t q,
                  ExactOutput& y, YScratch& s) {
   static const Real one = from_double(1.0);
   exact::mul_si(s.mx, xj, k.m);
@@ -335,16 +340,41 @@ void y_reference(const ForwardCtx& k, const GroupStats& st, const Real& xj, int6
   mpfr_set_prec(P(s.xhat), kPrec);
   mpfr_mul(P(s.xhat), P(s.T), P(st.r), MPFR_RNDN);
   mpfr_set_prec(P(s.t), kPrec);
-  mpfr_mul(P(s.t), P(s.xhat), P(k.gam[ch]), MPFR_RNDN);
+  mpfr_mul(P(s.t), P(s.xhat), P(k.gam[q]), MPFR_RNDN);
   mpfr_set_prec(P(s.ya), kPrec);
-  mpfr_add(P(s.ya), P(s.t), P(k.bet[ch]), MPFR_RNDN);
+  mpfr_add(P(s.ya), P(s.t), P(k.bet[q]), MPFR_RNDN);
   const double yv = std::fabs(mpfr_get_d(P(s.ya), MPFR_RNDN));
   // |ya - y| <= 2^-P (3.01 |t| + |ya|): three roundings in the product, one in the sum.
   const Real err = UpBound().add(4, s.t).add(2, s.ya).scaled(-kPrec);
-  exact::mul(s.A, k.gam[ch], s.T);
-  const uint64_t bits = exact::round_certified(k.p.dtype, s.ya, err, s.A, one, st.D, k.bet[ch]);
+  exact::mul(s.A, k.gam[q], s.T);
+  const uint64_t bits = exact::round_certified(k.p.dtype, s.ya, err, s.A, one, st.D, k.bet[q]);
   const double xh = std::fabs(mpfr_get_d(P(s.xhat), MPFR_RNDN));
-  set_value(y, off, bits, s.ya, y_scale(k, st, ch, xh, yv), st.kappa);
+  set_value(y, off, bits, s.ya, y_scale(k, st, q, xh, yv), st.kappa);
+}
+
+// The SiLU epilogue over group (n, g), whose y before it is written: each defined element becomes
+// silu(y) of the exact y = gamma T / sqrt(D) + beta, decided on intervals (oracles/epilogue.h),
+// with the condition scale |silu'(y)| S_y + 3 |z| + eta (docs/numerics.md "Fused epilogues").
+// xj(j) is element j's exact x. Returns the count of values left undecided.
+template <class XJ>
+int64_t silu_group(const ForwardCtx& k, const GroupStats& st, int64_t n, int64_t g, XJ&& xj, ExactOutput& y) {
+  const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
+  int64_t undecided = 0;
+  Real T, mx, A;
+  for (int64_t j = 0; j < k.m; ++j) {
+    const int64_t ch = g * cpg + j / S, q = k.p.param_index(n, ch);
+    if (!y_defined(k, st, q)) continue;
+    exact::mul_si(mx, xj(j), k.m);
+    exact::sub(T, mx, st.S);
+    exact::mul(A, k.gam[q], T);
+    const epilogue::SiluResult r = epilogue::silu_rounded(k.p.dtype, A, st.D, k.bet[q]);
+    undecided += r.decided ? 0 : 1;
+    const double sy = y_scale(k, st, q, xhat_abs(T, st.r), r.v_abs);
+    const double z = std::fabs(mpfr_get_d(P(r.approx), MPFR_RNDN));
+    set_value(y, k.p.index(n, ch, j % S), r.bits, r.approx,
+              r.grad_abs * sy + 3 * z + static_cast<double>(k.eta), st.kappa);
+  }
+  return undecided;
 }
 
 // The double-word images of the group's exact mean S/m (three doubles) and rstd m/sqrt(D) (two),
@@ -540,15 +570,15 @@ void write_zero(ExactOutput& o, int64_t off, bool negative, double scale, double
 }
 // y = xhat gamma + beta with xhat = T r: true where it is an exact 0 and written as such.
 bool y_exact_zero(const ForwardCtx& k, const GroupStats& st, const FastGroup& f, double x, double xh,
-                  int64_t off, int64_t ch, ExactOutput& y) {
-  const double gam = k.gd[ch], bet = k.bd[ch];
+                  int64_t off, int64_t q, ExactOutput& y) {
+  const double gam = k.gd[q], bet = k.bd[q];
   if (bet != 0) return false;
   const Sign t = sign_of_T(f, center(x, f), x);
   if (t == Sign::unknown || (gam != 0 && !is_zero(t))) return false;
   const bool xhat_neg = is_negative(t);                    // T r, r > 0
   const bool prod_neg = xhat_neg != std::signbit(gam);     // xhat * gamma
   const bool y_neg = prod_neg && std::signbit(bet);        // a sum of zeros is -0 only from two
-  write_zero(y, off, y_neg, y_scale(k, st, ch, is_zero(t) ? 0.0 : xh, 0.0), st.kappa);
+  write_zero(y, off, y_neg, y_scale(k, st, q, is_zero(t) ? 0.0 : xh, 0.0), st.kappa);
   return true;
 }
 
@@ -582,21 +612,21 @@ void y_fast_group(const ForwardCtx& k, const GroupStats& st, const FastGroup& f,
   const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
   Approx a;
   for (int64_t kk = 0; kk < cpg; ++kk) {
-    const int64_t ch = g * cpg + kk;
-    if (!y_defined(k, st, ch)) continue;  // written as undefined already
-    if (!f.ok || !k.fast_ch[ch]) {
+    const int64_t ch = g * cpg + kk, q = k.p.param_index(n, ch);
+    if (!y_defined(k, st, q)) continue;  // written as undefined already
+    if (!f.ok || !k.fast_ch[q]) {
       for (int64_t j = kk * S; j < (kk + 1) * S; ++j) rest.push_back(j);
       continue;
     }
     for (int64_t s0 = 0; s0 < S; s0 += kBlock) {
       const int nb = static_cast<int>(std::min<int64_t>(kBlock, S - s0));
-      y_approx(f, k.gd[ch], k.bd[ch], &xv[kk * S + s0], nb, a);
+      y_approx(f, k.gd[q], k.bd[q], &xv[kk * S + s0], nb, a);
       for (int i = 0; i < nb; ++i) {
         const int64_t off = k.p.index(n, ch, s0 + i);
-        const double scale = f.scales_double ? y_scale<double>(k, st, ch, a.xh[i], std::fabs(a.hi[i]))
-                                             : y_scale(k, st, ch, a.xh[i], std::fabs(a.hi[i]));
+        const double scale = f.scales_double ? y_scale<double>(k, st, q, a.xh[i], std::fabs(a.hi[i]))
+                                             : y_scale(k, st, q, a.xh[i], std::fabs(a.hi[i]));
         if (!write_certified(y, off, a.hi[i], a.lo[i], a.e[i], scale, st.kappa) &&
-            !y_exact_zero(k, st, f, xv[kk * S + s0 + i], a.xh[i], off, ch, y))
+            !y_exact_zero(k, st, f, xv[kk * S + s0 + i], a.xh[i], off, q, y))
           rest.push_back(kk * S + s0 + i);
       }
     }
@@ -695,7 +725,7 @@ OracleResult oracle_forward(const Case& c, const OracleOptions& o) {
   const bool fast = o.path == OraclePath::fast;
 
   // Groups write disjoint elements; each counts its own fall-backs, summed in a fixed order.
-  std::vector<int64_t> fallbacks(static_cast<size_t>(p.N * p.G), 0);
+  std::vector<int64_t> fallbacks(static_cast<size_t>(p.N * p.G), 0), undecided(fallbacks.size(), 0);
   auto group = [&](int64_t gi) {
     const int64_t n = gi / p.G, g = gi % p.G;
     GroupStats st;
@@ -712,7 +742,7 @@ OracleResult oracle_forward(const Case& c, const OracleOptions& o) {
     write_stats(p, st, gi, mean, rstd);
     for (int64_t kk = 0; kk < cpg; ++kk) {
       const int64_t ch = g * cpg + kk;
-      if (y_defined(k, st, ch)) continue;
+      if (y_defined(k, st, p.param_index(n, ch))) continue;
       for (int64_t sp = 0; sp < S; ++sp) set_undefined(y, p.index(n, ch, sp));
     }
     if (!st.finite || st.degenerate) return;
@@ -725,14 +755,23 @@ OracleResult oracle_forward(const Case& c, const OracleOptions& o) {
     }
     for (int64_t j : rest) {
       const int64_t ch = g * cpg + j / S;
-      if (!y_defined(k, st, ch)) continue;  // (the reference path's list holds every j)
+      if (!y_defined(k, st, p.param_index(n, ch))) continue;  // (the reference path's list holds every j)
       if (fast) exact::set_d(s.xj, xv[j]);
-      y_reference(k, st, fast ? s.xj : xs[j], p.index(n, ch, j % S), ch, y, s);
+      y_reference(k, st, fast ? s.xj : xs[j], p.index(n, ch, j % S), p.param_index(n, ch), y, s);
+    }
+    if (p.epilogue == Epilogue::silu) {
+      auto xj = [&](int64_t j) -> const Real& {
+        if (!fast) return xs[j];
+        exact::set_d(s.xj, xv[j]);
+        return s.xj;
+      };
+      undecided[gi] = silu_group(k, st, n, g, xj, y);
     }
   };
   const int threads = o.threads > 0 ? o.threads : oracle_threads();
   ThreadPool::instance().run(threads, p.N * p.G, group);
   for (int64_t fb : fallbacks) res.fallbacks += fb;
+  for (int64_t u : undecided) res.undecided += u;
   return res;
 }
 
@@ -876,15 +915,15 @@ void dx_fast_group(const BackwardCtx& k, const GroupStats& st, const FastGroup& 
   const bool gmax_double = f.scales_double && gmax <= 0x1p200L;
   Approx a;
   for (int64_t kk = 0; kk < cpg; ++kk) {
-    const int64_t ch = g * cpg + kk;
-    if (!f.ok || !fd.ok || !k.fast_ch[ch]) {
+    const int64_t ch = g * cpg + kk, q = k.p.param_index(n, ch);
+    if (!f.ok || !fd.ok || !k.fast_ch[q]) {
       for (int64_t j = kk * S; j < (kk + 1) * S; ++j) rest.push_back(j);
       continue;
     }
     for (int64_t s0 = 0; s0 < S; s0 += kBlock) {
       const int nb = static_cast<int>(std::min<int64_t>(kBlock, S - s0));
       const int64_t j0 = kk * S + s0;
-      dx_approx(f, fd, k.gd[ch], &cv[j0], &dyv[j0], nb, a);
+      dx_approx(f, fd, k.gd[q], &cv[j0], &dyv[j0], nb, a);
       for (int i = 0; i < nb; ++i) {
         const double vd = std::fabs(a.hi[i]), x = xh[j0 + i];
         const double scale = gmax_double ? dx_scale<double>(k, st, static_cast<double>(gmax), x, vd)
@@ -898,7 +937,7 @@ void dx_fast_group(const BackwardCtx& k, const GroupStats& st, const FastGroup& 
           rest.push_back(j0 + i);
           continue;
         }
-        const bool g_neg = std::signbit(k.gd[ch]) != std::signbit(dyv[j0 + i]);  // m g - SG, SG = +0
+        const bool g_neg = std::signbit(k.gd[q]) != std::signbit(dyv[j0 + i]);  // m g - SG, SG = +0
         const bool tq_neg = is_negative(t);                                       // T q, q = +0
         write_zero(dx, off, g_neg && !tq_neg, dx_scale(k, st, 0.0L, x, 0.0), st.kappa);
       }
@@ -908,9 +947,239 @@ void dx_fast_group(const BackwardCtx& k, const GroupStats& st, const FastGroup& 
 
 }  // namespace
 
+namespace {
+
+// The backward pass through the SiLU epilogue (docs/numerics.md "Fused epilogues"). With
+// v = gamma T / sqrt(D) + beta the value before it, the pass before the epilogue sees
+// e_i = dy_i silu'(v_i) in place of dy_i: g = gamma e, dx = r (m g - SG - T SGT r^2) with
+// r = 1/sqrt(D), dgamma = sum e T r and dbeta = sum e. e is transcendental, so nothing here is an
+// exact sum: every value is an interval (oracles/epilogue.h), and a group or output whose values
+// do not all round to one value is evaluated again at twice the precision.
+struct SiluGroup {
+  bool ok = false;       // x finite, D > 0, rstd finite in acc_t, dy and parameters finite
+  GroupStats st;
+  std::vector<Real> T;   // m x_j - S, exact
+  std::vector<double> dy;
+};
+
+// Per element of a group: v, silu'(v) and the condition-scale ingredients, at prec bits.
+void silu_grad_terms(const Case& c, const SiluGroup& sg, int64_t n, int64_t g, long prec,
+                     std::vector<std::unique_ptr<epilogue::Interval>>& e_out) {
+  const Problem& p = c.problem;
+  const int64_t S = p.S(), cpg = p.channels_per_group(), m = p.group_size();
+  epilogue::Interval r(prec), v(prec), s1(prec);
+  mpfi_set_fr(r.get(), P(sg.st.D));
+  mpfi_sqrt(r.get(), r.get());
+  mpfi_ui_div(r.get(), 1, r.get());
+  e_out.resize(static_cast<size_t>(m));
+  Real A, gam, bet;
+  for (int64_t j = 0; j < m; ++j) {
+    const int64_t q = p.param_index(n, g * cpg + j / S);
+    exact::set_d(gam, p.affine ? c.gamma.get(q) : 1.0);
+    exact::set_d(bet, p.affine ? c.beta.get(q) : 0.0);
+    exact::mul(A, gam, sg.T[j]);
+    mpfi_mul_fr(v.get(), r.get(), P(A));
+    mpfi_add_fr(v.get(), v.get(), P(bet));
+    epilogue::silu_grad(s1, v);
+    e_out[j] = std::make_unique<epilogue::Interval>(prec);
+    mpfi_mul_d(e_out[j]->get(), s1.get(), sg.dy[j]);  // e = dy silu'(v)
+  }
+}
+
+OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
+  using epilogue::Interval;
+  const Problem& p = c.problem;
+  const int64_t m = p.group_size(), S = p.S(), cpg = p.channels_per_group(), NG = p.N * p.G;
+  OracleResult res;
+  res.outputs.push_back(make_output("dx", p.dtype, p.x_shape(), m));
+  if (p.affine) {
+    const int64_t L = p.per_sample() ? S : p.N * S;
+    res.outputs.push_back(make_output("dgamma", p.dtype, p.param_shape(), L));
+    res.outputs.push_back(make_output("dbeta", p.dtype, p.param_shape(), L));
+  }
+  ExactOutput& dx = res.outputs[0];
+  res.kappa.assign(static_cast<size_t>(NG), kNaN);
+  const long double eta = eta_over_u(p.dtype);
+  auto gam_of = [&](int64_t q) { return p.affine ? c.gamma.get(q) : 1.0; };
+  auto bet_of = [&](int64_t q) { return p.affine ? c.beta.get(q) : 0.0; };
+
+  std::vector<SiluGroup> groups(static_cast<size_t>(NG));
+  // Per element, the scale ingredients: |e| (= |dy silu'(v)|) and the error a kernel's silu'(v~)
+  // may add to e, |dy| (|silu''| S_v / 2 + 2 |silu'|) with S_v the scale of v (as y's).
+  std::vector<double> e_abs(static_cast<size_t>(p.numel()), 0), e_err(e_abs.size(), 0), xh_abs(e_abs.size(), 0);
+  std::vector<int64_t> undecided(static_cast<size_t>(NG), 0);
+  auto group = [&](int64_t gi) {
+    const int64_t n = gi / p.G, g = gi % p.G;
+    SiluGroup& sg = groups[gi];
+    std::vector<Real> xs, sq;
+    compute_stats(p, c.x, n, g, sg.st, xs, sq);
+    res.kappa[gi] = sg.st.kappa;
+    sg.dy.resize(static_cast<size_t>(m));
+    gather_group(*c.dy, p, n, g, sg.dy);
+    Real rstd_approx;
+    sg.ok = sg.st.finite && !sg.st.degenerate &&
+            is_finite_bits(acc_dtype(p.dtype), rstd_bits(p, sg.st, rstd_approx));
+    for (int64_t j = 0; j < m && sg.ok; ++j) {
+      const int64_t q = p.param_index(n, g * cpg + j / S);
+      sg.ok = std::isfinite(sg.dy[j]) && std::isfinite(gam_of(q)) && std::isfinite(bet_of(q));
+    }
+    if (!sg.ok) {
+      for (int64_t j = 0; j < m; ++j) set_undefined(dx, p.index(n, g * cpg + j / S, j % S));
+      return;
+    }
+    sg.T.resize(static_cast<size_t>(m));
+    Real mx;
+    for (int64_t j = 0; j < m; ++j) {
+      exact::mul_si(mx, xs[j], m);
+      exact::sub(sg.T[j], mx, sg.st.S);
+    }
+    const double kappa = sg.st.kappa;
+    long double gmax = 0;
+    std::vector<double> xh(static_cast<size_t>(m));
+    {
+      std::vector<std::unique_ptr<Interval>> e;
+      silu_grad_terms(c, sg, n, g, epilogue::kStartBits, e);
+      for (int64_t j = 0; j < m; ++j) {
+        const int64_t q = p.param_index(n, g * cpg + j / S), off = p.index(n, g * cpg + j / S, j % S);
+        xh[j] = xhat_abs(sg.T[j], sg.st.r);
+        const double ga = std::fabs(gam_of(q)), dya = std::fabs(sg.dy[j]);
+        const double ej = std::fabs(mpfi_get_d(e[j]->get()));
+        const double y_abs = ga * xh[j] + std::fabs(bet_of(q));
+        const double s_v = ga * kappa * (2 + xh[j]) + std::fabs(bet_of(q)) + y_abs;
+        const double grad = dya > 0 ? ej / dya : 0;
+        e_abs[off] = ej;
+        e_err[off] = dya * (s_v / 2 + 2 * grad);
+        xh_abs[off] = xh[j];
+        gmax = std::max(gmax, static_cast<long double>(ga) * (ej + e_err[off]));
+      }
+    }
+    std::vector<char> done(static_cast<size_t>(m), 0);
+    int64_t left = m;
+    for (long prec = epilogue::kStartBits; left > 0; prec *= 2) {
+      const bool last = prec >= epilogue::kMaxBits;
+      std::vector<std::unique_ptr<Interval>> e;
+      silu_grad_terms(c, sg, n, g, prec, e);
+      Interval r(prec), r2(prec), SG(prec), SGT(prec), t(prec), gj(prec), u(prec), q(prec);
+      mpfi_set_fr(r.get(), P(sg.st.D));
+      mpfi_sqrt(r.get(), r.get());
+      mpfi_ui_div(r.get(), 1, r.get());
+      mpfi_sqr(r2.get(), r.get());
+      mpfi_set_ui(SG.get(), 0);
+      mpfi_set_ui(SGT.get(), 0);
+      for (int64_t j = 0; j < m; ++j) {
+        mpfi_mul_d(e[j]->get(), e[j]->get(), gam_of(p.param_index(n, g * cpg + j / S)));  // now g_j
+        mpfi_add(SG.get(), SG.get(), e[j]->get());
+        mpfi_mul_fr(t.get(), e[j]->get(), P(sg.T[j]));
+        mpfi_add(SGT.get(), SGT.get(), t.get());
+      }
+      mpfi_mul(q.get(), SGT.get(), r2.get());
+      for (int64_t j = 0; j < m; ++j) {
+        if (done[j]) continue;
+        mpfi_mul_si(u.get(), e[j]->get(), static_cast<long>(m));
+        mpfi_sub(u.get(), u.get(), SG.get());
+        mpfi_mul_fr(t.get(), q.get(), P(sg.T[j]));
+        mpfi_sub(u.get(), u.get(), t.get());
+        mpfi_mul(u.get(), u.get(), r.get());
+        uint64_t bits = 0;
+        const bool decided = epilogue::rounds_to(p.dtype, u, bits);
+        if (!decided && !last) continue;
+        Real mid;
+        epilogue::midpoint(mid, u);
+        if (!decided) {
+          ++undecided[gi];
+          bits = exact::round_to(p.dtype, mid);
+        }
+        // dx_scale with gmax = max |gamma| (|e| + its error), written out for F = long double.
+        const long double rs = sg.st.rstd, xj = xh[j], vd = std::fabs(mpfr_get_d(P(mid), MPFR_RNDN));
+        const long double under = eta * (rs * (1 + m) * (1 + xj) + 1);
+        const double scale = static_cast<double>(rs * gmax * (1 + kappa) * (2 + xj) + vd + under);
+        set_value(dx, p.index(n, g * cpg + j / S, j % S), bits, mid, scale, kappa);
+        done[j] = 1;
+        --left;
+      }
+    }
+  };
+  const int threads = o.threads > 0 ? o.threads : oracle_threads();
+  ThreadPool::instance().run(threads, NG, group);
+  for (int64_t u : undecided) res.undecided += u;
+  if (!p.affine) return res;
+
+  // dgamma = sum e T r and dbeta = sum e over each output's samples and spatial positions.
+  ExactOutput &dgamma = res.outputs[1], &dbeta = res.outputs[2];
+  const int64_t outputs = param_count(p);
+  std::vector<int64_t> undecided_out(static_cast<size_t>(outputs), 0);
+  auto channel = [&](int64_t out) {
+    const int64_t ch = out % p.C, g = ch / cpg, kk = ch % cpg;
+    const int64_t n0 = p.per_sample() ? out / p.C : 0, n1 = p.per_sample() ? n0 + 1 : p.N;
+    bool ok = true;
+    double sg_scale = 0, sb_scale = 0, kappa = 0;
+    for (int64_t n = n0; n < n1; ++n) {
+      ok = ok && groups[n * p.G + g].ok;
+      kappa = std::max(kappa, res.kappa[n * p.G + g]);
+      const SiluGroup& sg = groups[n * p.G + g];
+      for (int64_t s = 0; s < S && ok; ++s) {
+        const int64_t off = p.index(n, ch, s);
+        // dgamma_scale_part with |e| for |dy|, plus e's own error times |xhat|.
+        const long double xj = xh_abs[off];
+        sg_scale += e_abs[off] * (sg.st.kappa * (2 + xh_abs[off]) + xh_abs[off]) + e_err[off] * xh_abs[off] +
+                    static_cast<double>(eta * (e_abs[off] * xhat_underflow<long double>(sg.st.rstd, m, xj) + 1));
+        sb_scale += e_abs[off] + e_err[off];
+      }
+    }
+    if (!ok) {
+      set_undefined(dgamma, out);
+      set_undefined(dbeta, out);
+      return;
+    }
+    bool gdone = false, bdone = false;
+    for (long prec = epilogue::kStartBits; !(gdone && bdone); prec *= 2) {
+      const bool last = prec >= epilogue::kMaxBits;
+      Interval sum_g(prec), sum_b(prec), t(prec), r(prec);
+      mpfi_set_ui(sum_g.get(), 0);
+      mpfi_set_ui(sum_b.get(), 0);
+      for (int64_t n = n0; n < n1; ++n) {
+        const SiluGroup& sg = groups[n * p.G + g];
+        std::vector<std::unique_ptr<Interval>> e;
+        silu_grad_terms(c, sg, n, g, prec, e);
+        mpfi_set_fr(r.get(), P(sg.st.D));
+        mpfi_sqrt(r.get(), r.get());
+        mpfi_ui_div(r.get(), 1, r.get());
+        for (int64_t s = 0; s < S; ++s) {
+          const int64_t j = kk * S + s;
+          mpfi_add(sum_b.get(), sum_b.get(), e[j]->get());
+          mpfi_mul_fr(t.get(), e[j]->get(), P(sg.T[j]));
+          mpfi_mul(t.get(), t.get(), r.get());
+          mpfi_add(sum_g.get(), sum_g.get(), t.get());
+        }
+      }
+      for (auto [done, iv, outp, scale] : {std::tuple{&gdone, &sum_g, &dgamma, sg_scale},
+                                           std::tuple{&bdone, &sum_b, &dbeta, sb_scale}}) {
+        if (*done) continue;
+        uint64_t bits = 0;
+        const bool decided = epilogue::rounds_to(p.dtype, *iv, bits);
+        if (!decided && !last) continue;
+        Real mid;
+        epilogue::midpoint(mid, *iv);
+        if (!decided) {
+          ++undecided_out[out];
+          bits = exact::round_to(p.dtype, mid);
+        }
+        set_value(*outp, out, bits, mid, scale, outp == &dgamma ? kappa : 0.0);
+        *done = true;
+      }
+    }
+  };
+  ThreadPool::instance().run(threads, outputs, channel);
+  for (int64_t u : undecided_out) res.undecided += u;
+  return res;
+}
+
+}  // namespace
+
 OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
   c.validate();
   if (!c.dy) throw std::invalid_argument("oracle_backward: the case has no dy");
+  if (c.problem.epilogue == Epilogue::silu) return oracle_backward_silu(c, o);
   const Problem& p = c.problem;
   const Tensor& dy = *c.dy;
   const int64_t m = p.group_size(), S = p.S(), cpg = p.channels_per_group();
@@ -918,17 +1187,19 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
   OracleResult res;
   res.outputs.push_back(make_output("dx", p.dtype, p.x_shape(), m));
   if (p.affine) {
-    res.outputs.push_back(make_output("dgamma", p.dtype, p.channel_shape(), p.N * S));
-    res.outputs.push_back(make_output("dbeta", p.dtype, p.channel_shape(), p.N * S));
+    const int64_t L = p.per_sample() ? S : p.N * S;  // summed per output
+    res.outputs.push_back(make_output("dgamma", p.dtype, p.param_shape(), L));
+    res.outputs.push_back(make_output("dbeta", p.dtype, p.param_shape(), L));
   }
   ExactOutput& dx = res.outputs[0];
   res.kappa.assign(static_cast<size_t>(p.N * p.G), kNaN);
 
-  BackwardCtx k{p, m, std::vector<Real>(p.C), std::vector<double>(p.C, 1.0), std::vector<char>(p.C, 1)};
-  for (int64_t ch = 0; ch < p.C; ++ch) {
-    if (p.affine) k.gd[ch] = c.gamma.get(ch);
-    exact::set_d(k.gam[ch], std::isfinite(k.gd[ch]) ? k.gd[ch] : 0.0);
-    k.fast_ch[ch] = in_fast_range(k.gd[ch]);
+  const auto np = static_cast<size_t>(param_count(p));
+  BackwardCtx k{p, m, std::vector<Real>(np), std::vector<double>(np, 1.0), std::vector<char>(np, 1)};
+  for (size_t q = 0; q < np; ++q) {
+    if (p.affine) k.gd[q] = c.gamma.get(static_cast<int64_t>(q));
+    exact::set_d(k.gam[q], std::isfinite(k.gd[q]) ? k.gd[q] : 0.0);
+    k.fast_ch[q] = in_fast_range(k.gd[q]);
   }
 
   // Per (n, c): U = sum_s dy*T and DB = sum_s dy, exact, and the two outputs' condition-scale
@@ -961,8 +1232,8 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     for (int64_t j = 0; j < m; ++j) {
       const int64_t ch = g * cpg + j / S;
       if (!std::isfinite(dyv[j])) dy_finite[n * p.C + ch] = 0;
-      if (!std::isfinite(dyv[j]) || !std::isfinite(k.gd[ch])) ok = false;
-      gmax = std::max(gmax, std::fabs(static_cast<long double>(dyv[j]) * k.gd[ch]));
+      if (!std::isfinite(dyv[j]) || !std::isfinite(k.gd[p.param_index(n, ch)])) ok = false;
+      gmax = std::max(gmax, std::fabs(static_cast<long double>(dyv[j]) * k.gd[p.param_index(n, ch)]));
     }
     // Per channel of the group: SD = sum_s dy (dbeta is accumulated even where x is unusable).
     std::vector<Real> SD(static_cast<size_t>(cpg)), Uc(static_cast<size_t>(cpg)), terms(static_cast<size_t>(fast ? 0 : S));
@@ -1037,8 +1308,8 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     {
       std::vector<Real> a(static_cast<size_t>(cpg)), b(static_cast<size_t>(cpg));
       for (int64_t kk = 0; kk < cpg; ++kk) {
-        exact::mul(a[kk], k.gam[g * cpg + kk], SD[kk]);
-        exact::mul(b[kk], k.gam[g * cpg + kk], Uc[kk]);
+        exact::mul(a[kk], k.gam[p.param_index(n, g * cpg + kk)], SD[kk]);
+        exact::mul(b[kk], k.gam[p.param_index(n, g * cpg + kk)], Uc[kk]);
       }
       exact::sum(sums.SG, a);
       exact::sum(sums.SGT, b);
@@ -1056,7 +1327,7 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
       const int64_t ch = g * cpg + j / S;
       T_of(j, scr.T);
       exact::set_d(scr.dyv, dyv[j]);
-      exact::mul(scr.gj, k.gam[ch], scr.dyv);
+      exact::mul(scr.gj, k.gam[p.param_index(n, ch)], scr.dyv);
       dx_reference(k, st, sums, scr.T, scr.gj, gmax, xh[j], p.index(n, ch, j % S), dx, scr);
     }
   };
@@ -1066,12 +1337,15 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
   if (!p.affine) return res;
 
   ExactOutput &dgamma = res.outputs[1], &dbeta = res.outputs[2];
-  std::vector<int64_t> undecided(static_cast<size_t>(p.C), 0);
-  auto channel = [&](int64_t ch) {
-    const int64_t g = ch / cpg;
+  // One output per parameter: channel ch's sums over every sample, or per sample over one.
+  const int64_t outputs = param_count(p);
+  std::vector<int64_t> undecided(static_cast<size_t>(outputs), 0);
+  auto channel = [&](int64_t out) {
+    const int64_t ch = out % p.C, g = ch / cpg;
+    const int64_t n0 = p.per_sample() ? out / p.C : 0, n1 = p.per_sample() ? n0 + 1 : p.N;
     bool dy_ok = true, x_ok = true;
     double dgamma_scale = 0, dbeta_scale = 0, kappa = 0;
-    for (int64_t n = 0; n < p.N; ++n) {
+    for (int64_t n = n0; n < n1; ++n) {
       dy_ok = dy_ok && dy_finite[n * p.C + ch];
       x_ok = x_ok && nc_finite[n * p.C + ch];
       dgamma_scale += dgamma_part[n * p.C + ch];
@@ -1081,15 +1355,15 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     // dbeta is an exact sum: round it once.
     Real total;
     if (!dy_ok) {
-      set_undefined(dbeta, ch);
+      set_undefined(dbeta, out);
     } else {
       std::vector<const Real*> db;
-      for (int64_t n = 0; n < p.N; ++n) db.push_back(&DB[n * p.C + ch]);
+      for (int64_t n = n0; n < n1; ++n) db.push_back(&DB[n * p.C + ch]);
       exact::sum(total, db);
-      set_value(dbeta, ch, exact::round_to(p.dtype, total), total, dbeta_scale, 0.0);
+      set_value(dbeta, out, exact::round_to(p.dtype, total), total, dbeta_scale, 0.0);
     }
     if (!dy_ok || !x_ok) {
-      set_undefined(dgamma, ch);
+      set_undefined(dgamma, out);
       return;
     }
     // dgamma = sum_n U_n / sqrt(D_n): Ziv's loop with doubling precision.
@@ -1097,13 +1371,13 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     uint64_t bits = 0;
     Real approx;
     for (long prec = kPrec; prec <= kMaxPrec && !decided; prec *= 2) {
-      std::vector<Real> terms(p.N);
-      for (int64_t n = 0; n < p.N; ++n) {
+      std::vector<Real> terms(n1 - n0);
+      for (int64_t n = n0; n < n1; ++n) {
         Real r;
         mpfr_set_prec(P(r), prec);
         mpfr_rec_sqrt(P(r), P(Dg[n * p.G + g]), MPFR_RNDN);
-        mpfr_set_prec(P(terms[n]), prec);
-        mpfr_mul(P(terms[n]), P(U[n * p.C + ch]), P(r), MPFR_RNDN);
+        mpfr_set_prec(P(terms[n - n0]), prec);
+        mpfr_mul(P(terms[n - n0]), P(U[n * p.C + ch]), P(r), MPFR_RNDN);
       }
       std::vector<mpfr_ptr> tp;
       for (auto& tr : terms) tp.push_back(P(tr));
@@ -1122,12 +1396,12 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
       decided = bits == exact::round_to(p.dtype, hi);
     }
     if (!decided) {
-      ++undecided[ch];
+      ++undecided[out];
       bits = exact::round_to(p.dtype, approx);
     }
-    set_value(dgamma, ch, bits, approx, dgamma_scale, kappa);
+    set_value(dgamma, out, bits, approx, dgamma_scale, kappa);
   };
-  ThreadPool::instance().run(threads, p.C, channel);
+  ThreadPool::instance().run(threads, outputs, channel);
   for (int64_t u : undecided) res.undecided += u;
   return res;
 }

@@ -437,8 +437,8 @@ Case CaseSpec::materialize() const {
     fill(c.x, problem, x, x.others, x.int_range);
   }
   if (problem.affine) {
-    c.gamma = Tensor(problem.dtype, problem.channel_shape());
-    c.beta = Tensor(problem.dtype, problem.channel_shape());
+    c.gamma = Tensor(problem.dtype, problem.param_shape());
+    c.beta = Tensor(problem.dtype, problem.param_shape());
     for (int64_t ch = 0; ch < problem.C; ++ch) {
       c.gamma.set(ch, gamma[static_cast<size_t>(ch)]);
       c.beta.set(ch, beta[static_cast<size_t>(ch)]);

@@ -182,13 +182,14 @@ class NhwcGroupMapping final : public Wrapper {
     if (p.layout != Layout::nhwc || p.G == 1 || p.G == p.C) return base_.backward(a);
     const std::vector<int64_t> src = source_channels(p);
     const Tensor x = permute(a.x, p, src), dy = permute(a.dy, p, src);
-    std::optional<Tensor> gamma;
+    std::optional<Tensor> gamma, beta;
     if (a.gamma) gamma = permute_channels(*a.gamma, src);
+    if (a.beta) beta = permute_channels(*a.beta, src);
     Tensor dx(a.dx.dtype(), a.dx.shape());
     std::optional<Tensor> dgamma, dbeta;
     if (a.dgamma) dgamma = Tensor(a.dgamma->dtype(), a.dgamma->shape());
     if (a.dbeta) dbeta = Tensor(a.dbeta->dtype(), a.dbeta->shape());
-    base_.backward({p, dy, x, a.mean, a.rstd, gamma ? &*gamma : nullptr, dx, dgamma ? &*dgamma : nullptr,
+    base_.backward({p, dy, x, a.mean, a.rstd, gamma ? &*gamma : nullptr, beta ? &*beta : nullptr, dx, dgamma ? &*dgamma : nullptr,
                     dbeta ? &*dbeta : nullptr});
     unpermute(dx, a.dx, p, src);
     for (int64_t c = 0; c < p.C; ++c) {
@@ -242,7 +243,7 @@ class WrongGroupRstd final : public Wrapper {
     Tensor rstd(a.rstd.dtype(), a.rstd.shape());
     for (int64_t n = 0; n < p.N; ++n)
       for (int64_t g = 0; g < p.G; ++g) rstd.set_bits(n * p.G + g, a.rstd.bits(n * p.G + (g + 1) % p.G));
-    base_.backward({p, a.dy, a.x, a.mean, rstd, a.gamma, a.dx, a.dgamma, a.dbeta});
+    base_.backward({p, a.dy, a.x, a.mean, rstd, a.gamma, a.beta, a.dx, a.dgamma, a.dbeta});
   }
 };
 

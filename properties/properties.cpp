@@ -66,8 +66,8 @@ Relabelled relabel_channels(const Case& c, const std::vector<int64_t>& cmap) {
   r.c.x = gather(c.x, r.x_src, p.x_shape());
   if (c.dy) r.c.dy = gather(*c.dy, r.x_src, p.x_shape());
   if (p.affine) {
-    r.c.gamma = gather(c.gamma, r.ch_src, p.channel_shape());
-    r.c.beta = gather(c.beta, r.ch_src, p.channel_shape());
+    r.c.gamma = gather(c.gamma, r.ch_src, p.param_shape());
+    r.c.beta = gather(c.beta, r.ch_src, p.param_shape());
   }
   return r;
 }
@@ -486,10 +486,10 @@ void permutation_equivariance(Ctx& ctx) {
       const ExactOutput edx = gather(eb->get("dx"), r.x_src, p.x_shape());
       ctx.compare(what, p, "dx", gather(ba->dx, r.x_src, p.x_shape()), br.dx, tol_of(edx));
       if (p.affine) {
-        const ExactOutput eg = gather(eb->get("dgamma"), r.ch_src, p.channel_shape());
-        const ExactOutput ebt = gather(eb->get("dbeta"), r.ch_src, p.channel_shape());
-        ctx.compare(what, p, "dgamma", gather(ba->dgamma, r.ch_src, p.channel_shape()), br.dgamma, tol_of(eg));
-        ctx.compare(what, p, "dbeta", gather(ba->dbeta, r.ch_src, p.channel_shape()), br.dbeta, tol_of(ebt));
+        const ExactOutput eg = gather(eb->get("dgamma"), r.ch_src, p.param_shape());
+        const ExactOutput ebt = gather(eb->get("dbeta"), r.ch_src, p.param_shape());
+        ctx.compare(what, p, "dgamma", gather(ba->dgamma, r.ch_src, p.param_shape()), br.dgamma, tol_of(eg));
+        ctx.compare(what, p, "dbeta", gather(ba->dbeta, r.ch_src, p.param_shape()), br.dbeta, tol_of(ebt));
       }
     }
   }
@@ -521,11 +521,11 @@ void permutation_equivariance(Ctx& ctx) {
     const ExactOutput edx = gather(eb->get("dx"), r.x_src, p.x_shape());
     ctx.compare(what, p, "dx", gather(ba->dx, r.x_src, p.x_shape()), br.dx, as(mode, edx));
     if (p.affine) {
-      const ExactOutput eg = gather(eb->get("dgamma"), r.ch_src, p.channel_shape());
-      const ExactOutput ebt = gather(eb->get("dbeta"), r.ch_src, p.channel_shape());
-      ctx.compare(what, p, "dgamma", gather(ba->dgamma, r.ch_src, p.channel_shape()), br.dgamma,
+      const ExactOutput eg = gather(eb->get("dgamma"), r.ch_src, p.param_shape());
+      const ExactOutput ebt = gather(eb->get("dbeta"), r.ch_src, p.param_shape());
+      ctx.compare(what, p, "dgamma", gather(ba->dgamma, r.ch_src, p.param_shape()), br.dgamma,
                   as(mode, eg));
-      ctx.compare(what, p, "dbeta", gather(ba->dbeta, r.ch_src, p.channel_shape()), br.dbeta,
+      ctx.compare(what, p, "dbeta", gather(ba->dbeta, r.ch_src, p.param_shape()), br.dbeta,
                   as(mode, ebt));
     }
   }

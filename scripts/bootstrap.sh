@@ -4,10 +4,10 @@
 set -euo pipefail
 packages=(
   cmake ninja-build g++ clang-14 libclang-rt-14-dev
-  libeigen3-dev librapidcheck-dev libboost-dev libmpfr-dev libgmp-dev
+  libeigen3-dev librapidcheck-dev libboost-dev libmpfr-dev libmpfi-dev libgmp-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev libhwy-dev
   libtomlplusplus-dev
-  python3 python3-dev python3-venv python3-numpy python3-matplotlib python3-yaml
+  python3 python3-dev python3-venv python3-numpy python3-matplotlib python3-yaml python3-mpmath
 )
 # --adapters: PyTorch for adapters/torch_runner.py (python3-torch 1.13.1 and libtorch; measured
 # on a machine that already had libtorch-dev: 22 s, 157 MB), python3-venv, and then

@@ -16,7 +16,10 @@ using nlohmann::json;
 namespace {
 
 constexpr std::string_view kFormat = "gnv-case";
-constexpr int kVersion = 1;
+// Version 2 adds "epilogue" and "affine_mode" (each optional, default none and per-channel). A case
+// that uses neither is written as version 1, which every gnv reads; one that does is version 2, so
+// that a gnv that predates them refuses it rather than judging a different operator.
+constexpr int kVersion = 2;
 
 // Reads the fields of case.json with messages that name the file and the field.
 class Fields {
@@ -100,8 +103,9 @@ json read_json(const fs::path& file) {
 Problem problem_from_json(const json& j, const std::string& file) {
   const Fields f(j, file);
   if (f.string("format") != kFormat) f.fail("format", fmt::format("must be \"{}\"", kFormat));
-  if (f.integer("version") != kVersion)
-    f.fail("version", fmt::format("is {}, this gnv reads version {}", f.integer("version"), kVersion));
+  const int64_t version = f.integer("version");
+  if (version < 1 || version > kVersion)
+    f.fail("version", fmt::format("is {}, this gnv reads versions 1 to {}", version, kVersion));
   Problem p;
   p.N = f.integer("N");
   p.C = f.integer("C");
@@ -111,6 +115,9 @@ Problem problem_from_json(const json& j, const std::string& file) {
   p.affine = f.boolean("affine");
   p.dtype = f.parsed("dtype", [](const std::string& s) { return parse_dtype(s); });
   p.layout = f.parsed("layout", [](const std::string& s) { return parse_layout(s); });
+  if (f.find("epilogue")) p.epilogue = f.parsed("epilogue", [](const std::string& s) { return parse_epilogue(s); });
+  if (f.find("affine_mode"))
+    p.affine_mode = f.parsed("affine_mode", [](const std::string& s) { return parse_affine_mode(s); });
   return p;
 }
 
@@ -138,8 +145,8 @@ void Case::validate() const {
   problem.validate();
   validate_tensor(x, "x", problem.dtype, problem.x_shape());
   if (problem.affine) {
-    validate_tensor(gamma, "gamma", problem.dtype, problem.channel_shape());
-    validate_tensor(beta, "beta", problem.dtype, problem.channel_shape());
+    validate_tensor(gamma, "gamma", problem.dtype, problem.param_shape());
+    validate_tensor(beta, "beta", problem.dtype, problem.param_shape());
   } else {
     if (!gamma.empty()) throw InvalidProblem("gamma", "present but affine is off");
     if (!beta.empty()) throw InvalidProblem("beta", "present but affine is off");
@@ -166,7 +173,8 @@ void save_case(const Case& c, const fs::path& dir) {
   const Problem& p = c.problem;
   nlohmann::ordered_json j;
   j["format"] = kFormat;
-  j["version"] = kVersion;
+  const bool v2 = p.epilogue != Epilogue::none || p.affine_mode != AffineMode::per_channel;
+  j["version"] = v2 ? 2 : 1;
   j["N"] = p.N;
   j["C"] = p.C;
   j["spatial"] = p.spatial;
@@ -175,6 +183,8 @@ void save_case(const Case& c, const fs::path& dir) {
   j["affine"] = p.affine;
   j["dtype"] = name(p.dtype);
   j["layout"] = name(p.layout);
+  if (p.epilogue != Epilogue::none) j["epilogue"] = name(p.epilogue);
+  if (p.affine_mode != AffineMode::per_channel) j["affine_mode"] = name(p.affine_mode);
   if (!c.stress.empty()) j["stress"] = c.stress;
   j["seed"] = c.seed;
   try {
@@ -221,8 +231,9 @@ Case load_case(const fs::path& dir) {
   const Problem& p = c.problem;
   c.x = read_tensor(dir / "x.npy", p.dtype, p.numel());
   if (p.affine) {
-    c.gamma = read_tensor(dir / "gamma.npy", p.dtype, p.C);
-    c.beta = read_tensor(dir / "beta.npy", p.dtype, p.C);
+    const int64_t params = p.per_sample() ? p.N * p.C : p.C;
+    c.gamma = read_tensor(dir / "gamma.npy", p.dtype, params);
+    c.beta = read_tensor(dir / "beta.npy", p.dtype, params);
   } else {
     // Refused rather than ignored: the likelier story is a case.json that lost "affine": true.
     require_absent(dir / "gamma.npy", "affine is false");

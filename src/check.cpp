@@ -19,9 +19,8 @@ namespace {
 // Why impl cannot run the problem, as InvalidProblem's field and message; an empty field when it can.
 std::pair<std::string, std::string> unsupported(const Impl& impl, const Problem& p, bool backward) {
   const Capabilities caps = impl.capabilities();
-  if (!caps.supports(p.dtype)) return {"dtype", fmt::format("{} does not support {}", impl.name(), name(p.dtype))};
-  if (!caps.supports(p.layout))
-    return {"layout", fmt::format("{} does not support {}", impl.name(), name(p.layout))};
+  if (const std::string what = caps.lacks(p); !what.empty())
+    return {what.starts_with("per-sample") ? "affine_mode" : what.substr(0, what.find(' ')), fmt::format("{} does not support {}", impl.name(), what)};
   if (backward && !caps.backward) return {"backward", fmt::format("{} has no backward pass", impl.name())};
   return {};
 }
@@ -89,10 +88,10 @@ BackwardResult run_backward(const Impl& impl, const Case& c, const Tensor& mean,
   validate_tensor(rstd, "rstd", acc, p.stats_shape());
   BackwardResult r{poisoned(p.dtype, p.x_shape(), poison_variant), Tensor(), Tensor()};
   if (p.affine) {
-    r.dgamma = poisoned(p.dtype, p.channel_shape(), poison_variant);
-    r.dbeta = poisoned(p.dtype, p.channel_shape(), poison_variant);
+    r.dgamma = poisoned(p.dtype, p.param_shape(), poison_variant);
+    r.dbeta = poisoned(p.dtype, p.param_shape(), poison_variant);
   }
-  impl.backward({p, *c.dy, c.x, mean, rstd, affine_ptr(c, c.gamma), r.dx,
+  impl.backward({p, *c.dy, c.x, mean, rstd, affine_ptr(c, c.gamma), affine_ptr(c, c.beta), r.dx,
                  p.affine ? &r.dgamma : nullptr, p.affine ? &r.dbeta : nullptr});
   return r;
 }

@@ -29,6 +29,8 @@ void Problem::validate() const {
     throw InvalidProblem("G", fmt::format("C = {} is not divisible by G = {}", C, G));
   if (!std::isfinite(eps)) throw InvalidProblem("eps", fmt::format("must be finite, got {}", eps));
   if (eps < 0) throw InvalidProblem("eps", fmt::format("must be >= 0, got {}", eps));
+  if (affine_mode == AffineMode::per_sample && !affine)
+    throw InvalidProblem("affine_mode", "per-sample parameters need affine on");
   int64_t n = N;
   if (!mul_ok(n, C, n)) throw InvalidProblem("shape", "element count overflows int64");
   for (int64_t e : spatial)
@@ -58,8 +60,24 @@ std::string Problem::shape_string() const {
 }
 
 std::string Problem::describe() const {
-  return fmt::format("shape={} G={} eps={:g} affine={} dtype={} layout={}", shape_string(), G, eps,
-                     affine ? "on" : "off", name(dtype), name(layout));
+  return fmt::format("shape={} G={} eps={:g} affine={} dtype={} layout={}{}", shape_string(), G, eps,
+                     !affine ? "off" : per_sample() ? "per-sample" : "on", name(dtype), name(layout),
+                     epilogue == Epilogue::none ? "" : fmt::format(" epilogue={}", name(epilogue)));
+}
+
+std::string_view name(Epilogue e) { return e == Epilogue::silu ? "silu" : "none"; }
+std::string_view name(AffineMode m) { return m == AffineMode::per_sample ? "per-sample" : "per-channel"; }
+
+Epilogue parse_epilogue(std::string_view s) {
+  if (s == "none") return Epilogue::none;
+  if (s == "silu") return Epilogue::silu;
+  throw std::invalid_argument(fmt::format("unknown epilogue '{}' (expected none or silu)", s));
+}
+
+AffineMode parse_affine_mode(std::string_view s) {
+  if (s == "per-channel" || s == "per_channel") return AffineMode::per_channel;
+  if (s == "per-sample" || s == "per_sample") return AffineMode::per_sample;
+  throw std::invalid_argument(fmt::format("unknown affine mode '{}' (expected per-channel or per-sample)", s));
 }
 
 void parse_shape(const std::string& s, Problem& p) {

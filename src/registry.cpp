@@ -12,6 +12,16 @@ bool Capabilities::supports(DType d) const {
 bool Capabilities::supports(Layout l) const {
   return std::find(layouts.begin(), layouts.end(), l) != layouts.end();
 }
+bool Capabilities::supports(Epilogue e) const {
+  return std::find(epilogues.begin(), epilogues.end(), e) != epilogues.end();
+}
+std::string Capabilities::lacks(const Problem& p) const {
+  if (!supports(p.dtype)) return fmt::format("dtype {}", name(p.dtype));
+  if (!supports(p.layout)) return fmt::format("layout {}", name(p.layout));
+  if (!supports(p.epilogue)) return fmt::format("epilogue {}", name(p.epilogue));
+  if (p.per_sample() && !per_sample) return "per-sample affine";
+  return {};
+}
 Capabilities Capabilities::full(std::string device, std::string summary) {
   Capabilities c;
   c.dtypes.assign(std::begin(kAllDTypes), std::end(kAllDTypes));

@@ -224,9 +224,10 @@ template <class Fill> Tensor generate_per_group(const Problem& p, uint64_t seed,
 
 Tensor channel_vector(const Problem& p, uint64_t seed, Salt salt, double mean, double sd) {
   p.validate();
-  Tensor t(p.dtype, p.channel_shape());
+  Tensor t(p.dtype, p.param_shape());
   Rng r(seed, salt, 0, 0);
-  for (int64_t c = 0; c < p.C; ++c) t.set(c, mean + sd * r.normal());
+  // Row by row: a per-sample (N, C) tensor's first row is the per-channel one.
+  for (int64_t i = 0; i < t.numel(); ++i) t.set(i, mean + sd * r.normal());
   return t;
 }
 

@@ -34,6 +34,12 @@ expect_rc "eps not a number" 2 "$gnv" check --impl welford "${small[@]}" --eps a
 expect_rc "bad dtype" 2 "$gnv" check --impl welford --dtype f8 --shape 2,16 --groups 4
 expect_grep "bad dtype message" "$tmp/err" "gnv: error: .*f8"
 expect_rc "bad layout" 2 "$gnv" check --impl welford --layout nwhc --shape 2,16 --groups 4
+expect_rc "unknown epilogue" 2 "$gnv" check --impl welford "${small[@]}" --epilogue gelu
+expect_grep "unknown epilogue message" "$tmp/err" "gnv: error: .*gelu"
+expect_rc "unknown affine mode" 2 "$gnv" check --impl welford "${small[@]}" --affine per-group
+expect_grep "unknown affine mode message" "$tmp/err" "gnv: error: .*per-group"
+expect_rc "silu and per-sample pass on welford" 0 "$gnv" check --impl welford "${small[@]}" --affine per-sample --epilogue silu --backward
+expect_grep "per-sample reproducer" "$tmp/out" "reproduce: .*--affine per-sample --epilogue silu"
 expect_rc "bad shape" 2 "$gnv" check --impl welford --shape 2,x --groups 1
 expect_rc "bad stress" 2 "$gnv" check --impl welford "${small[@]}" --stress wobbly
 expect_rc "unknown impl" 2 "$gnv" check --impl nosuch "${small[@]}"

@@ -63,6 +63,8 @@ void expect_same_case(const Case& a, const Case& b) {
   EXPECT_EQ(a.problem.spatial, b.problem.spatial);
   EXPECT_EQ(std::bit_cast<uint64_t>(a.problem.eps), std::bit_cast<uint64_t>(b.problem.eps));
   EXPECT_EQ(a.problem.affine, b.problem.affine);
+  EXPECT_EQ(a.problem.affine_mode, b.problem.affine_mode);
+  EXPECT_EQ(a.problem.epilogue, b.problem.epilogue);
   EXPECT_EQ(a.problem.dtype, b.problem.dtype);
   EXPECT_EQ(a.problem.layout, b.problem.layout);
   EXPECT_EQ(a.stress, b.stress);
@@ -149,6 +151,49 @@ TEST(Case, ResavingOverADirectoryRemovesStaleTensors) {
   expect_same_case(plain, back);
   for (const auto& e : fs::directory_iterator(dir))
     EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+}
+
+// Version 2: the SiLU epilogue and per-sample (N, C) parameters round-trip and are written as
+// version 2 (a gnv that predates them refuses the file); a case that uses neither stays version 1
+// without the new keys, and version 1 files without them load as plain GroupNorm.
+TEST(Case, FusedModesRoundTripAsVersion2) {
+  TempDir tmp;
+  Problem p = problem(DType::f16, Layout::nhwc, true, {3});
+  p.affine_mode = AffineMode::per_sample;
+  p.epilogue = Epilogue::silu;
+  const Case c = make_case(p, parse_stress("normal"), 5, true);
+  EXPECT_EQ(c.gamma.shape(), (std::vector<int64_t>{2, 4}));
+  save_case(c, tmp.path() / "fused");
+  const json j = read_json(tmp.path() / "fused" / "case.json");
+  EXPECT_EQ(j.at("version"), 2);
+  EXPECT_EQ(j.at("epilogue"), "silu");
+  EXPECT_EQ(j.at("affine_mode"), "per-sample");
+  expect_same_case(c, load_case(tmp.path() / "fused"));
+
+  const json plain = read_json(saved_case(tmp.path() / "plain"));
+  EXPECT_EQ(plain.at("version"), 1);
+  EXPECT_FALSE(plain.contains("epilogue"));
+  EXPECT_FALSE(plain.contains("affine_mode"));
+  const Case back = load_case(tmp.path() / "plain");
+  EXPECT_EQ(back.problem.epilogue, Epilogue::none);
+  EXPECT_EQ(back.problem.affine_mode, AffineMode::per_channel);
+
+  // Per-sample parameters of the per-channel shape name the tensor; per-sample without affine is refused.
+  Case wrong = c;
+  wrong.gamma = Tensor(DType::f16, {4});
+  EXPECT_THROW(
+      {
+        try {
+          wrong.validate();
+        } catch (const InvalidProblem& e) {
+          EXPECT_EQ(e.field(), "gamma");
+          throw;
+        }
+      },
+      InvalidProblem);
+  Problem bad = p;
+  bad.affine = false;
+  EXPECT_THROW(bad.validate(), InvalidProblem);
 }
 
 TEST(Case, SavedJsonHasTheDocumentedFields) {
@@ -252,7 +297,11 @@ TEST(Case, MalformedCaseJson) {
   const json missing = json(json::value_t::discarded);
   with_field("format", "npz", {"case.json", "'format'"});
   with_field("format", missing, {"'format' is missing"});
-  with_field("version", 2, {"'version' is 2"});
+  with_field("version", 3, {"'version' is 3"});
+  with_field("version", 0, {"'version' is 0"});
+  with_field("epilogue", "gelu", {"'epilogue'", "unknown epilogue 'gelu'"});
+  with_field("epilogue", 1, {"'epilogue' must be a string"});
+  with_field("affine_mode", "per-group", {"'affine_mode'", "unknown affine mode 'per-group'"});
   with_field("version", "1", {"'version' must be an integer"});
   for (const char* key : {"N", "C", "G"}) {
     with_field(key, missing, {fmt::format("'{}' is missing", key)});

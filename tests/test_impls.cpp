@@ -163,7 +163,7 @@ class ImplTest : public ::testing::TestWithParam<Param> {
     return t;
   }
   static Tensor channel_tensor(const Problem& p, const std::vector<double>& v) {
-    Tensor t(p.dtype, p.channel_shape());
+    Tensor t(p.dtype, p.param_shape());
     for (int64_t c = 0; c < p.C; ++c) t.set(c, v[static_cast<size_t>(c)]);
     return t;
   }
@@ -182,9 +182,9 @@ class ImplTest : public ::testing::TestWithParam<Param> {
   }
   Bwd backward(const Problem& p, const Tensor& dy, const Tensor& x, const Tensor& mean,
                const Tensor& rstd, const Tensor* gamma) const {
-    Bwd b{poisoned(p.dtype, p.x_shape()), poisoned(p.dtype, p.channel_shape()),
-          poisoned(p.dtype, p.channel_shape())};
-    impl().backward(BackwardArgs{p, dy, x, mean, rstd, gamma, b.dx, p.affine ? &b.dgamma : nullptr,
+    Bwd b{poisoned(p.dtype, p.x_shape()), poisoned(p.dtype, p.param_shape()),
+          poisoned(p.dtype, p.param_shape())};
+    impl().backward(BackwardArgs{p, dy, x, mean, rstd, gamma, nullptr, b.dx, p.affine ? &b.dgamma : nullptr,
                                  p.affine ? &b.dbeta : nullptr});
     return b;
   }
@@ -531,8 +531,18 @@ TEST_P(ImplOracleTest, VerdictAgainstOracle) {
                                  stress.param >= 1e4 && (dtype == DType::f32 || dtype == DType::f64);
   bool control_failed = false;
   uint64_t seed = 1;
+  // Plain GroupNorm, then the fused forms an impl declares: SiLU, and SiLU with per-sample
+  // parameters (the adaptive GroupNorm of conditioned U-Nets).
+  struct Mode {
+    AffineMode affine;
+    Epilogue epilogue;
+  };
+  for (const Mode mode : {Mode{AffineMode::per_channel, Epilogue::none}, Mode{AffineMode::per_channel, Epilogue::silu},
+                          Mode{AffineMode::per_sample, Epilogue::silu}})
   for (const Shape& sh : {Shape{2, 6, {5, 7}, 3}, Shape{1, 4, {}, 2}, Shape{2, 8, {3, 4, 5}, 4}}) {
-    const Problem p{.N = sh.N, .C = sh.C, .spatial = sh.sp, .G = sh.G, .affine = true, .dtype = dtype, .layout = layout};
+    const Problem p{.N = sh.N, .C = sh.C, .spatial = sh.sp, .G = sh.G, .affine = true, .affine_mode = mode.affine,
+                    .epilogue = mode.epilogue, .dtype = dtype, .layout = layout};
+    if (!caps.lacks(p).empty()) continue;
     const Case c = make_case(p, stress, seed++, true);
     const CheckResult r = check_case(*impl, c, true);
     ASSERT_NE(r.verdict, Verdict::error) << p.describe() << " stress=" << stress.name() << ": " << r.error;

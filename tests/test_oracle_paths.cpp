@@ -114,8 +114,8 @@ TEST(OraclePaths, ExactMidpointGoesToTheReference) {
   c.x = Tensor(p.dtype, p.x_shape());
   c.x.set(0, -3.0);
   c.x.set(1, 3.0);
-  c.gamma = Tensor(p.dtype, p.channel_shape());
-  c.beta = Tensor(p.dtype, p.channel_shape());
+  c.gamma = Tensor(p.dtype, p.param_shape());
+  c.beta = Tensor(p.dtype, p.param_shape());
   for (int64_t ch = 0; ch < 2; ++ch) {
     c.gamma.set(ch, 1.0);
     c.beta.set(ch, 0x1p-24);

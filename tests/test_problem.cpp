@@ -89,7 +89,7 @@ TEST(Problem, SizesAndShapes) {
   EXPECT_EQ(p.S(), 1);
   EXPECT_EQ(p.x_shape(), (std::vector<int64_t>{2, 6}));
   EXPECT_EQ(p.stats_shape(), (std::vector<int64_t>{2, 3}));
-  EXPECT_EQ(p.channel_shape(), std::vector<int64_t>{6});
+  EXPECT_EQ(p.param_shape(), std::vector<int64_t>{6});
   EXPECT_EQ(small().shape_string(), "2,6,4,5");
 }
 

@@ -4,8 +4,10 @@
 //   case.json  {"format": "gnv-case", "version": 1, "N":..,"C":..,"spatial":[..],"G":..,
 //               "eps":..,"affine":..,"dtype":"f32","layout":"nchw",
 //               "stress":"offset:1e4","seed":7}   (stress and seed optional, informative)
+//              version 2 adds "epilogue": "silu" and "affine_mode": "per-sample" (optional;
+//              written only when used, and then as version 2)
 //   x.npy      physical shape x_shape(), dtype's npy descr (bf16 as '<u2' bit patterns)
-//   gamma.npy, beta.npy  (C), present iff affine
+//   gamma.npy, beta.npy  param_shape(): (C), or (N, C) per sample; present iff affine
 //   dy.npy     optional; its presence asks for the backward pass
 #include <filesystem>
 #include <optional>

@@ -14,6 +14,8 @@ namespace gnv {
 struct Capabilities {
   std::vector<DType> dtypes;
   std::vector<Layout> layouts;
+  std::vector<Epilogue> epilogues{Epilogue::none};  // the fused epilogues it applies
+  bool per_sample = false;                          // takes (N, C) gamma and beta
   bool forward = true;
   bool backward = true;
   std::string device = "cpu";
@@ -24,13 +26,21 @@ struct Capabilities {
 
   bool supports(DType d) const;
   bool supports(Layout l) const;
-  // Every dtype and layout, forward and backward, deterministic, not a control: our own kernels.
+  bool supports(Epilogue e) const;
+  // "" when these capabilities cover p's dtype, layout, epilogue and affine mode; else what is
+  // missing, as "dtype f16", "layout nhwc", "epilogue silu" or "per-sample affine".
+  std::string lacks(const Problem& p) const;
+  // Every dtype and layout, forward and backward, deterministic, not a control; no epilogue and
+  // per-channel parameters only (a kernel that fuses more says so).
   static Capabilities full(std::string device, std::string summary);
 };
 
 // Tensors follow Problem: x, y, dy, dx have x_shape() in p.dtype; gamma, beta, dgamma, dbeta
 // have shape (C) in p.dtype; mean and rstd have shape (N, G) in acc_dtype(p.dtype).
-// gamma/beta (and dgamma/dbeta) are null when p.affine is false: gamma = 1, beta = 0.
+// gamma/beta (and dgamma/dbeta) are null when p.affine is false: gamma = 1, beta = 0; their
+// shape is p.param_shape(): (C), or (N, C) for per-sample parameters.
+// With p.epilogue = silu, forward writes y = silu(gamma xhat + beta), and backward takes dy as the
+// gradient of that y (so it needs beta: silu'(gamma xhat + beta)).
 struct ForwardArgs {
   const Problem& p;
   const Tensor& x;
@@ -48,6 +58,7 @@ struct BackwardArgs {
   const Tensor& mean;  // the statistics of x (the harness passes the oracle's, rounded to acc)
   const Tensor& rstd;
   const Tensor* gamma;
+  const Tensor* beta;  // read only with an epilogue
   Tensor& dx;
   Tensor* dgamma;
   Tensor* dbeta;

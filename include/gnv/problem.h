@@ -20,6 +20,17 @@ class InvalidProblem : public std::invalid_argument {
   std::string field_;
 };
 
+// What follows the normalization and the affine step (docs/numerics.md "Fused epilogues"):
+// none, or silu(v) = v / (1 + e^-v) of each output, as diffusion U-Nets run GroupNorm.
+enum class Epilogue { none, silu };
+// The shape of gamma and beta: (C), shared by every sample, or (N, C), one row per sample
+// (adaptive GroupNorm: the caller's 1 + scale[n, c] and shift[n, c]).
+enum class AffineMode { per_channel, per_sample };
+std::string_view name(Epilogue e);   // "none", "silu"
+std::string_view name(AffineMode m); // "per-channel", "per-sample"
+Epilogue parse_epilogue(std::string_view s);      // throws std::invalid_argument naming the choices
+AffineMode parse_affine_mode(std::string_view s); // "per-channel"/"per_channel", "per-sample"/...
+
 struct Problem {
   int64_t N = 1;
   int64_t C = 1;
@@ -27,11 +38,14 @@ struct Problem {
   int64_t G = 1;
   double eps = 1e-5;
   bool affine = false;
+  AffineMode affine_mode = AffineMode::per_channel;  // per_sample only with affine
+  Epilogue epilogue = Epilogue::none;
   DType dtype = DType::f32;
   Layout layout = Layout::nchw;
 
   // Throws InvalidProblem naming the field: N < 0, C < 1, rank > 3, extent < 1, G < 1,
-  // C % G != 0, eps negative or not finite, element or byte counts that overflow int64.
+  // C % G != 0, eps negative or not finite, element or byte counts that overflow int64,
+  // a per-sample affine mode without affine.
   void validate() const;
 
   int64_t S() const;  // spatial size, 1 for rank 0
@@ -44,7 +58,10 @@ struct Problem {
   }
   std::vector<int64_t> x_shape() const;      // physical: (N,C,*S) or (N,*S,C)
   std::vector<int64_t> stats_shape() const { return {N, G}; }
-  std::vector<int64_t> channel_shape() const { return {C}; }
+  bool per_sample() const { return affine && affine_mode == AffineMode::per_sample; }
+  // gamma, beta, dgamma, dbeta: (C), or (N, C) per sample; param_index is (n, c)'s offset there.
+  std::vector<int64_t> param_shape() const { return per_sample() ? std::vector<int64_t>{N, C} : std::vector<int64_t>{C}; }
+  int64_t param_index(int64_t n, int64_t c) const { return per_sample() ? n * C + c : c; }
   std::string shape_string() const;           // logical "N,C[,D][,H][,W]" as --shape takes it
   std::string describe() const;               // one line for humans
 };

@@ -419,8 +419,8 @@ NB_MODULE(_core, m) {
           c.x = from_bytes(x, p.dtype, p.x_shape(), "x");
           if (affine) {
             if (!gamma || !beta) throw std::invalid_argument("affine: give both gamma and beta");
-            c.gamma = from_bytes(*gamma, p.dtype, p.channel_shape(), "gamma");
-            c.beta = from_bytes(*beta, p.dtype, p.channel_shape(), "beta");
+            c.gamma = from_bytes(*gamma, p.dtype, p.param_shape(), "gamma");
+            c.beta = from_bytes(*beta, p.dtype, p.param_shape(), "beta");
           }
           if (dy) c.dy = from_bytes(*dy, p.dtype, p.x_shape(), "dy");
           c.validate();
@@ -467,7 +467,7 @@ NB_MODULE(_core, m) {
           if (!stat && !channel && n != "y" && n != "dx")
             throw std::invalid_argument(fmt::format("unknown output '{}' (y, mean, rstd, dx, dgamma, dbeta)", n));
           given.emplace(n, from_bytes(b, stat ? acc_dtype(p.dtype) : p.dtype,
-                                      stat ? p.stats_shape() : channel ? p.channel_shape() : p.x_shape(), n));
+                                      stat ? p.stats_shape() : channel ? p.param_shape() : p.x_shape(), n));
         }
         if (!given.count("y")) throw std::invalid_argument("outputs: y is required");
         if (given.count("mean") != given.count("rstd")) throw std::invalid_argument("outputs: give mean and rstd together");

@@ -1,0 +1,60 @@
+#pragma once
+// The SiLU epilogue of the oracle (docs/numerics.md "Fused epilogues"): silu(v) = v / (1 + e^-v)
+// of an exact v = A / sqrt(D) + B (A, B, D exact dyadic rationals, D > 0), and its derivative.
+// e^-v is transcendental, so no finite computation decides a rounding exactly as squaring does
+// for v itself: every quantity is evaluated as an interval that provably holds it (MPFI: outward
+// rounding at every step) at growing precision until both ends of the interval round to the same
+// value of the target dtype (Ziv's strategy). For v != 0, silu(v) is transcendental (Lindemann-
+// Weierstrass: e^-v is transcendental for algebraic v != 0) and so never a rounding boundary:
+// the loop ends for every input, and a value still undecided at kMaxBits is counted, not guessed.
+#include <cstdint>
+#include <mpfi.h>
+
+#include "exact.h"
+
+namespace gnv::epilogue {
+
+using exact::Real;
+
+constexpr long kStartBits = 128;
+constexpr long kMaxBits = 8192;
+
+// An MPFI interval, owned.
+class Interval {
+ public:
+  explicit Interval(long prec) { mpfi_init2(v_, prec); }
+  ~Interval() { mpfi_clear(v_); }
+  Interval(const Interval&) = delete;
+  Interval& operator=(const Interval&) = delete;
+  mpfi_ptr get() { return v_; }
+  mpfi_srcptr get() const { return v_; }
+
+ private:
+  mpfi_t v_;
+};
+
+// v = A / sqrt(D) + B, enclosed at prec bits.
+void enclose(Interval& v, const Real& A, const Real& D, const Real& B);
+// silu(v) and silu'(v) = s (1 + v (1 - s)), s = 1 / (1 + e^-v), enclosed; each written so that
+// no step overflows (e^v for negative v, e^-v for positive), so an interval of huge v stays tight.
+void silu(Interval& out, const Interval& v);
+void silu_grad(Interval& out, const Interval& v);
+// Whether every value in iv rounds to the same value of d, and that value's bits.
+bool rounds_to(DType d, const Interval& iv, uint64_t& bits);
+// The midpoint, for the metrics' double-double of the exact value.
+void midpoint(Real& out, const Interval& iv);
+// Exactly: whether A / sqrt(D) + B = 0.
+bool exact_zero(const Real& A, const Real& D, const Real& B);
+
+// silu(A / sqrt(D) + B) correctly rounded to d; decided is false where kMaxBits did not decide
+// it (bits is then the midpoint's rounding). v_abs and grad_abs approximate |v| and |silu'(v)|
+// (for the condition scale).
+struct SiluResult {
+  uint64_t bits = 0;
+  Real approx;
+  double v_abs = 0, grad_abs = 0;
+  bool decided = true;
+};
+SiluResult silu_rounded(DType d, const Real& A, const Real& D, const Real& B);
+
+}  // namespace gnv::epilogue
