@@ -4,8 +4,9 @@
  *   gnv validate --plugin ./libexample_plugin.so --preset smoke
  *
  * GroupNorm forward and backward for f32 and f64, channels-first and channels-last, two passes
- * with double accumulation. Elements are addressed through the buffers' strides, so one loop nest
- * serves both layouts. Contract: include/gnv/plugin.h.
+ * with double accumulation, plain or fused (the SiLU epilogue, per-sample gamma and beta: ABI
+ * version 2). Elements are addressed through the buffers' strides, so one loop nest serves both
+ * layouts. Contract: include/gnv/plugin.h.
  */
 #include <math.h>
 #include <stdio.h>
@@ -42,6 +43,22 @@ static void set(gnv_buffer* b, int64_t i, double v) {
   else ((float*)b->data)[i] = (float)v;
 }
 
+/* The parameter offset of (n, c): per channel, or per sample and channel. */
+static int64_t param(const gnv_problem* p, int64_t n, int64_t c) {
+  return p->affine_mode == GNV_AFFINE_PER_SAMPLE ? n * p->C + c : c;
+}
+
+/* v = gamma xhat + beta, the value the epilogue takes. */
+static double affine_of(const gnv_problem* p, const gnv_buffer* gamma, const gnv_buffer* beta, int64_t n,
+                        int64_t c, double xhat) {
+  return p->affine ? xhat * get(gamma, param(p, n, c)) + get(beta, param(p, n, c)) : xhat;
+}
+static double silu(double v) { return v / (1.0 + exp(-v)); }
+static double silu_grad(double v) {
+  const double s = 1.0 / (1.0 + exp(-v));
+  return s * (1.0 + v * (1.0 - s));
+}
+
 /* Visits every element (n, c, s) of group (n, g) with its offset in x-shaped buffer b. */
 #define FOR_GROUP(b, rank, dm, n, g, OFF, ...)                                          \
   for (int64_t c = (g) * (dm).cpg; c < ((g) + 1) * (dm).cpg; ++c)                         \
@@ -74,9 +91,8 @@ static int32_t forward(const gnv_forward_args* a, char* msg, size_t msg_size) {
       set(a->mean, n * d.G + g, mean);
       set(a->rstd, n * d.G + g, rstd);
       FOR_GROUP(a->x, r, d, n, g, o, {
-        double v = (get(a->x, o) - mean) * rstd;
-        if (p->affine) v = v * get(a->gamma, c) + get(a->beta, c);
-        set(a->y, at(a->y, r, n, c, dd, hh, ww), v);
+        const double v = affine_of(p, a->gamma, a->beta, n, c, (get(a->x, o) - mean) * rstd);
+        set(a->y, at(a->y, r, n, c, dd, hh, ww), p->epilogue == GNV_EPILOGUE_SILU ? silu(v) : v);
         (void)o;
       })
     }
@@ -94,9 +110,10 @@ static int32_t backward(const gnv_backward_args* a, char* msg, size_t msg_size) 
   const double m = (double)(d.cpg * d.D * d.H * d.W);
   double* dg = NULL;
   double* db = NULL;
+  const int64_t params = p->affine_mode == GNV_AFFINE_PER_SAMPLE ? d.N * d.C : d.C;
   if (p->affine) {
-    dg = calloc((size_t)d.C, sizeof *dg);
-    db = calloc((size_t)d.C, sizeof *db);
+    dg = calloc((size_t)params, sizeof *dg);
+    db = calloc((size_t)params, sizeof *db);
     if (!dg || !db) {
       free(dg), free(db);
       snprintf(msg, msg_size, "out of memory");
@@ -107,23 +124,28 @@ static int32_t backward(const gnv_backward_args* a, char* msg, size_t msg_size) 
     for (int64_t g = 0; g < d.G; ++g) {
       const double mean = get(a->mean, n * d.G + g), rstd = get(a->rstd, n * d.G + g);
       double s1 = 0, s2 = 0; /* sums of dxhat and dxhat * xhat */
+      /* dy of the value before the epilogue: dy silu'(v) with SiLU, else dy. */
+#define DY_BEFORE()                                                                                \
+  (p->epilogue == GNV_EPILOGUE_SILU                                                                \
+       ? get(a->dy, at(a->dy, r, n, c, dd, hh, ww)) * silu_grad(affine_of(p, a->gamma, a->beta, n, c, xhat)) \
+       : get(a->dy, at(a->dy, r, n, c, dd, hh, ww)))
       FOR_GROUP(a->x, r, d, n, g, o, {
         const double xhat = (get(a->x, o) - mean) * rstd;
-        const double dyv = get(a->dy, at(a->dy, r, n, c, dd, hh, ww));
-        const double dxhat = p->affine ? dyv * get(a->gamma, c) : dyv;
+        const double dyv = DY_BEFORE();
+        const double dxhat = p->affine ? dyv * get(a->gamma, param(p, n, c)) : dyv;
         s1 += dxhat;
         s2 += dxhat * xhat;
-        if (p->affine) dg[c] += dyv * xhat, db[c] += dyv;
+        if (p->affine) dg[param(p, n, c)] += dyv * xhat, db[param(p, n, c)] += dyv;
       })
       FOR_GROUP(a->x, r, d, n, g, o, {
         const double xhat = (get(a->x, o) - mean) * rstd;
-        const double dyv = get(a->dy, at(a->dy, r, n, c, dd, hh, ww));
-        const double dxhat = p->affine ? dyv * get(a->gamma, c) : dyv;
+        const double dyv = DY_BEFORE();
+        const double dxhat = p->affine ? dyv * get(a->gamma, param(p, n, c)) : dyv;
         set(a->dx, at(a->dx, r, n, c, dd, hh, ww), rstd * (dxhat - s1 / m - xhat * s2 / m));
       })
     }
   if (p->affine) {
-    for (int64_t c = 0; c < d.C; ++c) set(a->dgamma, c, dg[c]), set(a->dbeta, c, db[c]);
+    for (int64_t i = 0; i < params; ++i) set(a->dgamma, i, dg[i]), set(a->dbeta, i, db[i]);
     free(dg), free(db);
   }
   return GNV_OK;
@@ -142,6 +164,8 @@ static const gnv_kernel kernel = {
     GNV_KERNEL_DETERMINISTIC,
     forward,
     backward,
+    GNV_EPILOGUE_BIT(GNV_EPILOGUE_SILU),
+    GNV_AFFINE_BIT(GNV_AFFINE_PER_SAMPLE),
 };
 
 uint32_t gnv_plugin_abi_version(void) { return GNV_PLUGIN_ABI_VERSION; }

@@ -108,6 +108,8 @@ const gnv_kernel kKernel = {
     0,  // not promised deterministic: libtorch's CPU reductions split work by thread count
     forward,
     backward,
+    0,  // no fused epilogue: the SiLU composites are judged through torch_runner.py (issue 21)
+    0,  // per-channel gamma and beta only
 };
 
 }  // namespace

@@ -330,6 +330,12 @@ void add_external_options(CLI::App* sub, ExternalOptions& o) {
   sub->add_flag("--no-stats", o.no_stats, "The runners do not write mean.npy and rstd.npy: judge y (and the backward) only");
   sub->add_option("--runner-device", o.runner_device, "Device named in the report for the runners' cells")
       ->capture_default_str();
+  sub->add_option("--runner-fused", o.runner_fused,
+                  "The fused forms the runners apply, comma-separated: silu (the epilogue), per-sample (gamma and beta "
+                  "of shape (N, C)); they read them from case.json (version 2). Default: none, so such cases are "
+                  "SKIPPED for them")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"silu", "per-sample"}));
 }
 
 std::string shell_quote(const std::string& s) {
@@ -386,9 +392,14 @@ std::vector<ExternalImpl> register_external(const ExternalOptions& o) {
     if (o.timeout > 0) r.timeout_s = o.timeout;
     r.statistics = !o.no_stats;
     r.device = o.runner_device;
+    for (const std::string& f : o.runner_fused) {
+      if (f == "silu") r.epilogues.push_back(Epilogue::silu);
+      if (f == "per-sample") r.per_sample = true;
+    }
     std::string load = fmt::format("--runner {} --runner-name {}{}{}", shell_quote(r.command), r.name,
                                    o.no_stats ? " --no-stats" : "", timeout);
     if (o.runner_device != "external") load += " --runner-device " + shell_quote(o.runner_device);
+    if (!o.runner_fused.empty()) load += fmt::format(" --runner-fused {}", fmt::join(o.runner_fused, ","));
     add(make_runner(r), std::move(load));
   }
   return out;

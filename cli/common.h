@@ -138,6 +138,7 @@ struct ExternalOptions {
   double timeout = 0;  // 0: 60 s per plugin call, 1800 s per runner batch
   bool no_stats = false;
   std::string runner_device = "external";
+  std::vector<std::string> runner_fused;  // --runner-fused silu,per-sample
   std::string runner_dir;  // batches go to runner_dir/NAME; empty: a fresh temp directory
   std::string plugin_log_dir;  // plugin stdout/stderr to plugin_log_dir/STEM.log; empty: gnv's stderr
   double plugin_memory = 0;    // --plugin-memory: RLIMIT_AS of each plugin call (0: none)

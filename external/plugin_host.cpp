@@ -47,8 +47,8 @@ constexpr uint64_t kMagic = 0x676e762d706c7567ull;  // "gnv-plug"
 enum class Op : int32_t { describe = 1, forward = 2, backward = 3 };
 
 // Buffer slots of a call. forward: x, gamma, beta | y, mean, rstd; backward: dy, x, mean, rstd,
-// gamma | dx, dgamma, dbeta.
-constexpr int kSlots = 8;
+// gamma | dx, dgamma, dbeta | beta.
+constexpr int kSlots = 9;
 
 // What the parent asks, at the head of the region.
 struct Request {
@@ -76,6 +76,7 @@ struct KernelInfo {
   char device[64] = {};
   char summary[512] = {};
   uint32_t dtypes = 0, layouts = 0, flags = 0;
+  uint32_t epilogues = 0, affine_modes = 0;  // 0 for a version 1 plugin
   int32_t has_backward = 0;
 };
 
@@ -121,8 +122,9 @@ bool valid_name(const char* s) {
   return std::strlen(s) <= 64;
 }
 
-// Looks the two symbols up and checks the kernel description. Empty string: fine.
-std::string check_plugin(void* handle, const std::string& path, const gnv_kernel** out) {
+// Looks the two symbols up and checks the kernel description. Empty string: fine. *version is the
+// plugin's ABI version.
+std::string check_plugin(void* handle, const std::string& path, const gnv_kernel** out, uint32_t* version) {
   auto* abi = reinterpret_cast<gnv_plugin_abi_version_fn>(dlsym(handle, GNV_PLUGIN_ABI_VERSION_SYMBOL));
   auto* get = reinterpret_cast<gnv_plugin_kernel_fn>(dlsym(handle, GNV_PLUGIN_KERNEL_SYMBOL));
   for (auto [sym, name] : {std::pair{reinterpret_cast<void*>(abi), GNV_PLUGIN_ABI_VERSION_SYMBOL},
@@ -132,15 +134,16 @@ std::string check_plugin(void* handle, const std::string& path, const gnv_kernel
                          "include/gnv/plugin.h)",
                          path, name, GNV_PLUGIN_ABI_VERSION_SYMBOL, GNV_PLUGIN_KERNEL_SYMBOL);
   const uint32_t v = abi();
-  if (v != GNV_PLUGIN_ABI_VERSION)
-    return fmt::format("{}: plugin ABI version {}, this gnv speaks version {} (rebuild the plugin against "
+  if (v < GNV_PLUGIN_ABI_VERSION_MIN || v > GNV_PLUGIN_ABI_VERSION)
+    return fmt::format("{}: plugin ABI version {}, this gnv speaks versions {} to {} (rebuild the plugin against "
                        "this gnv's include/gnv/plugin.h)",
-                       path, v, GNV_PLUGIN_ABI_VERSION);
+                       path, v, GNV_PLUGIN_ABI_VERSION_MIN, GNV_PLUGIN_ABI_VERSION);
   const gnv_kernel* k = get();
   if (!k) return fmt::format("{}: {}() returned a null kernel", path, GNV_PLUGIN_KERNEL_SYMBOL);
-  if (k->struct_size < sizeof(gnv_kernel))
-    return fmt::format("{}: gnv_kernel.struct_size is {}, expected at least {}", path, k->struct_size,
-                       sizeof(gnv_kernel));
+  const size_t need = v >= 2 ? sizeof(gnv_kernel) : GNV_KERNEL_V1_SIZE;
+  if (k->struct_size < need)
+    return fmt::format("{}: gnv_kernel.struct_size is {}, expected at least {} for ABI version {}", path,
+                       k->struct_size, need, v);
   if (!valid_name(k->name))
     return fmt::format("{}: gnv_kernel.name must be 1 to 64 characters of [A-Za-z0-9_.+-]", path);
   const std::string kn = k->name;
@@ -150,8 +153,15 @@ std::string check_plugin(void* handle, const std::string& path, const gnv_kernel
   if (k->layouts == 0 || (k->layouts & ~0x3u))
     return fmt::format("{}: kernel '{}': gnv_kernel.layouts {:#x} is not a non-empty set of GNV_LAYOUT_BIT()s",
                        path, kn, k->layouts);
+  if (v >= 2 && (k->epilogues & ~GNV_EPILOGUE_BIT(GNV_EPILOGUE_SILU) & ~GNV_EPILOGUE_BIT(GNV_EPILOGUE_NONE)))
+    return fmt::format("{}: kernel '{}': gnv_kernel.epilogues {:#x} has bits that are not GNV_EPILOGUE_BIT()s", path,
+                       kn, k->epilogues);
+  if (v >= 2 && (k->affine_modes & ~GNV_AFFINE_BIT(GNV_AFFINE_PER_SAMPLE) & ~GNV_AFFINE_BIT(GNV_AFFINE_PER_CHANNEL)))
+    return fmt::format("{}: kernel '{}': gnv_kernel.affine_modes {:#x} has bits that are not GNV_AFFINE_BIT()s",
+                       path, kn, k->affine_modes);
   if (!k->forward) return fmt::format("{}: kernel '{}': the forward function pointer is null", path, kn);
   *out = k;
+  *version = v;
   return {};
 }
 
@@ -176,6 +186,8 @@ gnv_problem abi_problem(const Problem& p) {
   q.affine = p.affine ? 1 : 0;
   q.dtype = abi_dtype(p.dtype);
   q.layout = p.layout == Layout::nchw ? GNV_LAYOUT_NCHW : GNV_LAYOUT_NHWC;
+  q.epilogue = p.epilogue == Epilogue::silu ? GNV_EPILOGUE_SILU : GNV_EPILOGUE_NONE;
+  q.affine_mode = p.per_sample() ? GNV_AFFINE_PER_SAMPLE : GNV_AFFINE_PER_CHANNEL;
   return q;
 }
 
@@ -350,7 +362,7 @@ class Call {
 
 // In the child: loads the library and returns its kernel (checked again: the library on disk may
 // have changed), or writes why not into the answer and returns null.
-const gnv_kernel* load_in_child(const char* path, Answer& a) {
+const gnv_kernel* load_in_child(const char* path, Answer& a, uint32_t& version) {
   void* handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   std::string msg;
   const gnv_kernel* k = nullptr;
@@ -358,7 +370,7 @@ const gnv_kernel* load_in_child(const char* path, Answer& a) {
     const char* e = dlerror();
     msg = fmt::format("cannot load plugin: {}", e ? e : path);
   } else {
-    msg = check_plugin(handle, path, &k);
+    msg = check_plugin(handle, path, &k, &version);
   }
   if (!msg.empty()) {
     std::snprintf(a.msg, sizeof a.msg, "%s", msg.c_str());
@@ -395,7 +407,8 @@ int serve_call(const char* fd_arg) {
   }
   auto opt = [&](int i) { return r.offset[i] ? &b[i] : nullptr; };
   Answer& a = h.answer;
-  const gnv_kernel* k = load_in_child(r.path, a);
+  uint32_t version = 0;
+  const gnv_kernel* k = load_in_child(r.path, a, version);
   if (!k) return 0;
   switch (r.op) {
     case Op::describe: {
@@ -406,6 +419,10 @@ int serve_call(const char* fd_arg) {
       info.dtypes = k->dtypes;
       info.layouts = k->layouts;
       info.flags = k->flags;
+      if (version >= 2) {
+        info.epilogues = k->epilogues;
+        info.affine_modes = k->affine_modes;
+      }
       info.has_backward = k->backward != nullptr;
       a.status = 0;
       break;
@@ -421,7 +438,7 @@ int serve_call(const char* fd_arg) {
         a.status = GNV_ERR_INTERNAL;
         break;
       }
-      const gnv_backward_args args{&r.problem, &b[0], &b[1], &b[2], &b[3], opt(4), &b[5], opt(6), opt(7)};
+      const gnv_backward_args args{&r.problem, &b[0], &b[1], &b[2], &b[3], opt(4), &b[5], opt(6), opt(7), opt(8)};
       a.status = k->backward(&args, a.msg, sizeof a.msg - 1);
       break;
     }
@@ -442,6 +459,8 @@ class PluginImpl final : public Impl {
     for (Layout l : kAllLayouts)
       if (k.layouts & GNV_LAYOUT_BIT(l == Layout::nchw ? GNV_LAYOUT_NCHW : GNV_LAYOUT_NHWC))
         caps_.layouts.push_back(l);
+    if (k.epilogues & GNV_EPILOGUE_BIT(GNV_EPILOGUE_SILU)) caps_.epilogues.push_back(Epilogue::silu);
+    caps_.per_sample = (k.affine_modes & GNV_AFFINE_BIT(GNV_AFFINE_PER_SAMPLE)) != 0;
     caps_.forward = true;
     caps_.backward = k.has_backward != 0;
     caps_.device = *k.device ? k.device : "cpu";
@@ -479,7 +498,8 @@ class PluginImpl final : public Impl {
                      input(dense_buffer(p.dtype, p.param_shape(), in(a.gamma)), a.gamma),
                      output(x_buffer(p, p.dtype, a.dx.raw()), &a.dx, "dx"),
                      output(dense_buffer(p.dtype, p.param_shape(), out(a.dgamma)), a.dgamma, "dgamma"),
-                     output(dense_buffer(p.dtype, p.param_shape(), out(a.dbeta)), a.dbeta, "dbeta")});
+                     output(dense_buffer(p.dtype, p.param_shape(), out(a.dbeta)), a.dbeta, "dbeta"),
+                     input(dense_buffer(p.dtype, p.param_shape(), in(a.beta)), a.beta)});
     finish("backward", call);
   }
 

@@ -101,20 +101,19 @@ uint64_t fnv(uint64_t h, const Tensor* t) {
 }
 
 std::string problem_key(const Problem& p) {
-  std::string s = fmt::format("{} {} {} {} {:x} {} {} {}", p.N, p.C, p.shape_string(), p.G,
-                              std::bit_cast<uint64_t>(p.eps), p.affine, name(p.dtype), name(p.layout));
-  return s;
+  return fmt::format("{} {} {} {} {:x} {} {} {} {} {}", p.N, p.C, p.shape_string(), p.G, std::bit_cast<uint64_t>(p.eps),
+                     p.affine, name(p.affine_mode), name(p.epilogue), name(p.dtype), name(p.layout));
 }
 
 // Cases are found again by their inputs: the forward pass by (problem, x, gamma, beta), the
-// backward pass by (problem, x, gamma, dy).
+// backward pass by (problem, x, gamma, beta, dy) (beta matters to it through an epilogue).
 uint64_t forward_key(const Problem& p, const Tensor& x, const Tensor* gamma, const Tensor* beta) {
   uint64_t h = fnv(1469598103934665603ull, problem_key(p) + " fwd");
   return fnv(fnv(fnv(h, &x), gamma), beta);
 }
-uint64_t backward_key(const Problem& p, const Tensor& x, const Tensor* gamma, const Tensor& dy) {
+uint64_t backward_key(const Problem& p, const Tensor& x, const Tensor* gamma, const Tensor* beta, const Tensor& dy) {
   uint64_t h = fnv(1469598103934665603ull, problem_key(p) + " bwd");
-  return fnv(fnv(fnv(h, &x), gamma), &dy);
+  return fnv(fnv(fnv(fnv(h, &x), gamma), beta), &dy);
 }
 
 std::string tail_of_file(const fs::path& f, size_t max_bytes) {
@@ -166,6 +165,8 @@ class RunnerImpl final : public BatchImpl {
     caps_.device = o_.device;
     caps_.deterministic = false;
     caps_.statistics = o_.statistics;
+    caps_.epilogues = o_.epilogues;
+    caps_.per_sample = o_.per_sample;
     caps_.summary = fmt::format("external runner: {}", o_.command);
   }
 
@@ -216,15 +217,11 @@ class RunnerImpl final : public BatchImpl {
   }
 
   void backward(const BackwardArgs& a) const override {
-    const Entry e = entry_for(backward_key(a.p, a.x, a.gamma, a.dy), [&] {
+    const Entry e = entry_for(backward_key(a.p, a.x, a.gamma, a.beta, a.dy), [&] {
       Case c;
       c.problem = a.p;
       c.x = a.x;
-      if (a.p.affine) {
-        c.gamma = *a.gamma;
-        c.beta = Tensor(a.p.dtype, a.p.param_shape());  // the backward pass does not read beta
-        c.beta.fill_bits(0);
-      }
+      if (a.p.affine) c.gamma = *a.gamma, c.beta = *a.beta;
       c.dy = a.dy;
       return c;
     });
@@ -250,7 +247,7 @@ class RunnerImpl final : public BatchImpl {
     const Tensor* g = c.problem.affine ? &c.gamma : nullptr;
     const Tensor* b = c.problem.affine ? &c.beta : nullptr;
     entries_[forward_key(c.problem, c.x, g, b)] = e;
-    if (c.dy) entries_[backward_key(c.problem, c.x, g, *c.dy)] = e;
+    if (c.dy) entries_[backward_key(c.problem, c.x, g, b, *c.dy)] = e;
     return e;
   }
 

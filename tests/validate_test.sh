@@ -140,7 +140,18 @@ expect_grep "wrong answers fail on offsets only" "$tmp/wrong/report.json" '"stre
 [ "$(count "$tmp/wrong/report.json" '"stress":"normal".*"verdict":"PASS"')" -gt 0 ] && ok "wrong plugin passes normal inputs" || bad "wrong plugin: no normal PASS"
 
 expect_rc "wrong ABI version rejected" 2 "$gnv" validate --plugin "$(p abi)" "${grid[@]}" --out "$tmp/x"
-expect_grep "ABI message" "$tmp/err" 'plugin ABI version 99, this gnv speaks version 1'
+expect_grep "ABI message" "$tmp/err" 'plugin ABI version 99, this gnv speaks versions 1 to 2'
+# ABI version 2 added the fused forms at the ends of the structs: a version 1 plugin still loads and
+# runs plain GroupNorm, and declines (is never called with) SiLU or per-sample cases.
+small_case=(--dtype f32 --shape 2,8,3,3 --groups 4 --backward)
+expect_rc "version 1 plugin runs plain cases" 0 "$gnv" check --plugin "$(p v1)" "${small_case[@]}" --affine
+expect_rc "version 1 plugin refuses a SiLU case" 2 "$gnv" check --plugin "$(p v1)" "${small_case[@]}" --epilogue silu
+expect_grep "the refusal names the epilogue" "$tmp/err" "gnv: error: .*test_v1.*does not support epilogue silu"
+expect_rc "version 1 plugin refuses per-sample parameters" 2 "$gnv" check --plugin "$(p v1)" "${small_case[@]}" --affine per-sample
+expect_grep "the refusal names the affine mode" "$tmp/err" "does not support per-sample affine"
+expect_rc "version 2 plugin passes SiLU with per-sample parameters" 0 "$gnv" check --plugin "$(p ok)" "${small_case[@]}" --affine per-sample --epilogue silu
+expect_grep "its reproducer keeps both" "$tmp/out" "reproduce: gnv check --plugin .*--affine per-sample --epilogue silu"
+expect_rc "the example plugin passes SiLU on both layouts" 0 sh -c "'$gnv' check --plugin '$plugins/libexample_plugin.so' ${small_case[*]} --affine --epilogue silu --layout nchw && '$gnv' check --plugin '$plugins/libexample_plugin.so' ${small_case[*]} --affine per-sample --epilogue silu --layout nhwc"
 expect_rc "missing symbol rejected" 2 "$gnv" validate --plugin "$(p missing)" "${grid[@]}" --out "$tmp/x"
 expect_grep "missing symbol message" "$tmp/err" 'missing symbol gnv_plugin_kernel'
 expect_rc "null forward rejected" 2 "$gnv" validate --plugin "$(p nullfwd)" "${grid[@]}" --out "$tmp/x"
@@ -188,6 +199,13 @@ done
 expect_rc "runner writing garbage" 1 "$gnv" validate --runner "$(r garbage)" "${rgrid[@]}" --out "$tmp/r5"
 expect_grep "garbage npy named" "$tmp/r5/report.json" '"verdict":"ERROR".*y.npy'
 expect_rc "runner declining cases" 1 "$gnv" validate --runner "$(r error)" "${rgrid[@]}" --out "$tmp/r6"
+# --runner-fused: a runner gets SiLU and per-sample cases only when it says it applies them.
+expect_rc "a runner is refused a SiLU case by default" 2 "$gnv" check --runner "$(r ok)" --dtype f64 --shape 2,6,5 --groups 3 --epilogue silu
+expect_grep "the refusal names the epilogue" "$tmp/err" "gnv: error: .*does not support epilogue silu"
+expect_rc "with --runner-fused it passes SiLU and per-sample, forward and backward" 0 "$gnv" check --runner "$(r ok)" \
+  --runner-fused silu,per-sample --dtype f64 --shape 2,6,5 --groups 3 --epilogue silu --affine per-sample --backward
+expect_grep "its reproducer keeps --runner-fused" "$tmp/out" "reproduce: gnv check --runner .* --runner-fused silu,per-sample"
+expect_rc "an unknown fused form is a usage error" 2 "$gnv" check --runner "$(r ok)" --runner-fused gelu --dtype f64 --shape 2,6,5 --groups 3
 expect_grep "error.txt reported" "$tmp/r6/report.json" 'could not run forward .*numpy_runner: f32 nhwc not supported'
 [ "$(count "$tmp/r6/report.json" '"layout":"nchw".*"verdict":"PASS"')" -gt 0 ] && ok "failed cases do not affect others" || bad "no nchw PASS"
 expect_rc "runner declining channels-last (unsupported.txt) passes" 0 "$gnv" validate --runner "$(r unsupported)" "${rgrid[@]}" --out "$tmp/r6b"

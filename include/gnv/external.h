@@ -55,6 +55,10 @@ struct RunnerOptions {
   double timeout_s = 1800;           // for one batch
   bool statistics = true;            // the runner writes mean.npy and rstd.npy
   std::string device = "external";
+  // The fused forms the runner applies (--runner-fused): only these reach it, in case.json
+  // version 2; a runner that predates them never sees such a case (SKIPPED).
+  std::vector<Epilogue> epilogues{Epilogue::none};
+  bool per_sample = false;
 };
 
 // An Impl whose cases run in batches. enqueue() writes a case directory (dy present: the

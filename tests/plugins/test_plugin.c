@@ -27,6 +27,7 @@
 #define MODE_OVERRUN 17   /* channels-last forward writes 64 floats past the end of y */
 #define MODE_HOG 18       /* forward allocates and touches 2 GiB first */
 #define MODE_FRESH 19     /* forward fails unless its process is a freshly executed plugin host */
+#define MODE_V1 20        /* an ABI version 1 plugin: version 1, a version 1 struct_size, no fused forms */
 
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -207,7 +208,11 @@ static int32_t test_backward(const gnv_backward_args* a, char* msg, size_t msg_s
 }
 
 __attribute__((unused)) static const gnv_kernel test_kernel = {
+#if GNV_TEST_MODE == MODE_V1
+    GNV_KERNEL_V1_SIZE,
+#else
     sizeof(gnv_kernel),
+#endif
     GNV_TEST_NAME,
     "test plugin",
     "cpu",
@@ -220,11 +225,19 @@ __attribute__((unused)) static const gnv_kernel test_kernel = {
     FORWARD,
 #endif
     test_backward,
+#if GNV_TEST_MODE == MODE_V1
+    0, 0, /* past GNV_KERNEL_V1_SIZE: a version 1 plugin has no such fields, and gnv does not read them */
+#else
+    GNV_EPILOGUE_BIT(GNV_EPILOGUE_SILU),
+    GNV_AFFINE_BIT(GNV_AFFINE_PER_SAMPLE),
+#endif
 };
 
 uint32_t gnv_plugin_abi_version(void) {
 #if GNV_TEST_MODE == MODE_ABI
   return 99;
+#elif GNV_TEST_MODE == MODE_V1
+  return 1;
 #else
   return GNV_PLUGIN_ABI_VERSION;
 #endif

@@ -14,6 +14,8 @@
   hang        sleeps forever
   onepass     one-pass float32 variance (wrong on offset inputs)
   nostats     correct y, no mean.npy / rstd.npy (run gnv with --no-stats)
+Every mode applies the fused forms of case.json version 2 ("epilogue": "silu", "affine_mode":
+"per-sample"), which gnv sends only with --runner-fused.
 Usage: numpy_runner.py [--mode MODE] BATCH_DIR
 """
 import json
@@ -25,7 +27,21 @@ import time
 import numpy as np
 
 
-def groupnorm(x, G, eps, gamma, beta, layout, mode):
+def silu(v):
+    return v / (1 + np.exp(-v))
+
+
+def silu_grad(v):
+    s = 1 / (1 + np.exp(-v))
+    return s * (1 + v * (1 - s))
+
+
+def param_shape(x, per_sample):
+    """gamma/beta broadcast over logical x: (1, C, 1...) or per sample (N, C, 1...)."""
+    return (x.shape[0] if per_sample else 1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def groupnorm(x, G, eps, gamma, beta, layout, mode, per_sample=False, epilogue="none"):
     """x physical: (N,C,*S) for nchw, (N,*S,C) for nhwc. Returns y (physical), mean, rstd."""
     if layout == "nhwc":
         x = np.moveaxis(x, -1, 1)
@@ -41,14 +57,16 @@ def groupnorm(x, G, eps, gamma, beta, layout, mode):
         var = ((xg - mean[:, :, None]) ** 2).mean(axis=2)
     rstd = 1.0 / np.sqrt(var + eps)
     xhat = ((xg - mean[:, :, None]) * rstd[:, :, None]).reshape(x.shape)
-    shape = (1, C) + (1,) * (x.ndim - 2)
+    shape = param_shape(x, per_sample)
     y = xhat * gamma.reshape(shape) + beta.reshape(shape) if gamma is not None else xhat
+    if epilogue == "silu":
+        y = silu(y)
     if layout == "nhwc":
         y = np.moveaxis(y, 1, -1)
     return y, mean, rstd
 
 
-def backward(x, dy, G, eps, gamma, layout):
+def backward(x, dy, G, eps, gamma, beta, layout, per_sample=False, epilogue="none"):
     if layout == "nhwc":
         x, dy = np.moveaxis(x, -1, 1), np.moveaxis(dy, -1, 1)
     N, C = x.shape[:2]
@@ -57,13 +75,16 @@ def backward(x, dy, G, eps, gamma, layout):
     mean = xg.mean(axis=2, keepdims=True)
     rstd = 1.0 / np.sqrt(((xg - mean) ** 2).mean(axis=2, keepdims=True) + eps)
     xhat = ((xg - mean) * rstd).reshape(x.shape)
-    shape = (1, C) + (1,) * (x.ndim - 2)
+    shape = param_shape(x, per_sample)
+    if epilogue == "silu":  # dy of the value before the epilogue
+        v = xhat * gamma.reshape(shape) + beta.reshape(shape) if gamma is not None else xhat
+        dy = dy * silu_grad(v)
     dxhat = dy * gamma.reshape(shape) if gamma is not None else dy
     dg = dxhat.reshape(N, G, -1)
     xh = xhat.reshape(N, G, -1)
     dx = rstd * (dg - dg.mean(axis=2, keepdims=True) - xh * (dg * xh).mean(axis=2, keepdims=True))
     dx = dx.reshape(x.shape)
-    axes = (0,) + tuple(range(2, x.ndim))
+    axes = tuple(range(2, x.ndim)) if per_sample else (0,) + tuple(range(2, x.ndim))
     dgamma = (dy * xhat).sum(axis=axes) if gamma is not None else None
     dbeta = dy.sum(axis=axes) if gamma is not None else None
     if layout == "nhwc":
@@ -102,7 +123,8 @@ def main():
         x = np.load(os.path.join(d, "x.npy"))
         gamma = np.load(os.path.join(d, "gamma.npy")).astype(np.float64) if p["affine"] else None
         beta = np.load(os.path.join(d, "beta.npy")).astype(np.float64) if p["affine"] else None
-        y, mean, rstd = groupnorm(x, p["G"], p["eps"], gamma, beta, p["layout"], mode)
+        fused = {"per_sample": p.get("affine_mode") == "per-sample", "epilogue": p.get("epilogue", "none")}
+        y, mean, rstd = groupnorm(x, p["G"], p["eps"], gamma, beta, p["layout"], mode, **fused)
         if mode == "wrongshape":
             y = y.reshape(y.shape[::-1])
         if mode == "garbage":
@@ -119,7 +141,7 @@ def main():
                 np.save(os.path.join(d, "rstd.npy"), rstd.astype(acc))
         if os.path.exists(os.path.join(d, "dy.npy")):
             dy = np.load(os.path.join(d, "dy.npy"))
-            dx, dgamma, dbeta = backward(x, dy, p["G"], p["eps"], gamma, p["layout"])
+            dx, dgamma, dbeta = backward(x, dy, p["G"], p["eps"], gamma, beta, p["layout"], **fused)
             np.save(os.path.join(d, "dx.npy"), dx.astype(dt))
             if p["affine"]:
                 np.save(os.path.join(d, "dgamma.npy"), dgamma.astype(dt))
