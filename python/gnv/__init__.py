@@ -38,7 +38,17 @@ class Unsupported(Exception):
 
 def _problem_dict(p):
     return {"N": p.N, "C": p.C, "spatial": list(p.spatial), "G": p.G, "eps": p.eps, "affine": p.affine,
-            "dtype": p.dtype, "layout": p.layout}
+            "dtype": p.dtype, "layout": p.layout, "epilogue": p.epilogue, "affine_mode": p.affine_mode}
+
+
+def _shape_of_tensor(p, name):
+    """Stored shape of a case tensor or output: x-like (physical, x_shape), statistics (N, G),
+    or parameters (C) / (N, C) per sample."""
+    if name in ("mean", "rstd"):
+        return (p.N, p.G)
+    if name in ("gamma", "beta", "dgamma", "dbeta"):
+        return tuple(p.param_shape)
+    return tuple(p.x_shape)
 
 
 class Case:
@@ -63,6 +73,9 @@ class Case:
     groups = property(lambda self: self._problem.G)
     eps = property(lambda self: self._problem.eps)
     affine = property(lambda self: self._problem.affine)
+    affine_mode = property(lambda self: self._problem.affine_mode,
+                           doc="per-channel (gamma, beta of shape (C,)) or per-sample ((N, C))")
+    epilogue = property(lambda self: self._problem.epilogue, doc="none or silu (y = silu(gamma xhat + beta))")
     shape = property(lambda self: (self._problem.N, self._problem.C, *self._problem.spatial),
                      doc="logical (N, C, *spatial)")
     stress = property(lambda self: self._core.stress, doc="how x was generated ('' for the caller's own)")
@@ -73,8 +86,8 @@ class Case:
         raw = self._core.tensor(name)
         if raw is None:
             return None
-        shape = self._problem.x_shape if name in ("x", "dy") else [self._problem.C]
-        return _arrays.from_bytes(raw, self.dtype, shape, self.layout)
+        shape = self._problem.x_shape if name in ("x", "dy") else list(self._problem.param_shape)
+        return _arrays.from_bytes(raw, self.dtype, shape, self.layout if name in ("x", "dy") else "nchw")
 
     x = property(lambda self: self._tensor("x"))
     gamma = property(lambda self: self._tensor("gamma"))
@@ -170,12 +183,15 @@ def _shape_of(x):
     return x.shape
 
 
-def make_case(x, groups, gamma=None, beta=None, eps=1e-5, layout="nchw", dy=None):
+def make_case(x, groups, gamma=None, beta=None, eps=1e-5, layout="nchw", dy=None, epilogue="none"):
     """A Case of the caller's arrays: x in logical (N, C, *spatial) shape (any strides), gamma and
-    beta of shape (C,) (both or neither), dy like x. `layout` is the storage order the case asks of
-    a kernel. The dtypes must agree."""
+    beta of shape (C,), or (N, C) for per-sample parameters (both or neither), dy like x. `layout`
+    is the storage order the case asks of a kernel; `epilogue` "silu" makes y = silu(gamma xhat +
+    beta) (dy is then the gradient of that y). The dtypes must agree."""
     if layout not in ("nchw", "nhwc"):
         raise ValueError(f"layout {layout!r}: expected 'nchw' or 'nhwc'")
+    if epilogue not in ("none", "silu"):
+        raise ValueError(f"epilogue {epilogue!r}: expected 'none' or 'silu'")
     shape = _shape_of(x)
     dtype = _arrays.gnv_dtype(x.dtype, "x")
     if isinstance(groups, bool) or not isinstance(groups, (int, _np.integer)):
@@ -194,19 +210,21 @@ def make_case(x, groups, gamma=None, beta=None, eps=1e-5, layout="nchw", dy=None
             raise ValueError(f"{what}: shape {a.shape}, expected {tuple(want_shape)}")
         return _arrays.input_bytes(a, dtype, layout if what in ("x", "dy") else "nchw", what)
 
+    per_sample = isinstance(gamma, _np.ndarray) and gamma.ndim == 2
+    pshape = shape[0:2] if per_sample else shape[1:2]
     core = _core.case_from_tensors(int(shape[0]), int(shape[1]), [int(s) for s in shape[2:]], int(groups), float(eps),
                                    gamma is not None, dtype, layout, raw(x, "x", shape),
-                                   raw(gamma, "gamma", shape[1:2]), raw(beta, "beta", shape[1:2]),
-                                   raw(dy, "dy", shape))
+                                   raw(gamma, "gamma", pshape), raw(beta, "beta", pshape),
+                                   raw(dy, "dy", shape), epilogue, "per-sample" if per_sample else "per-channel")
     return Case(core)
 
 
-def oracle(x, groups, gamma=None, beta=None, eps=1e-5, layout="nchw", dy=None):
+def oracle(x, groups, gamma=None, beta=None, eps=1e-5, layout="nchw", dy=None, epilogue="none"):
     """The exact GroupNorm of x, correctly rounded: a dict of y, mean, rstd (and dx, dgamma, dbeta
     with dy), numpy arrays; y and dx in x's dtype and shape, mean and rstd (N, G) in the
     accumulation dtype, 'undecided' (values whose rounding could not be certified: 0) and
-    'fallbacks' (values the oracle's fast path left to its MPFR path)."""
-    return make_case(x, groups, gamma, beta, eps, layout, dy).oracle()
+    'fallbacks' (values the oracle's fast path left to its MPFR path). Arguments as make_case."""
+    return make_case(x, groups, gamma, beta, eps, layout, dy, epilogue).oracle()
 
 
 class Result:
@@ -288,7 +306,7 @@ def _output_bytes(name, array, problem):
             array = array.reshape(p.N, p.G)
         return _arrays.to_bytes(array, p.acc_dtype, (p.N, p.G), "nchw", name)
     if name in ("dgamma", "dbeta"):
-        return _arrays.to_bytes(array, p.dtype, (p.C,), "nchw", name)
+        return _arrays.to_bytes(array, p.dtype, _shape_of_tensor(p, name), "nchw", name)
     return _arrays.to_bytes(array, p.dtype, logical_x, p.layout, name)
 
 
@@ -309,10 +327,16 @@ class Kernel:
     case; mean and rstd are the exact statistics, rounded to the accumulation dtype.
     Arrays are numpy, logical shape; gamma/beta are None when the case is not affine. Raise
     gnv.Unsupported to decline a case (SKIPPED). dtypes/layouts: what the kernel declares (others
-    are SKIPPED without a call)."""
+    are SKIPPED without a call).
+
+    Fused forms (docs/numerics.md "Fused epilogues"), each only where the kernel declares it:
+    epilogues=["silu"] gets cases whose y is silu(gamma xhat + beta), and for those calls
+    forward(..., epilogue="silu") and backward(..., epilogue="silu", beta=beta) (dy is the
+    gradient of the fused y); per_sample=True gets gamma and beta of shape (N, C) and returns
+    dgamma, dbeta of that shape."""
 
     def __init__(self, forward, backward=None, *, name=None, statistics=False, dtypes=None, layouts=None,
-                 device="cpu"):
+                 device="cpu", epilogues=None, per_sample=False):
         if not callable(forward):
             raise TypeError(f"forward: expected a callable, got {type(forward).__name__}")
         if backward is not None and not callable(backward):
@@ -324,6 +348,22 @@ class Kernel:
         self.dtypes = _list(dtypes, "str")
         self.layouts = _list(layouts, "str")
         self.device = device
+        self.epilogues = _list(epilogues, "str")
+        for e in self.epilogues:
+            if e not in ("none", "silu"):
+                raise ValueError(f"epilogues: {e!r} is not an epilogue (none, silu)")
+        self.per_sample = bool(per_sample)
+
+    def run_forward(self, x, gamma, beta, groups, eps, epilogue="none"):
+        """forward's outputs as a dict (y, and mean, rstd when it gives them): the one place that
+        calls the user's forward (gnv.check, gnv.validate, gnv.runner)."""
+        fused = {} if epilogue == "none" else {"epilogue": epilogue}
+        return _outputs_of(self.forward(x, gamma, beta, groups, eps, **fused), ("y", "mean", "rstd"))
+
+    def run_backward(self, dy, x, mean, rstd, gamma, beta, groups, eps, epilogue="none"):
+        """backward's outputs as a dict (dx, and dgamma, dbeta for an affine case)."""
+        fused = {} if epilogue == "none" else {"epilogue": epilogue, "beta": beta}
+        return _outputs_of(self.backward(dy, x, mean, rstd, gamma, groups, eps, **fused), ("dx", "dgamma", "dbeta"))
 
     def _call(self, kind, problem, tensors, wanted):
         """Called by the C++ check for one pass: physical bytes in, physical bytes out."""
@@ -331,15 +371,13 @@ class Kernel:
         arr = {}
         for n, raw in tensors.items():
             stat = n in ("mean", "rstd")
-            shape = [p.N, p.G] if stat else [p.C] if n in ("gamma", "beta") else p.x_shape
-            arr[n] = _arrays.from_bytes(raw, p.acc_dtype if stat else p.dtype, shape,
+            arr[n] = _arrays.from_bytes(raw, p.acc_dtype if stat else p.dtype, list(_shape_of_tensor(p, n)),
                                         p.layout if n in ("x", "dy") else "nchw")
         if kind == "forward":
-            r = self.forward(arr["x"], arr.get("gamma"), arr.get("beta"), p.G, p.eps)
-            got = _outputs_of(r, ("y", "mean", "rstd"))
+            got = self.run_forward(arr["x"], arr.get("gamma"), arr.get("beta"), p.G, p.eps, p.epilogue)
         else:
-            r = self.backward(arr["dy"], arr["x"], arr["mean"], arr["rstd"], arr.get("gamma"), p.G, p.eps)
-            got = _outputs_of(r, ("dx", "dgamma", "dbeta"))
+            got = self.run_backward(arr["dy"], arr["x"], arr["mean"], arr["rstd"], arr.get("gamma"), arr.get("beta"),
+                                    p.G, p.eps, p.epilogue)
         missing = [n for n in wanted if n not in got]
         if missing:
             raise ValueError(f"the kernel's {kind} gave no {', '.join(missing)}")
@@ -366,7 +404,7 @@ def check(case, kernel, *, backward=None, budget="pairwise", name=None):
     if bwd and k.backward is None:
         raise ValueError("backward=True: the kernel has no backward")
     d = _core.check(case._core, k._call, Unsupported, k.name, bwd, k.statistics, k.device, k.dtypes, k.layouts,
-                    budget, _reproduce(case, k.name), _record(case))
+                    k.epilogues, k.per_sample, budget, _reproduce(case, k.name), _record(case))
     return Result(d)
 
 
@@ -501,7 +539,7 @@ def validate(kernel, *, preset=None, grid=None, out="out/validate", name=None, s
         registered = False  # a refused registration (a built-in's name) must not remove the built-in
         try:
             _core.register_kernel(k.name, k._call, Unsupported, k.backward is not None, k.statistics, k.device,
-                                  k.dtypes, k.layouts, f"Python kernel {getattr(k.forward, '__qualname__', k.name)}",
+                                  k.dtypes, k.layouts, k.epilogues, k.per_sample, f"Python kernel {getattr(k.forward, '__qualname__', k.name)}",
                                   _runner_command(kernel))
             registered = True
             rc = _core.cli(args)

@@ -40,7 +40,7 @@ def _save(path, name, array, case):
     raw = gnv._output_bytes(name, array, p)
     stat = name in ("mean", "rstd")
     dtype = p.acc_dtype if stat else p.dtype
-    shape = (p.N, p.G) if stat else (p.C,) if name in ("dgamma", "dbeta") else tuple(p.x_shape)
+    shape = gnv._shape_of_tensor(p, name)
     phys = raw.view(_arrays.numpy_dtype(dtype)).reshape(shape)
     np.save(path, phys.view(np.uint16) if dtype == "bf16" else phys)  # bf16 as '<u2' bits
 
@@ -50,14 +50,13 @@ def run_case(kernel, d):
     case = gnv.load_case(d)
     if case.has_backward and kernel.backward is None:
         raise gnv.Unsupported(f"{kernel.name} has no backward: run gnv with --no-backward")
-    r = kernel.forward(case.x, case.gamma, case.beta, case.groups, case.eps)
-    outs = gnv._outputs_of(r, ("y", "mean", "rstd"))
+    outs = kernel.run_forward(case.x, case.gamma, case.beta, case.groups, case.eps, case.epilogue)
     if not kernel.statistics:
         outs = {"y": outs["y"]}
     if case.has_backward:  # the backward gets the exact statistics, as gnv.check gives them
         o = case.oracle(backward=False)
-        b = kernel.backward(case.dy, case.x, o["mean"], o["rstd"], case.gamma, case.groups, case.eps)
-        outs.update(gnv._outputs_of(b, ("dx", "dgamma", "dbeta")))
+        outs.update(kernel.run_backward(case.dy, case.x, o["mean"], o["rstd"], case.gamma, case.beta, case.groups,
+                                        case.eps, case.epilogue))
     for name, array in outs.items():
         _save(os.path.join(d, name + ".npy"), name, array, case)
 

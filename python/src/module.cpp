@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,7 +61,8 @@ Tensor from_bytes(const BytesIn& b, DType dtype, const std::vector<int64_t>& sha
 }
 
 Problem make_problem(int64_t N, int64_t C, std::vector<int64_t> spatial, int64_t G, double eps, bool affine,
-                     const std::string& dtype, const std::string& layout) {
+                     const std::string& dtype, const std::string& layout, const std::string& epilogue,
+                     const std::string& affine_mode) {
   Problem p;
   p.N = N;
   p.C = C;
@@ -70,6 +72,8 @@ Problem make_problem(int64_t N, int64_t C, std::vector<int64_t> spatial, int64_t
   p.affine = affine;
   p.dtype = parse_dtype(dtype);
   p.layout = parse_layout(layout);
+  p.epilogue = parse_epilogue(epilogue);
+  p.affine_mode = parse_affine_mode(affine_mode);
   p.validate();
   return p;
 }
@@ -156,8 +160,11 @@ nb::dict check_and_record(const Impl& impl, const Case& c, bool backward, const 
 
 Capabilities kernel_caps(bool backward, bool statistics, const std::string& device,
                          const std::vector<std::string>& dtypes, const std::vector<std::string>& layouts,
-                         const std::string& summary) {
+                         const std::vector<std::string>& epilogues, bool per_sample, const std::string& summary) {
   Capabilities caps = Capabilities::full(device, summary);
+  for (const std::string& e : epilogues)
+    if (!caps.supports(parse_epilogue(e))) caps.epilogues.push_back(parse_epilogue(e));
+  caps.per_sample = per_sample;
   caps.backward = backward;
   caps.statistics = statistics;
   caps.deterministic = false;
@@ -180,6 +187,8 @@ class GivenOutputs final : public Impl {
   std::string_view name() const override { return name_; }
   Capabilities capabilities() const override {
     Capabilities c = Capabilities::full("python", "outputs given to gnv.judge");
+    c.epilogues = {Epilogue::none, Epilogue::silu};  // given for this very case, whatever its form
+    c.per_sample = true;
     c.statistics = out_.count("mean") > 0;
     c.backward = out_.count("dx") > 0;
     return c;
@@ -246,6 +255,7 @@ class PythonImpl final : public Impl {
   void backward(const BackwardArgs& a) const override {
     std::map<std::string, const Tensor*> in{{"dy", &a.dy}, {"x", &a.x}, {"mean", &a.mean}, {"rstd", &a.rstd}};
     if (a.gamma) in["gamma"] = a.gamma;
+    if (a.beta) in["beta"] = a.beta;
     std::map<std::string, Tensor*> out{{"dx", &a.dx}};
     if (a.dgamma) out["dgamma"] = a.dgamma;
     if (a.dbeta) out["dbeta"] = a.dbeta;
@@ -387,6 +397,9 @@ NB_MODULE(_core, m) {
       .def_prop_ro("acc_dtype", [](const Problem& p) { return std::string(name(acc_dtype(p.dtype))); })
       .def_prop_ro("layout", [](const Problem& p) { return std::string(name(p.layout)); })
       .def_prop_ro("x_shape", &Problem::x_shape)
+      .def_prop_ro("param_shape", &Problem::param_shape)
+      .def_prop_ro("epilogue", [](const Problem& p) { return std::string(name(p.epilogue)); })
+      .def_prop_ro("affine_mode", [](const Problem& p) { return std::string(name(p.affine_mode)); })
       .def_prop_ro("shape", &Problem::shape_string)
       .def("describe", &Problem::describe);
 
@@ -412,9 +425,10 @@ NB_MODULE(_core, m) {
   m.def("case_from_tensors",
         [](int64_t N, int64_t C, std::vector<int64_t> spatial, int64_t G, double eps, bool affine,
            const std::string& dtype, const std::string& layout, const BytesIn& x, std::optional<BytesIn> gamma,
-           std::optional<BytesIn> beta, std::optional<BytesIn> dy) {
+           std::optional<BytesIn> beta, std::optional<BytesIn> dy, const std::string& epilogue,
+           const std::string& affine_mode) {
           Case c;
-          c.problem = make_problem(N, C, std::move(spatial), G, eps, affine, dtype, layout);
+          c.problem = make_problem(N, C, std::move(spatial), G, eps, affine, dtype, layout, epilogue, affine_mode);
           const Problem& p = c.problem;
           c.x = from_bytes(x, p.dtype, p.x_shape(), "x");
           if (affine) {
@@ -427,7 +441,7 @@ NB_MODULE(_core, m) {
           return c;
         },
         "N"_a, "C"_a, "spatial"_a, "G"_a, "eps"_a, "affine"_a, "dtype"_a, "layout"_a, "x"_a, "gamma"_a.none(),
-        "beta"_a.none(), "dy"_a.none());
+        "beta"_a.none(), "dy"_a.none(), "epilogue"_a, "affine_mode"_a);
 
   // The correctly rounded outputs: [(name, dtype, physical shape, bytes)], the undecided count and
   // the fast path's fall-backs.
@@ -487,14 +501,16 @@ NB_MODULE(_core, m) {
       "check",
       [](const Case& c, nb::object call, nb::object unsupported, const std::string& impl, bool backward,
          bool statistics, const std::string& device, const std::vector<std::string>& dtypes,
-         const std::vector<std::string>& layouts, const std::string& budget, const std::string& reproduce,
-         const Record& record) {
-        const PythonImpl kernel(impl, kernel_caps(backward, statistics, device, dtypes, layouts, "a Python kernel"),
+         const std::vector<std::string>& layouts, const std::vector<std::string>& epilogues, bool per_sample,
+         const std::string& budget, const std::string& reproduce, const Record& record) {
+        const PythonImpl kernel(impl,
+                                kernel_caps(backward, statistics, device, dtypes, layouts, epilogues, per_sample,
+                                            "a Python kernel"),
                                 std::move(call), std::move(unsupported));
         return check_and_record(kernel, c, backward, budget, reproduce, record);
       },
       "case"_a, "call"_a, "unsupported"_a, "impl"_a, "backward"_a, "statistics"_a, "device"_a, "dtypes"_a,
-      "layouts"_a, "budget"_a, "reproduce"_a, "record"_a.none());
+      "layouts"_a, "epilogues"_a, "per_sample"_a, "budget"_a, "reproduce"_a, "record"_a.none());
 
   // `pytest --gnv-report DIR`: the recorded cells as a report directory, written like a sweep's.
   m.def("write_recorded_report", [](const std::string& out, bool html) {
@@ -569,16 +585,23 @@ NB_MODULE(_core, m) {
   m.def("register_kernel",
         [](const std::string& n, nb::object call, nb::object unsupported, bool backward, bool statistics,
            const std::string& device, const std::vector<std::string>& dtypes, const std::vector<std::string>& layouts,
-           const std::string& summary, const std::string& runner) {
+           const std::vector<std::string>& epilogues, bool per_sample, const std::string& summary,
+           const std::string& runner) {
           if (Registry::instance().find(n))
             throw std::invalid_argument(fmt::format("an implementation named '{}' is already registered", n));
           // A kernel gnv.runner can import again: the replay lines of its cells run it as a runner.
-          const std::string load = runner.empty() ? "" : fmt::format("--runner {} --runner-name {}{}",
-                                                                     cli::shell_quote(runner), n,
-                                                                     statistics ? "" : " --no-stats");
-          Registry::instance().add(std::make_unique<PythonImpl>(
-              n, kernel_caps(backward, statistics, device, dtypes, layouts, summary), std::move(call),
-              std::move(unsupported), load));
+          const Capabilities caps =
+              kernel_caps(backward, statistics, device, dtypes, layouts, epilogues, per_sample, summary);
+          std::vector<std::string> fused;
+          if (caps.supports(Epilogue::silu)) fused.emplace_back("silu");
+          if (caps.per_sample) fused.emplace_back("per-sample");
+          const std::string load =
+              runner.empty() ? ""
+                             : fmt::format("--runner {} --runner-name {}{}{}", cli::shell_quote(runner), n,
+                                           statistics ? "" : " --no-stats",
+                                           fused.empty() ? "" : fmt::format(" --runner-fused {}", fmt::join(fused, ",")));
+          Registry::instance().add(
+              std::make_unique<PythonImpl>(n, caps, std::move(call), std::move(unsupported), load));
         });
   m.def("unregister_kernel", [](const std::string& n) {
     std::unique_ptr<Impl> gone = Registry::instance().remove(n);
