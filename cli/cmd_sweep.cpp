@@ -38,8 +38,8 @@ using namespace gnv::report;
 // to the grid when one is named, else the whole grid), or the smoke preset.
 Grid base_grid(const SweepOptions& o) {
   if (!o.grid_file.empty() && !o.preset.empty()) throw UsageError("--grid and --preset: give one grid");
-  if (o.shapes.empty() && (!o.groups.empty() || !o.eps.empty() || o.affine))
-    throw UsageError("--groups, --eps and --affine describe the shapes of --shape: give --shape too");
+  if (o.shapes.empty() && (!o.groups.empty() || !o.eps.empty() || !o.affine.empty() || o.epilogue != "none"))
+    throw UsageError("--groups, --eps, --affine and --epilogue describe the shapes of --shape: give --shape too");
   const bool named = !o.grid_file.empty() || !o.preset.empty();
   Grid g;
   if (!o.grid_file.empty()) g = load_grid_file(o.grid_file);
@@ -58,7 +58,8 @@ Grid base_grid(const SweepOptions& o) {
     g.sections = std::move(keep);
   }
   if (!o.shapes.empty()) {
-    Section adhoc = adhoc_section(o.shapes, o.groups, o.eps, o.affine);
+    const AffineChoice affine{!o.affine.empty(), o.affine.empty() ? AffineMode::per_channel : parse_affine_mode(o.affine)};
+    Section adhoc = adhoc_section(o.shapes, o.groups, o.eps, affine, parse_epilogue(o.epilogue));
     if (!named) {
       g.preset = "adhoc";
       for (DType d : kAllDTypes) g.dtypes.emplace_back(name(d));
@@ -431,7 +432,7 @@ CLI::Option* add_sweep_options(CLI::App* sub, const std::shared_ptr<SweepOptions
   sub->add_option("--eps", o->eps, "With --shape: eps values (comma list; default 1e-5)")
       ->delimiter(',')
       ->check(CLI::NonNegativeNumber);
-  sub->add_flag("--affine", o->affine, "With --shape: gamma and beta (default: none)");
+  add_operator_options(sub, o->affine, o->epilogue);  // with --shape
   sub->add_option("--impl", o->impls, "Implementations (comma list; default: every available one)")->delimiter(',');
   sub->add_option("--dtype", o->dtypes, "Dtypes (comma list; default: all, each impl runs those it supports)")
       ->delimiter(',');

@@ -17,7 +17,8 @@ struct SweepOptions {
   std::vector<std::string> shapes;  // the ad-hoc section
   std::vector<int64_t> groups;
   std::vector<double> eps;
-  bool affine = false;
+  std::string affine;             // with --shape: "" (off), per-channel or per-sample
+  std::string epilogue = "none";  // with --shape
   std::vector<std::string> impls, dtypes, layouts, stresses, sections;
   std::vector<uint64_t> seeds;
   std::optional<bool> backward;  // unset: the preset's

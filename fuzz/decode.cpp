@@ -158,8 +158,9 @@ std::string case_difference(const Case& a, const Case& b) {
   if (p.N != q.N || p.C != q.C || p.spatial != q.spatial || p.G != q.G) return "shape or G";
   if (std::memcmp(&p.eps, &q.eps, sizeof p.eps) != 0)
     return fmt::format("eps {} vs {}", p.eps, q.eps);
-  if (p.affine != q.affine || p.dtype != q.dtype || p.layout != q.layout)
-    return "affine, dtype or layout";
+  if (p.affine != q.affine || p.dtype != q.dtype || p.layout != q.layout || p.affine_mode != q.affine_mode ||
+      p.epilogue != q.epilogue)
+    return "affine, dtype, layout or fused form";
   if (a.stress != b.stress || a.seed != b.seed) return "stress or seed";
   if (!same_tensor(a.x, b.x)) return "x";
   if (p.affine && (!same_tensor(a.gamma, b.gamma) || !same_tensor(a.beta, b.beta)))
@@ -197,6 +198,19 @@ Case decode_differential(const uint8_t* data, size_t size) {
     c.beta = decode_tensor(in, p.dtype, p.param_shape());
   }
   if (backward) c.dy = decode_tensor(in, p.dtype, p.x_shape());
+  // The fused forms (issue 21), read last so that the inputs from before them decode as they did:
+  // bit 0 the SiLU epilogue, bit 1 per-sample parameters (rows 1..N-1 decoded after row 0).
+  const unsigned fused = in.remaining_bytes() > 0 ? in.ConsumeIntegral<uint8_t>() : 0u;
+  if (fused & 1u) p.epilogue = Epilogue::silu;
+  if ((fused & 2u) && p.affine) {
+    p.affine_mode = AffineMode::per_sample;
+    for (Tensor* t : {&c.gamma, &c.beta}) {
+      const Tensor rest = decode_tensor(in, p.dtype, {std::max<int64_t>(p.N - 1, 0), p.C});
+      Tensor rows(p.dtype, p.param_shape());
+      for (int64_t i = 0; i < rows.numel(); ++i) rows.set_bits(i, i < p.C ? t->bits(i) : rest.bits(i - p.C));
+      *t = std::move(rows);
+    }
+  }
   c.stress = "fuzz";
   c.seed = 0;
   return c;

@@ -63,6 +63,12 @@ bool rounds_to(DType d, const Interval& iv, uint64_t& bits) {
   mpfi_get_left(P(lo), iv.get());
   mpfi_get_right(P(hi), iv.get());
   if (mpfr_nan_p(P(lo)) || mpfr_nan_p(P(hi))) return false;
+  if (mpfr_zero_p(P(lo)) && mpfr_zero_p(P(hi))) {  // the point 0 (as [-0, +0]): an exact 0, rounded to +0
+    Real zero;
+    exact::set_d(zero, 0.0);
+    bits = exact::round_to(d, zero);
+    return true;
+  }
   bits = exact::round_to(d, lo);
   return bits == exact::round_to(d, hi);
 }

@@ -2,7 +2,9 @@
 // the oracle. The forward here is the plain textbook formula in 400-bit floating point
 // (independent of the oracle's exact rational form); with a step h = 2^-120 (relative to the
 // value perturbed) the truncation error is O(h^2) ~ 2^-240 and the rounding error ~ 2^-400/h
-// ~ 2^-280, so the result is good to far beyond f64.
+// ~ 2^-280, so the result is good to far beyond f64. The fused forms are the textbook formulas
+// too: per-sample gamma and beta indexed by (n, c), and silu(v) = v / (1 + exp(-v)) of each
+// output (MPFR's exp, independent of the oracle's interval evaluation).
 #include <cmath>
 #include <functional>
 #include <stdexcept>
@@ -30,7 +32,7 @@ Real hp(double v) {
 Real weighted_forward(const Problem& p, const std::vector<Real>& x, const std::vector<Real>& gamma,
                       const std::vector<Real>& beta, const std::vector<Real>& w) {
   const int64_t m = p.group_size(), cpg = p.channels_per_group(), S = p.S();
-  Real total = hp(0), mean = hp(0), var = hp(0), t = hp(0), rstd = hp(0), y = hp(0);
+  Real total = hp(0), mean = hp(0), var = hp(0), t = hp(0), rstd = hp(0), y = hp(0), e = hp(0);
   for (int64_t n = 0; n < p.N; ++n) {
     for (int64_t g = 0; g < p.G; ++g) {
       auto at = [&](int64_t j) { return p.index(n, g * cpg + j / S, j % S); };
@@ -46,10 +48,16 @@ Real weighted_forward(const Problem& p, const std::vector<Real>& x, const std::v
       mpfr_add_d(P(var), P(var), p.eps, MPFR_RNDN);
       mpfr_rec_sqrt(P(rstd), P(var), MPFR_RNDN);
       for (int64_t j = 0; j < m; ++j) {
-        const int64_t c = g * cpg + j / S;
+        const int64_t q = p.param_index(n, g * cpg + j / S);
         mpfr_sub(P(t), P(x[at(j)]), P(mean), MPFR_RNDN);
         mpfr_mul(P(y), P(t), P(rstd), MPFR_RNDN);
-        mpfr_fma(P(y), P(y), P(gamma[c]), P(beta[c]), MPFR_RNDN);
+        mpfr_fma(P(y), P(y), P(gamma[q]), P(beta[q]), MPFR_RNDN);
+        if (p.epilogue == Epilogue::silu) {  // y / (1 + exp(-y))
+          mpfr_neg(P(e), P(y), MPFR_RNDN);
+          mpfr_exp(P(e), P(e), MPFR_RNDN);
+          mpfr_add_ui(P(e), P(e), 1, MPFR_RNDN);
+          mpfr_div(P(y), P(y), P(e), MPFR_RNDN);
+        }
         mpfr_fma(P(total), P(y), P(w[at(j)]), P(total), MPFR_RNDN);
       }
     }
@@ -85,17 +93,18 @@ FiniteDiff finite_diff_backward(const Case& c) {
     x.push_back(hp(c.x.get(i)));
     w.push_back(hp(c.dy->get(i)));
   }
-  for (int64_t ch = 0; ch < p.C; ++ch) {
-    gamma.push_back(hp(p.affine ? c.gamma.get(ch) : 1.0));
-    beta.push_back(hp(p.affine ? c.beta.get(ch) : 0.0));
+  const int64_t params = p.per_sample() ? p.N * p.C : p.C;
+  for (int64_t q = 0; q < params; ++q) {
+    gamma.push_back(hp(p.affine ? c.gamma.get(q) : 1.0));
+    beta.push_back(hp(p.affine ? c.beta.get(q) : 0.0));
   }
   auto f = [&] { return weighted_forward(p, x, gamma, beta, w); };
   FiniteDiff fd;
   for (int64_t i = 0; i < p.numel(); ++i) fd.dx.push_back(central_diff(x[i], f));
   if (p.affine) {
-    for (int64_t ch = 0; ch < p.C; ++ch) {
-      fd.dgamma.push_back(central_diff(gamma[ch], f));
-      fd.dbeta.push_back(central_diff(beta[ch], f));
+    for (int64_t q = 0; q < params; ++q) {
+      fd.dgamma.push_back(central_diff(gamma[q], f));
+      fd.dbeta.push_back(central_diff(beta[q], f));
     }
   }
   return fd;

@@ -354,11 +354,14 @@ void y_reference(const ForwardCtx& k, const GroupStats& st, const Real& xj, int6
 
 // The SiLU epilogue over group (n, g), whose y before it is written: each defined element becomes
 // silu(y) of the exact y = gamma T / sqrt(D) + beta, decided on intervals (oracles/epilogue.h),
-// with the condition scale |silu'(y)| S_y + 3 |z| + eta (docs/numerics.md "Fused epilogues").
+// with the condition scale (|silu'(y)| + 32 u S_y) S_y + 3 |z| + eta: the largest |silu'| within
+// 64 u S_y of y (|silu''| <= 1/2), so that a kernel's error in y still bounds its error in z where
+// silu' vanishes, at silu's minimum y = -1.278 (docs/numerics.md "Fused epilogues").
 // xj(j) is element j's exact x. Returns the count of values left undecided.
 template <class XJ>
 int64_t silu_group(const ForwardCtx& k, const GroupStats& st, int64_t n, int64_t g, XJ&& xj, ExactOutput& y) {
   const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
+  const double u_acc = info(acc_dtype(k.p.dtype)).unit_roundoff;
   int64_t undecided = 0;
   Real T, mx, A;
   for (int64_t j = 0; j < k.m; ++j) {
@@ -372,7 +375,7 @@ int64_t silu_group(const ForwardCtx& k, const GroupStats& st, int64_t n, int64_t
     const double sy = y_scale(k, st, q, xhat_abs(T, st.r), r.v_abs);
     const double z = std::fabs(mpfr_get_d(P(r.approx), MPFR_RNDN));
     set_value(y, k.p.index(n, ch, j % S), r.bits, r.approx,
-              r.grad_abs * sy + 3 * z + static_cast<double>(k.eta), st.kappa);
+              (r.grad_abs + 32 * u_acc * sy) * sy + 3 * z + static_cast<double>(k.eta), st.kappa);
   }
   return undecided;
 }
@@ -956,24 +959,32 @@ namespace {
 // exact sum: every value is an interval (oracles/epilogue.h), and a group or output whose values
 // do not all round to one value is evaluated again at twice the precision.
 struct SiluGroup {
-  bool ok = false;       // x finite, D > 0, rstd finite in acc_t, dy and parameters finite
+  bool x_ok = false;     // x finite, D > 0, rstd finite in acc_t: T and D are usable
+  bool ok = false;       // x_ok, and every dy and parameter of the group finite: dx is defined
+  std::vector<char> in_ok;  // per element: its dy, gamma and beta finite (x_ok aside)
   GroupStats st;
   std::vector<Real> T;   // m x_j - S, exact
   std::vector<double> dy;
 };
 
-// Per element of a group: v, silu'(v) and the condition-scale ingredients, at prec bits.
-void silu_grad_terms(const Case& c, const SiluGroup& sg, int64_t n, int64_t g, long prec,
+// e_j = dy_j silu'(v_j) enclosed at prec bits, for the elements j in [j0, j1) of group (n, g)
+// (channel-major; e_out[j - j0]); [0, 0] for an element whose dy or parameters are not finite
+// (its outputs are undefined, and nothing is computed from it).
+void silu_grad_terms(const Case& c, const SiluGroup& sg, int64_t n, int64_t g, long prec, int64_t j0, int64_t j1,
                      std::vector<std::unique_ptr<epilogue::Interval>>& e_out) {
   const Problem& p = c.problem;
-  const int64_t S = p.S(), cpg = p.channels_per_group(), m = p.group_size();
+  const int64_t S = p.S(), cpg = p.channels_per_group();
   epilogue::Interval r(prec), v(prec), s1(prec);
   mpfi_set_fr(r.get(), P(sg.st.D));
   mpfi_sqrt(r.get(), r.get());
   mpfi_ui_div(r.get(), 1, r.get());
-  e_out.resize(static_cast<size_t>(m));
+  e_out.resize(static_cast<size_t>(j1 - j0));
   Real A, gam, bet;
-  for (int64_t j = 0; j < m; ++j) {
+  for (int64_t j = j0; j < j1; ++j) {
+    auto& e = e_out[static_cast<size_t>(j - j0)];
+    e = std::make_unique<epilogue::Interval>(prec);
+    mpfi_set_ui(e->get(), 0);
+    if (!sg.in_ok[j]) continue;
     const int64_t q = p.param_index(n, g * cpg + j / S);
     exact::set_d(gam, p.affine ? c.gamma.get(q) : 1.0);
     exact::set_d(bet, p.affine ? c.beta.get(q) : 0.0);
@@ -981,8 +992,7 @@ void silu_grad_terms(const Case& c, const SiluGroup& sg, int64_t n, int64_t g, l
     mpfi_mul_fr(v.get(), r.get(), P(A));
     mpfi_add_fr(v.get(), v.get(), P(bet));
     epilogue::silu_grad(s1, v);
-    e_out[j] = std::make_unique<epilogue::Interval>(prec);
-    mpfi_mul_d(e_out[j]->get(), s1.get(), sg.dy[j]);  // e = dy silu'(v)
+    mpfi_mul_d(e->get(), s1.get(), sg.dy[j]);  // e = dy silu'(v)
   }
 }
 
@@ -1017,16 +1027,19 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
     sg.dy.resize(static_cast<size_t>(m));
     gather_group(*c.dy, p, n, g, sg.dy);
     Real rstd_approx;
-    sg.ok = sg.st.finite && !sg.st.degenerate &&
-            is_finite_bits(acc_dtype(p.dtype), rstd_bits(p, sg.st, rstd_approx));
-    for (int64_t j = 0; j < m && sg.ok; ++j) {
+    sg.x_ok = sg.st.finite && !sg.st.degenerate &&
+              is_finite_bits(acc_dtype(p.dtype), rstd_bits(p, sg.st, rstd_approx));
+    sg.in_ok.assign(static_cast<size_t>(m), 1);
+    sg.ok = sg.x_ok;
+    for (int64_t j = 0; j < m; ++j) {
       const int64_t q = p.param_index(n, g * cpg + j / S);
-      sg.ok = std::isfinite(sg.dy[j]) && std::isfinite(gam_of(q)) && std::isfinite(bet_of(q));
+      sg.in_ok[j] = std::isfinite(sg.dy[j]) && std::isfinite(gam_of(q)) && std::isfinite(bet_of(q));
+      sg.ok = sg.ok && sg.in_ok[j];
     }
-    if (!sg.ok) {
+    // dx needs the whole group; dgamma, dbeta of a channel only its own dy and parameters (and x).
+    if (!sg.ok)
       for (int64_t j = 0; j < m; ++j) set_undefined(dx, p.index(n, g * cpg + j / S, j % S));
-      return;
-    }
+    if (!sg.x_ok) return;
     sg.T.resize(static_cast<size_t>(m));
     Real mx;
     for (int64_t j = 0; j < m; ++j) {
@@ -1038,10 +1051,12 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
     std::vector<double> xh(static_cast<size_t>(m));
     {
       std::vector<std::unique_ptr<Interval>> e;
-      silu_grad_terms(c, sg, n, g, epilogue::kStartBits, e);
+      silu_grad_terms(c, sg, n, g, epilogue::kStartBits, 0, m, e);
       for (int64_t j = 0; j < m; ++j) {
         const int64_t q = p.param_index(n, g * cpg + j / S), off = p.index(n, g * cpg + j / S, j % S);
         xh[j] = xhat_abs(sg.T[j], sg.st.r);
+        xh_abs[off] = xh[j];
+        if (!sg.in_ok[j]) continue;  // its outputs are undefined
         const double ga = std::fabs(gam_of(q)), dya = std::fabs(sg.dy[j]);
         const double ej = std::fabs(mpfi_get_d(e[j]->get()));
         const double y_abs = ga * xh[j] + std::fabs(bet_of(q));
@@ -1049,16 +1064,16 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
         const double grad = dya > 0 ? ej / dya : 0;
         e_abs[off] = ej;
         e_err[off] = dya * (s_v / 2 + 2 * grad);
-        xh_abs[off] = xh[j];
         gmax = std::max(gmax, static_cast<long double>(ga) * (ej + e_err[off]));
       }
     }
+    if (!sg.ok) return;
     std::vector<char> done(static_cast<size_t>(m), 0);
     int64_t left = m;
     for (long prec = epilogue::kStartBits; left > 0; prec *= 2) {
       const bool last = prec >= epilogue::kMaxBits;
       std::vector<std::unique_ptr<Interval>> e;
-      silu_grad_terms(c, sg, n, g, prec, e);
+      silu_grad_terms(c, sg, n, g, prec, 0, m, e);
       Interval r(prec), r2(prec), SG(prec), SGT(prec), t(prec), gj(prec), u(prec), q(prec);
       mpfi_set_fr(r.get(), P(sg.st.D));
       mpfi_sqrt(r.get(), r.get());
@@ -1114,9 +1129,10 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
     bool ok = true;
     double sg_scale = 0, sb_scale = 0, kappa = 0;
     for (int64_t n = n0; n < n1; ++n) {
-      ok = ok && groups[n * p.G + g].ok;
-      kappa = std::max(kappa, res.kappa[n * p.G + g]);
       const SiluGroup& sg = groups[n * p.G + g];
+      ok = ok && sg.x_ok;
+      for (int64_t s = 0; s < S && ok; ++s) ok = sg.in_ok[kk * S + s];
+      kappa = std::max(kappa, res.kappa[n * p.G + g]);
       for (int64_t s = 0; s < S && ok; ++s) {
         const int64_t off = p.index(n, ch, s);
         // dgamma_scale_part with |e| for |dy|, plus e's own error times |xhat|.
@@ -1140,14 +1156,14 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
       for (int64_t n = n0; n < n1; ++n) {
         const SiluGroup& sg = groups[n * p.G + g];
         std::vector<std::unique_ptr<Interval>> e;
-        silu_grad_terms(c, sg, n, g, prec, e);
+        silu_grad_terms(c, sg, n, g, prec, kk * S, (kk + 1) * S, e);  // channel ch's elements
         mpfi_set_fr(r.get(), P(sg.st.D));
         mpfi_sqrt(r.get(), r.get());
         mpfi_ui_div(r.get(), 1, r.get());
         for (int64_t s = 0; s < S; ++s) {
           const int64_t j = kk * S + s;
-          mpfi_add(sum_b.get(), sum_b.get(), e[j]->get());
-          mpfi_mul_fr(t.get(), e[j]->get(), P(sg.T[j]));
+          mpfi_add(sum_b.get(), sum_b.get(), e[s]->get());
+          mpfi_mul_fr(t.get(), e[s]->get(), P(sg.T[j]));
           mpfi_mul(t.get(), t.get(), r.get());
           mpfi_add(sum_g.get(), sum_g.get(), t.get());
         }

@@ -338,6 +338,11 @@ rc::Gen<CaseSpec> gen_case(DType dtype, Layout layout, const CaseOptions& o) {
     std::vector<int> eps_w{6, o.eps_positive ? 0 : 1, 1, 1, 1, 1, 1, 1};
     p.eps = eps_pool[static_cast<size_t>(*weighted_index(eps_w))];
     p.affine = o.affine ? *o.affine : *weighted_index({1, 1}) == 1;
+    p.epilogue = o.epilogue ? *o.epilogue : o.silu_ok && *weighted_index({1, 1}) == 1 ? Epilogue::silu : Epilogue::none;
+    if (p.affine)
+      p.affine_mode = o.affine_mode                                      ? *o.affine_mode
+                      : o.per_sample_ok && *weighted_index({1, 1}) == 1 ? AffineMode::per_sample
+                                                                        : AffineMode::per_channel;
 
     const ValueProfile& vp = o.values;
     const int64_t numel = p.numel();
@@ -398,8 +403,9 @@ rc::Gen<CaseSpec> gen_case(DType dtype, Layout layout, const CaseOptions& o) {
 
     if (p.affine) {
       const bool param_specials = vp.specials && *weighted_index({3, 1}) == 1;
-      s.gamma = *rc::gen::container<std::vector<double>>(static_cast<size_t>(p.C), gen_param(dtype, 1.0, param_specials));
-      s.beta = *rc::gen::container<std::vector<double>>(static_cast<size_t>(p.C), gen_param(dtype, 0.0, param_specials));
+      const auto params = static_cast<size_t>(p.per_sample() ? p.N * p.C : p.C);
+      s.gamma = *rc::gen::container<std::vector<double>>(params, gen_param(dtype, 1.0, param_specials));
+      s.beta = *rc::gen::container<std::vector<double>>(params, gen_param(dtype, 0.0, param_specials));
     }
     if (o.dy) {
       s.has_dy = true;
@@ -439,9 +445,9 @@ Case CaseSpec::materialize() const {
   if (problem.affine) {
     c.gamma = Tensor(problem.dtype, problem.param_shape());
     c.beta = Tensor(problem.dtype, problem.param_shape());
-    for (int64_t ch = 0; ch < problem.C; ++ch) {
-      c.gamma.set(ch, gamma[static_cast<size_t>(ch)]);
-      c.beta.set(ch, beta[static_cast<size_t>(ch)]);
+    for (int64_t i = 0; i < c.gamma.numel(); ++i) {
+      c.gamma.set(i, gamma[static_cast<size_t>(i)]);
+      c.beta.set(i, beta[static_cast<size_t>(i)]);
     }
   }
   if (has_dy) {

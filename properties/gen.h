@@ -83,6 +83,12 @@ struct CaseOptions {
   ShapeOptions shape;
   ValueProfile values;
   std::optional<bool> affine;  // forced on/off, or generated
+  // The fused forms that may be drawn (those the impl declares; Ctx::allow_fused): the SiLU
+  // epilogue, and per-sample parameters when affine, each half the time.
+  bool silu_ok = false;
+  bool per_sample_ok = false;
+  std::optional<Epilogue> epilogue;     // forced, or (with fused) drawn
+  std::optional<AffineMode> affine_mode;  // forced (with affine), or (with fused) drawn
   bool dy = false;             // generate dy (backward)
   bool eps_positive = false;   // eps > 0 (no degenerate groups)
 };
@@ -90,7 +96,7 @@ struct CaseOptions {
 struct CaseSpec {
   Problem problem;
   ValueSource x;
-  std::vector<double> gamma, beta;  // (C) when affine
+  std::vector<double> gamma, beta;  // param_shape() when affine: (C), or (N, C) row by row
   bool has_dy = false;
   ValueSource dy;
   int q = 0;                        // quantized: x values are integers times 2^q

@@ -82,6 +82,11 @@ class Ctx {
 
   // Case options every property starts from (the conditioned profile for the control).
   CaseOptions options() const;
+  // Lets the generator draw the fused forms this impl declares (properties that handle them).
+  void allow_fused(CaseOptions& o) const {
+    o.silu_ok = caps.supports(Epilogue::silu);
+    o.per_sample_ok = caps.per_sample;
+  }
   // Discards (RC_PRE) a case outside the conditioned domain; a no-op unless `conditioned`.
   void precondition(const Case& c) const;
 
@@ -123,7 +128,13 @@ struct PropertyDef {
   // otherwise.
   bool (*full_domain_for_control)(const Claims&) = nullptr;
   void (*body)(Ctx&) = nullptr;
+  // A property of a fused form runs only on impls that declare it (else it is skipped: passed with
+  // no test case by run_property, GTEST_SKIP in the fan-out).
+  bool needs_silu = false;
+  bool needs_per_sample = false;
 };
+// Why `impl` cannot run `def` at all ("" when it can): a missing backward, layout or fused form.
+std::string property_unsupported(const PropertyDef& def, const Capabilities& caps);
 
 struct RunConfig {
   int max_success = 100;

@@ -127,17 +127,24 @@ struct StorageMean : Correct {
 
 // ---- wrappers around the correct driver ----------------------------------------------------------
 
-Capabilities cpu_capabilities(std::string_view summary) {
+// The wrappers below predate the fused forms and rewrite (C) parameters: they declare plain
+// GroupNorm only, unless they are the fused forms' own mutants (`fused`).
+Capabilities cpu_capabilities(std::string_view summary, bool fused) {
   Capabilities c = cpu::PolicyImpl<Correct>().capabilities();
   c.summary = std::string(summary);
+  if (!fused) {
+    c.epilogues = {Epilogue::none};
+    c.per_sample = false;
+  }
   return c;
 }
 
 class Wrapper : public Impl {
  public:
-  Wrapper(std::string_view name, std::string_view summary) : name_(name), summary_(summary) {}
+  Wrapper(std::string_view name, std::string_view summary, bool fused = false)
+      : name_(name), summary_(summary), fused_(fused) {}
   std::string_view name() const override { return name_; }
-  Capabilities capabilities() const override { return cpu_capabilities(summary_); }
+  Capabilities capabilities() const override { return cpu_capabilities(summary_, fused_); }
   void forward(const ForwardArgs& a) const override { base_.forward(a); }
   void backward(const BackwardArgs& a) const override { base_.backward(a); }
 
@@ -146,6 +153,68 @@ class Wrapper : public Impl {
 
  private:
   std::string_view name_, summary_;
+  bool fused_;
+};
+
+// ---- the fused forms' mutants: the correct driver for everything but the broken step ----------
+
+// The SiLU applied to xhat before the affine step: gamma silu(xhat) + beta.
+class SiluOnXhat final : public Wrapper {
+ public:
+  SiluOnXhat() : Wrapper("mut-silu-on-xhat", "SiLU of xhat, then gamma and beta", true) {}
+  void forward(const ForwardArgs& a) const override {
+    const Problem& p = a.p;
+    if (p.epilogue != Epilogue::silu) return base_.forward(a);
+    Problem q = p;  // plain xhat
+    q.epilogue = Epilogue::none;
+    q.affine = false;
+    q.affine_mode = AffineMode::per_channel;
+    Tensor xhat(a.y.dtype(), a.y.shape());
+    base_.forward({q, a.x, nullptr, nullptr, xhat, a.mean, a.rstd});
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t c = 0; c < p.C; ++c)
+        for (int64_t s = 0; s < p.S(); ++s) {
+          const int64_t i = p.index(n, c, s), k = p.param_index(n, c);
+          const double v = xhat.get(i), sv = v / (1 + std::exp(-v));
+          a.y.set(i, a.gamma ? a.gamma->get(k) * sv + a.beta->get(k) : sv);
+        }
+  }
+};
+
+// The sigmoid of the SiLU rounded to f16 (a half-precision activation table): y * RN_f16(s(y)).
+class SigmoidInF16 final : public Wrapper {
+ public:
+  SigmoidInF16() : Wrapper("mut-sigmoid-in-f16", "the sigmoid of the SiLU evaluated in f16", true) {}
+  void forward(const ForwardArgs& a) const override {
+    const Problem& p = a.p;
+    if (p.epilogue != Epilogue::silu) return base_.forward(a);
+    Problem q = p;
+    q.epilogue = Epilogue::none;
+    base_.forward({q, a.x, a.gamma, a.beta, a.y, a.mean, a.rstd});
+    Tensor half(DType::f16, {1});
+    for (int64_t i = 0; i < a.y.numel(); ++i) {
+      const double v = a.y.get(i);
+      half.set(0, 1 / (1 + std::exp(-v)));
+      a.y.set(i, v * half.get(0));
+    }
+  }
+};
+
+// Per-sample parameters read by channel only: every sample gets row 0.
+class PerSampleByChannel final : public Wrapper {
+ public:
+  PerSampleByChannel() : Wrapper("mut-per-sample-by-channel", "per-sample gamma and beta indexed by c, not (n, c)", true) {}
+  void forward(const ForwardArgs& a) const override {
+    const Problem& p = a.p;
+    if (!p.per_sample()) return base_.forward(a);
+    Tensor gamma(a.gamma->dtype(), a.gamma->shape()), beta(a.beta->dtype(), a.beta->shape());
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t c = 0; c < p.C; ++c) {
+        gamma.set_bits(n * p.C + c, a.gamma->bits(c));
+        beta.set_bits(n * p.C + c, a.beta->bits(c));
+      }
+    base_.forward({p, a.x, &gamma, &beta, a.y, a.mean, a.rstd});
+  }
 };
 
 class StorageMeanImpl final : public Wrapper {
@@ -329,6 +398,9 @@ std::vector<Mutant> make_all() {
   v.push_back(wrapper_mutant<NanEverywhere>("one NaN/Inf poisons every group and sample"));
   v.push_back(wrapper_mutant<AffineByGroup>("gamma/beta indexed by group instead of channel"));
   v.push_back(policy_mutant<Nondeterministic>("chunking changes between calls (claims determinism)"));
+  v.push_back(wrapper_mutant<SiluOnXhat>("SiLU applied to xhat instead of gamma xhat + beta"));
+  v.push_back(wrapper_mutant<SigmoidInF16>("the SiLU's sigmoid evaluated in f16"));
+  v.push_back(wrapper_mutant<PerSampleByChannel>("per-sample scale indexed by channel only"));
   return v;
 }
 

@@ -1,4 +1,4 @@
-// The fifteen properties. Tolerances are never invented here: a kernel output is judged against
+// The seventeen properties. Tolerances are never invented here: a kernel output is judged against
 // the oracle with the documented metric (check_case), and a relation between two kernel outputs
 // whose exact values are equal (or related exactly) allows the sum of what the metric allows each
 // side: |got - want| <= allowed_want + allowed_got, allowed = budget * (u_acc S_i + ulp/2 + L eta).
@@ -45,6 +45,11 @@ Case select_samples(const Case& c, const std::vector<int64_t>& which) {
   const std::vector<int64_t> idx = blocks(c.problem.C * c.problem.S(), which);
   s.x = gather(c.x, idx, s.problem.x_shape());
   if (c.dy) s.dy = gather(*c.dy, idx, s.problem.x_shape());
+  if (c.problem.per_sample()) {  // the samples' own rows of gamma and beta
+    const std::vector<int64_t> rows = blocks(c.problem.C, which);
+    s.gamma = gather(c.gamma, rows, s.problem.param_shape());
+    s.beta = gather(c.beta, rows, s.problem.param_shape());
+  }
   return s;
 }
 
@@ -98,6 +103,7 @@ double ld_ulp(double v) { return std::ldexp(std::fabs(v), -60); }
 
 void forward_matches_oracle(Ctx& ctx) {
   CaseOptions o = ctx.options();
+  ctx.allow_fused(o);
   o.values.specials = true;
   const Case c = draw_case(ctx, o);
   ctx.note("case", c);
@@ -109,6 +115,7 @@ void forward_matches_oracle(Ctx& ctx) {
 
 void backward_matches_oracle(Ctx& ctx) {
   CaseOptions o = ctx.options();
+  ctx.allow_fused(o);
   o.values.specials = true;
   o.dy = true;
   const Case c = draw_case(ctx, o);
@@ -121,6 +128,7 @@ void backward_matches_oracle(Ctx& ctx) {
 
 void batch_independence(Ctx& ctx) {
   CaseOptions o = ctx.options();
+  ctx.allow_fused(o);  // per-sample parameters travel with their sample
   o.shape.min_N = 2;
   o.dy = ctx.caps.backward;
   const Case c = draw_case(ctx, o);
@@ -727,6 +735,7 @@ void gradient_identities(Ctx& ctx) {
 
 void finite_differences(Ctx& ctx) {
   CaseOptions o = ctx.options();
+  ctx.allow_fused(o);  // through SiLU and per-sample parameters too
   o.shape.max_numel = 24;
   o.shape.max_N = 3;
   o.shape.allow_big = false;
@@ -775,19 +784,20 @@ void finite_differences(Ctx& ctx) {
   const uint64_t seed = static_cast<uint64_t>(*uniform_int(0, 1 << 20));
   std::mt19937_64 rng(seed);
   auto dir = [&] { return draw(Domain::normal, DType::f64, rng()); };
-  std::vector<double> vx(static_cast<size_t>(p.numel())), vg(static_cast<size_t>(p.C)), vb(static_cast<size_t>(p.C));
+  const int64_t params = p.per_sample() ? p.N * p.C : p.C;  // gamma, beta: (C) or (N, C)
+  std::vector<double> vx(static_cast<size_t>(p.numel())), vg(static_cast<size_t>(params)), vb(static_cast<size_t>(params));
   for (double& v : vx) v = dir();
-  for (int64_t ch = 0; ch < p.C; ++ch) {
-    vg[static_cast<size_t>(ch)] = p.affine ? dir() : 0;
-    vb[static_cast<size_t>(ch)] = p.affine ? dir() : 0;
+  for (int64_t q = 0; q < params; ++q) {
+    vg[static_cast<size_t>(q)] = p.affine ? dir() : 0;
+    vb[static_cast<size_t>(q)] = p.affine ? dir() : 0;
   }
   auto shifted = [&](double h) {
     Case s = c;
     for (int64_t i = 0; i < p.numel(); ++i) s.x.set(i, c.x.get(i) + h * vx[static_cast<size_t>(i)]);
     if (p.affine)
-      for (int64_t ch = 0; ch < p.C; ++ch) {
-        s.gamma.set(ch, c.gamma.get(ch) + h * vg[static_cast<size_t>(ch)]);
-        s.beta.set(ch, c.beta.get(ch) + h * vb[static_cast<size_t>(ch)]);
+      for (int64_t q = 0; q < params; ++q) {
+        s.gamma.set(q, c.gamma.get(q) + h * vg[static_cast<size_t>(q)]);
+        s.beta.set(q, c.beta.get(q) + h * vb[static_cast<size_t>(q)]);
       }
     return s;
   };
@@ -805,9 +815,9 @@ void finite_differences(Ctx& ctx) {
     for (int64_t i = 0; i < p.numel(); ++i)
       pred += static_cast<long double>(b0.dx.get(i)) * (static_cast<long double>(sp.x.get(i)) - sm.x.get(i));
     if (p.affine)
-      for (int64_t ch = 0; ch < p.C; ++ch)
-        pred += static_cast<long double>(b0.dgamma.get(ch)) * (static_cast<long double>(sp.gamma.get(ch)) - sm.gamma.get(ch)) +
-                static_cast<long double>(b0.dbeta.get(ch)) * (static_cast<long double>(sp.beta.get(ch)) - sm.beta.get(ch));
+      for (int64_t q = 0; q < params; ++q)
+        pred += static_cast<long double>(b0.dgamma.get(q)) * (static_cast<long double>(sp.gamma.get(q)) - sm.gamma.get(q)) +
+                static_cast<long double>(b0.dbeta.get(q)) * (static_cast<long double>(sp.beta.get(q)) - sm.beta.get(q));
     return std::pair{loss(sp) - loss(sm), pred};
   };
   const double h = std::ldexp(s_min, -20);
@@ -825,9 +835,9 @@ void finite_differences(Ctx& ctx) {
     l_abs += std::fabs(c.dy->get(i) * f0.y.get(i));
   }
   if (p.affine)
-    for (int64_t ch = 0; ch < p.C; ++ch) {
-      t_bwd += (allowed_error(eb.get("dgamma"), ch) * std::fabs(vg[static_cast<size_t>(ch)]) +
-                allowed_error(eb.get("dbeta"), ch) * std::fabs(vb[static_cast<size_t>(ch)])) * 2 * h * 1.01L;
+    for (int64_t q = 0; q < params; ++q) {
+      t_bwd += (allowed_error(eb.get("dgamma"), q) * std::fabs(vg[static_cast<size_t>(q)]) +
+                allowed_error(eb.get("dbeta"), q) * std::fabs(vb[static_cast<size_t>(q)])) * 2 * h * 1.01L;
     }
   const long double t_trunc = std::fabs((d2 - p2) - 2 * (d1 - p1)) / 6;
   const long double tol = t_fwd + t_bwd + 2 * t_trunc + std::ldexp(static_cast<double>(l_abs), -58);
@@ -990,6 +1000,98 @@ void special_values(Ctx& ctx) {
   }
 }
 
+// ---- 16. The fused SiLU is the SiLU of the plain output ----------------------------------------
+
+void fused_is_composition(Ctx& ctx) {
+  CaseOptions o = ctx.options();
+  ctx.allow_fused(o);
+  o.affine = true;
+  o.epilogue = Epilogue::none;
+  const Case c = draw_case(ctx, o);
+  Case z = c;
+  z.problem.epilogue = Epilogue::silu;
+  ctx.note("plain", c);
+  ctx.note("fused", z);
+  ctx.precondition(c);
+  const Problem& p = c.problem;
+  const OracleResult ep = oracle_forward(c), ez = oracle_forward(z);
+  const ForwardResult fp = ctx.forward(c), fz = ctx.forward(z);
+  // The statistics never depend on the epilogue: within tolerance, since a fused path may be other
+  // code than the plain one (simd runs welford's scalar driver for the fused forms).
+  const Match mode = Match::tolerance;
+  ctx.compare("fused vs plain", p, "mean", fp.mean, fz.mean, as(mode, ep.get("mean")));
+  ctx.compare("fused vs plain", p, "rstd", fp.rstd, fz.rstd, as(mode, ep.get("rstd")));
+  // z = silu(y) with y the kernel's own plain output: |silu'| <= 1.1 carries y's allowance.
+  const ExactOutput &ey = ep.get("y"), &eyz = ez.get("y");
+  for (int64_t i = 0; i < p.numel(); ++i) {
+    if (not_judged(ey, i) || not_judged(eyz, i)) continue;
+    const long double y = fp.y.get(i);
+    const long double want = y / (1 + std::exp(-y));
+    const double got = fz.y.get(i);
+    const double tol = allowed_error(eyz, i) + 1.1 * allowed_error(ey, i) +
+                       ld_ulp(static_cast<double>(std::fabs(want) + std::fabs(y)));
+    if (!(std::fabs(got - want) <= tol))
+      ctx.fail(fmt::format("y at {}: silu of the plain output {:.17g} is {:.17g}, the fused output {:.17g}, |diff| "
+                           "{:.4g} > tolerance {:.4g}",
+                           describe_index(p, "y", i), static_cast<double>(y), static_cast<double>(want), got,
+                           static_cast<double>(std::fabs(got - want)), tol));
+  }
+}
+
+// ---- 17. Per-sample parameters whose rows are equal are per-channel parameters -----------------
+
+void per_sample_equal_rows(Ctx& ctx) {
+  CaseOptions o = ctx.options();
+  ctx.allow_fused(o);  // the epilogue is drawn
+  o.affine = true;
+  o.affine_mode = AffineMode::per_channel;
+  o.dy = ctx.caps.backward;
+  const Case c = draw_case(ctx, o);
+  const Problem& p = c.problem;
+  Case r = c;
+  r.problem.affine_mode = AffineMode::per_sample;
+  std::vector<int64_t> rows;  // row n of r's parameters is c's
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t ch = 0; ch < p.C; ++ch) rows.push_back(ch);
+  r.gamma = gather(c.gamma, rows, r.problem.param_shape());
+  r.beta = gather(c.beta, rows, r.problem.param_shape());
+  ctx.note("per channel", c);
+  ctx.note("per sample, equal rows", r);
+  ctx.precondition(c);
+  const OracleResult ef = oracle_forward(c);
+  const ForwardResult fc = ctx.forward(c), fr = ctx.forward(r);
+  const Match mode = Match::tolerance;  // the per-sample path may be other code (as for property 16)
+  ctx.compare("per sample vs per channel", p, "y", fc.y, fr.y, as(mode, ef.get("y")));
+  ctx.compare("per sample vs per channel", p, "mean", fc.mean, fr.mean, as(mode, ef.get("mean")));
+  ctx.compare("per sample vs per channel", p, "rstd", fc.rstd, fr.rstd, as(mode, ef.get("rstd")));
+  if (!c.has_backward()) return;
+  const OracleResult eb = oracle_backward(c), ebr = oracle_backward(r);
+  const Tensor &mean = ef.get("mean").rounded, &rstd = ef.get("rstd").rounded;
+  const BackwardResult bc = ctx.backward(c, mean, rstd), br = ctx.backward(r, mean, rstd);
+  ctx.compare("per sample vs per channel", p, "dx", bc.dx, br.dx, as(mode, eb.get("dx")));
+  // dgamma, dbeta per channel are the per-sample rows summed over the samples.
+  for (const auto& [out, tc, tr] : {std::tuple{"dgamma", &bc.dgamma, &br.dgamma}, std::tuple{"dbeta", &bc.dbeta, &br.dbeta}}) {
+    const ExactOutput &e = eb.get(out), &er = ebr.get(out);
+    for (int64_t ch = 0; ch < p.C; ++ch) {
+      if (not_judged(e, ch)) continue;
+      long double sum = 0, sum_abs = 0;
+      double tol = allowed_error(e, ch);
+      bool judged = true;
+      for (int64_t n = 0; n < p.N && judged; ++n) {
+        judged = !not_judged(er, n * p.C + ch);
+        sum += tr->get(n * p.C + ch);
+        sum_abs += std::fabs(tr->get(n * p.C + ch));
+        tol += allowed_error(er, n * p.C + ch);
+      }
+      if (!judged) continue;
+      tol += ld_ulp(static_cast<double>(sum_abs)) * 4;
+      if (!(std::fabs(tc->get(ch) - sum) <= tol))
+        ctx.fail(fmt::format("{}[{}] = {:.17g} per channel, but the per-sample rows sum to {:.17g} (tolerance {:.4g})",
+                             out, ch, tc->get(ch), static_cast<double>(sum), tol));
+    }
+  }
+}
+
 const std::vector<PropertyDef> kProperties = {
     {"ForwardMatchesOracle", "forward within the documented budget of the oracle", 40, false, false, nullptr,
      forward_matches_oracle},
@@ -1020,6 +1122,10 @@ const std::vector<PropertyDef> kProperties = {
      determinism},
     {"SpecialValues", "the NaN/Inf policy; constant groups give beta; non-finite groups are isolated", 30, false,
      false, nullptr, special_values},
+    {"FusedIsComposition", "the SiLU epilogue is silu of the kernel's own plain output; statistics unchanged", 25,
+     false, false, nullptr, fused_is_composition, true, false},
+    {"PerSampleEqualRows", "per-sample parameters with equal rows give the per-channel outputs; dgamma rows sum", 25,
+     false, false, nullptr, per_sample_equal_rows, false, true},
 };
 
 }  // namespace

@@ -65,7 +65,8 @@ TEST(Mutants, EveryMutantIsKilled) {
   }
 
   // The table: one column per property (numbered as in issue 3 / README), X where it kills.
-  std::string out = "\nMutant kill table (columns: properties 1..15, X = the property fails on the mutant)\n";
+  std::string out = fmt::format("\nMutant kill table (columns: properties 1..{}, X = the property fails on the mutant)\n",
+                                props.size());
   size_t w = 0;
   for (const Row& r : rows) w = std::max(w, r.name.size());
   out += fmt::format("{:<{}} |", "mutant", w);

@@ -42,9 +42,8 @@ class Prop : public ::testing::TestWithParam<Param> {
     if (!caps.supports(dtype) || !caps.supports(layout)) GTEST_SKIP() << impl->name() << " does not support this dtype/layout";
     if (!impl_available(*impl))
       GTEST_SKIP() << impl->name() << " (device " << caps.device << ") is not available on this machine";
-    if (def.needs_backward && !caps.backward) GTEST_SKIP() << impl->name() << " has no backward pass";
-    if (def.needs_both_layouts && !(caps.supports(Layout::nchw) && caps.supports(Layout::nhwc)))
-      GTEST_SKIP() << impl->name() << " supports one layout only";
+    if (const std::string why = property_unsupported(def, caps); !why.empty())
+      GTEST_SKIP() << impl->name() << " " << why;
     const std::string id = current_test_id();
     const Outcome o = run_property(def, *impl, dtype, layout, id, default_config(def.cases, id));
     RecordProperty("cases", o.num_success);
@@ -70,6 +69,8 @@ TEST_P(Prop, GradientIdentities) { run("GradientIdentities"); }
 TEST_P(Prop, FiniteDifferences) { run("FiniteDifferences"); }
 TEST_P(Prop, Determinism) { run("Determinism"); }
 TEST_P(Prop, SpecialValues) { run("SpecialValues"); }
+TEST_P(Prop, FusedIsComposition) { run("FusedIsComposition"); }
+TEST_P(Prop, PerSampleEqualRows) { run("PerSampleEqualRows"); }
 
 TEST(PropertyTable, EveryPropertyHasATest) {
   // The TEST_Ps above and the table must not drift apart.
@@ -83,7 +84,7 @@ TEST(PropertyTable, EveryPropertyHasATest) {
     }
     EXPECT_TRUE(found) << d.name << " has no TEST_P in test_properties.cpp";
   }
-  EXPECT_EQ(all_properties().size(), 15u);
+  EXPECT_EQ(all_properties().size(), 17u);
 }
 
 // A negative control is judged on its conditioned domain by the properties above; on the full

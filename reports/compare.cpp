@@ -39,7 +39,7 @@ std::string section_mismatch(const Grid& a, const Grid& b) {
     for (size_t k = 0; k < x.shapes.size(); ++k) {
       const ShapeSpec &p = x.shapes[k], &q = y.shapes[k];
       if (p.name != q.name || p.shape != q.shape || p.groups != q.groups || p.affine != q.affine ||
-          !same_double(p.eps, q.eps))
+          p.affine_mode != q.affine_mode || p.epilogue != q.epilogue || !same_double(p.eps, q.eps))
         return fmt::format("section '{}': shape {} ({}, G={}) vs {} ({}, G={})", x.name, p.name, p.shape,
                            fmt::join(p.groups, "/"), q.name, q.shape, fmt::join(q.groups, "/"));
     }

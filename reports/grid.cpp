@@ -87,7 +87,12 @@ class Reader {
   template <class T> void unique(const toml::node& n, const std::string& key, const std::vector<T>& v) const {
     for (size_t i = 0; i < v.size(); ++i)
       for (size_t j = 0; j < i; ++j)
-        if (v[i] == v[j]) fail(n, key, fmt::format("{} is given twice", fmt::to_string(v[i])));
+        if (v[i] == v[j]) fail(n, key, fmt::format("{} is given twice", text(v[i])));
+  }
+  template <class T> static std::string text(const T& v) { return fmt::to_string(v); }
+  static std::string text(Epilogue e) { return std::string(name(e)); }
+  static std::string text(AffineChoice a) {
+    return !a.on ? "false" : a.mode == AffineMode::per_sample ? "\"per-sample\"" : "true";
   }
 
   static std::string_view type_name(const toml::node& n) {
@@ -140,21 +145,29 @@ Problem shape_problem(const ShapeSpec& sh, int64_t G) {
   p.G = G;
   p.eps = sh.eps;
   p.affine = sh.affine;
+  p.affine_mode = sh.affine_mode;
+  p.epilogue = sh.epilogue;
   return p;
 }
 
-// The variants of one shape entry: every eps x affine given, named apart when there are several.
-// Each must make a valid problem for each G, so that expand_cases never throws on a loaded grid.
-// Throws std::invalid_argument.
-void add_shape_variants(const ShapeSpec& base, const std::vector<double>& eps, const std::vector<bool>& affine,
-                        std::vector<ShapeSpec>& out) {
-  for (double e : eps) {
-    for (bool a : affine) {
+// The variants of one shape entry: every eps x affine x epilogue given, named apart when there are
+// several; a fused form (per-sample parameters, an epilogue) is always in the name, so that its
+// cells never share an id with plain ones. Each must make a valid problem for each G, so that
+// expand_cases never throws on a loaded grid. Throws std::invalid_argument.
+void add_shape_variants(const ShapeSpec& base, const std::vector<double>& eps, const std::vector<AffineChoice>& affine,
+                        const std::vector<Epilogue>& epilogues, std::vector<ShapeSpec>& out) {
+  for (double e : eps)
+    for (AffineChoice a : affine)
+    for (Epilogue ep : epilogues) {
       ShapeSpec sh = base;
       sh.eps = e;
-      sh.affine = a;
+      sh.affine = a.on;
+      sh.affine_mode = a.on ? a.mode : AffineMode::per_channel;
+      sh.epilogue = ep;
       if (eps.size() > 1) sh.name += fmt::format("-eps{:g}", e);
-      if (affine.size() > 1) sh.name += a ? "-affine" : "-plain";
+      if (sh.affine_mode == AffineMode::per_sample) sh.name += "-per-sample";
+      else if (affine.size() > 1) sh.name += a.on ? "-affine" : "-plain";
+      if (ep != Epilogue::none || epilogues.size() > 1) sh.name += fmt::format("-{}", name(ep));
       for (int64_t G : sh.groups) {
         const Problem p = shape_problem(sh, G);
         try {
@@ -167,7 +180,6 @@ void add_shape_variants(const ShapeSpec& base, const std::vector<double>& eps, c
         if (o.name == sh.name) throw std::invalid_argument(fmt::format("repeated shape name '{}'", sh.name));
       out.push_back(std::move(sh));
     }
-  }
 }
 
 Grid read_grid_toml(std::string_view text, const std::string& source, const std::string& default_name) {
@@ -223,7 +235,7 @@ Grid read_grid_toml(std::string_view text, const std::string& source, const std:
   for (size_t i = 0; i < secs->size(); ++i) {
     const toml::table& st = *secs->get(i)->as_table();
     const std::string where = fmt::format("section[{}]", i);
-    rd.only_keys(st, where, {"name", "stresses", "seeds", "groups", "eps", "affine", "shape"});
+    rd.only_keys(st, where, {"name", "stresses", "seeds", "groups", "eps", "affine", "epilogue", "shape"});
     Section sec;
     const toml::node* nn = st.get("name");
     if (!nn) rd.fail(st, where, "missing key 'name'");
@@ -250,17 +262,40 @@ Grid read_grid_toml(std::string_view text, const std::string& source, const std:
       rd.unique(n, key, v);
       return v;
     };
+    // affine: true, false or "per-sample" (or "per-channel", as true), or a list of them.
     auto affine_of = [&](const toml::node& n, const std::string& key) {
-      auto v = rd.list(n, key, [&](const toml::node& e, const std::string& k) { return rd.boolean(e, k); });
+      auto v = rd.list(n, key, [&](const toml::node& e, const std::string& k) {
+        if (e.is_boolean()) return AffineChoice{rd.boolean(e, k), AffineMode::per_channel};
+        if (!e.is_string()) rd.fail(e, k, "expected true, false or \"per-sample\"");
+        try {
+          return AffineChoice{true, parse_affine_mode(rd.string(e, k))};
+        } catch (const std::invalid_argument& ex) {
+          rd.fail(e, k, ex.what());
+        }
+      });
+      rd.unique(n, key, v);
+      return v;
+    };
+    // epilogue: "none" or "silu", or a list of them.
+    auto epilogue_of = [&](const toml::node& n, const std::string& key) {
+      auto v = rd.list(n, key, [&](const toml::node& e, const std::string& k) {
+        try {
+          return parse_epilogue(rd.string(e, k));
+        } catch (const std::invalid_argument& ex) {
+          rd.fail(e, k, ex.what());
+        }
+      });
       rd.unique(n, key, v);
       return v;
     };
     std::optional<std::vector<int64_t>> sec_groups;
     std::vector<double> sec_eps{1e-5};
-    std::vector<bool> sec_affine{false};
+    std::vector<AffineChoice> sec_affine{AffineChoice{}};
+    std::vector<Epilogue> sec_epilogue{Epilogue::none};
     if (const toml::node* n = st.get("groups")) sec_groups = groups_of(*n, where + ".groups");
     if (const toml::node* n = st.get("eps")) sec_eps = eps_of(*n, where + ".eps");
     if (const toml::node* n = st.get("affine")) sec_affine = affine_of(*n, where + ".affine");
+    if (const toml::node* n = st.get("epilogue")) sec_epilogue = epilogue_of(*n, where + ".epilogue");
 
     const toml::node* shapes_node = st.get("shape");
     if (!shapes_node) rd.fail(st, where, "no [[section.shape]] in the section");
@@ -270,7 +305,7 @@ Grid read_grid_toml(std::string_view text, const std::string& source, const std:
     for (size_t k = 0; k < shapes->size(); ++k) {
       const toml::table& sht = *shapes->get(k)->as_table();
       const std::string sw = fmt::format("{}.shape[{}]", where, k);
-      rd.only_keys(sht, sw, {"name", "shape", "groups", "eps", "affine", "note"});
+      rd.only_keys(sht, sw, {"name", "shape", "groups", "eps", "affine", "epilogue", "note"});
       ShapeSpec sh;
       const toml::node* dims = sht.get("shape");
       if (!dims) rd.fail(sht, sw, "missing key 'shape' (N, C and up to three spatial extents)");
@@ -300,10 +335,13 @@ Grid read_grid_toml(std::string_view text, const std::string& source, const std:
       else if (sec_groups) sh.groups = *sec_groups;
       else rd.fail(sht, sw, "missing key 'groups' (here or in the section)");
       const std::vector<double> eps = sht.get("eps") ? eps_of(*sht.get("eps"), sw + ".eps") : sec_eps;
-      const std::vector<bool> affine = sht.get("affine") ? affine_of(*sht.get("affine"), sw + ".affine") : sec_affine;
+      const std::vector<AffineChoice> affine =
+          sht.get("affine") ? affine_of(*sht.get("affine"), sw + ".affine") : sec_affine;
+      const std::vector<Epilogue> epilogue =
+          sht.get("epilogue") ? epilogue_of(*sht.get("epilogue"), sw + ".epilogue") : sec_epilogue;
       if (const toml::node* n = sht.get("note")) sh.note = rd.string(*n, sw + ".note");
       try {
-        add_shape_variants(sh, eps, affine, sec.shapes);
+        add_shape_variants(sh, eps, affine, epilogue, sec.shapes);
       } catch (const std::invalid_argument& e) {
         rd.fail(sht, sw, e.what());
       }
@@ -444,7 +482,7 @@ Grid preset_grid(std::string_view name) {
 }
 
 Section adhoc_section(const std::vector<std::string>& shapes, const std::vector<int64_t>& groups,
-                      const std::vector<double>& eps, bool affine) {
+                      const std::vector<double>& eps, AffineChoice affine, Epilogue epilogue) {
   if (groups.empty()) throw std::invalid_argument("--shape needs --groups (one or more G, each dividing C)");
   Section sec{"adhoc", {}, all_stress_names(), {0}};
   for (const std::string& s : shapes) {
@@ -456,7 +494,7 @@ Section adhoc_section(const std::vector<std::string>& shapes, const std::vector<
     std::replace(sh.name.begin(), sh.name.end(), ',', 'x');
     sh.groups = groups;
     sh.note = "--shape";
-    add_shape_variants(sh, eps.empty() ? std::vector<double>{1e-5} : eps, {affine}, sec.shapes);
+    add_shape_variants(sh, eps.empty() ? std::vector<double>{1e-5} : eps, {affine}, {epilogue}, sec.shapes);
   }
   return sec;
 }
@@ -468,12 +506,20 @@ std::string describe_grid(const Grid& g) {
   for (const Section& sec : g.sections) {
     std::vector<std::string> shapes;
     for (const ShapeSpec& sh : sec.shapes)
-      shapes.push_back(fmt::format("{} ({}, G={}{})", sh.name, sh.shape, fmt::join(sh.groups, "/"),
-                                   sh.affine ? ", affine" : ""));
+      shapes.push_back(fmt::format("{} ({}, G={}{}{})", sh.name, sh.shape, fmt::join(sh.groups, "/"),
+                                   !sh.affine ? "" : sh.affine_mode == AffineMode::per_sample ? ", per-sample affine" : ", affine",
+                                   sh.epilogue == Epilogue::none ? "" : fmt::format(", {} epilogue", name(sh.epilogue))));
     s += fmt::format("- **{}**: shapes {}; stresses {}; seeds {}\n", sec.name, fmt::join(shapes, "; "),
                      fmt::join(sec.stresses, ", "), fmt::join(sec.seeds, ", "));
   }
   return s;
+}
+
+bool uses_fused(const Grid& g) {
+  for (const Section& sec : g.sections)
+    for (const ShapeSpec& sh : sec.shapes)
+      if (sh.fused()) return true;
+  return false;
 }
 
 std::vector<CaseSpec> expand_cases(const Grid& g) {

@@ -36,9 +36,17 @@ ojson number(double v) {
   return v;
 }
 
+// The fused forms, written only where used (so that reports of plain grids stay as they were).
+template <class J> void put_fused(J& j, AffineMode mode, Epilogue epilogue) {
+  if (mode != AffineMode::per_channel) j["affine_mode"] = name(mode);
+  if (epilogue != Epilogue::none) j["epilogue"] = name(epilogue);
+}
+
 ojson problem_json(const Problem& p) {
-  return {{"shape", p.shape_string()}, {"G", p.G},          {"eps", number(p.eps)},
-          {"affine", p.affine},        {"dtype", name(p.dtype)}, {"layout", name(p.layout)}};
+  ojson j = {{"shape", p.shape_string()}, {"G", p.G},          {"eps", number(p.eps)},
+             {"affine", p.affine},        {"dtype", name(p.dtype)}, {"layout", name(p.layout)}};
+  put_fused(j, p.affine_mode, p.epilogue);
+  return j;
 }
 
 ojson output_json(const OutputMetrics& m) {
@@ -113,9 +121,12 @@ ojson grid_json(const Grid& g) {
   ojson secs = ojson::array();
   for (const Section& s : g.sections) {
     ojson shapes = ojson::array();
-    for (const ShapeSpec& sh : s.shapes)
-      shapes.push_back({{"name", sh.name}, {"shape", sh.shape}, {"groups", sh.groups},
-                        {"affine", sh.affine}, {"eps", number(sh.eps)}, {"note", sh.note}});
+    for (const ShapeSpec& sh : s.shapes) {
+      ojson j = {{"name", sh.name}, {"shape", sh.shape}, {"groups", sh.groups},
+                 {"affine", sh.affine}, {"eps", number(sh.eps)}, {"note", sh.note}};
+      put_fused(j, sh.affine_mode, sh.epilogue);
+      shapes.push_back(std::move(j));
+    }
     secs.push_back({{"name", s.name}, {"shapes", std::move(shapes)}, {"stresses", s.stresses},
                     {"seeds", s.seeds}});
   }
@@ -257,6 +268,16 @@ void check_depth(std::string_view text, int max_depth) {
   }
 }
 
+// "affine_mode" and "epilogue": optional, per-channel and none when absent.
+void read_fused(const json& o, const std::string& where, AffineMode& mode, Epilogue& epilogue) {
+  try {
+    if (o.contains("affine_mode")) mode = parse_affine_mode(get_string(o, "affine_mode", where));
+    if (o.contains("epilogue")) epilogue = parse_epilogue(get_string(o, "epilogue", where));
+  } catch (const std::invalid_argument& e) {
+    fail(where, e.what());
+  }
+}
+
 Problem read_problem(const json& o, const std::string& where) {
   Problem p;
   try {
@@ -266,6 +287,7 @@ Problem read_problem(const json& o, const std::string& where) {
     p.affine = get_bool(o, "affine", where);
     p.dtype = parse_dtype(get_string(o, "dtype", where));
     p.layout = parse_layout(get_string(o, "layout", where));
+    read_fused(o, where, p.affine_mode, p.epilogue);
     p.validate();
   } catch (const ReportError&) {
     throw;
@@ -278,7 +300,7 @@ Problem read_problem(const json& o, const std::string& where) {
 int64_t expected_count(const Problem& p, const std::string& output) {
   if (output == "y" || output == "dx") return p.numel();
   if (output == "mean" || output == "rstd") return p.N * p.G;
-  if (output == "dgamma" || output == "dbeta") return p.C;
+  if (output == "dgamma" || output == "dbeta") return p.per_sample() ? p.N * p.C : p.C;
   return -1;
 }
 
@@ -405,6 +427,7 @@ Grid read_grid(const json& o) {
                                    std::numeric_limits<int64_t>::max()));
       require_unique(sh.groups, at(hw, "groups"));
       sh.affine = get_bool(shapes[k], "affine", hw);
+      read_fused(shapes[k], hw, sh.affine_mode, sh.epilogue);
       sh.eps = get_double(shapes[k], "eps", hw);
       sh.note = get_string(shapes[k], "note", hw);
       // Each G must make a valid problem, so that expand_cases never throws on a parsed grid.
@@ -483,6 +506,8 @@ Cell read_cell(const json& o, const Grid& g, bool baseline, const std::string& w
     if (!contains(sh->groups, want.G)) fail(at(where, "G"), "not in the grid's shape");
     want.eps = sh->eps;
     want.affine = sh->affine;
+    want.affine_mode = sh->affine_mode;
+    want.epilogue = sh->epilogue;
     try {
       want.dtype = parse_dtype(get_string(o, "dtype", where));
       want.layout = parse_layout(get_string(o, "layout", where));
@@ -494,7 +519,8 @@ Cell read_cell(const json& o, const Grid& g, bool baseline, const std::string& w
     c.problem = read_problem(field(o, "problem", where), at(where, "problem"));
   }
   if (c.problem.shape_string() != want.shape_string() || !contains(sh->groups, c.problem.G) ||
-      c.problem.affine != sh->affine ||
+      c.problem.affine != sh->affine || c.problem.affine_mode != sh->affine_mode ||
+      c.problem.epilogue != sh->epilogue ||
       std::bit_cast<uint64_t>(c.problem.eps) != std::bit_cast<uint64_t>(sh->eps))
     fail(at(where, "problem"), fmt::format("does not match the grid's shape '{}'", sh->name));
   if (!contains(g.dtypes, std::string(name(c.problem.dtype))) ||
@@ -591,7 +617,7 @@ std::string to_json_text(const Report& r) {
   // Top level indented; one line per cell, so that a diff of two reports shows cells.
   std::string s = "{\n";
   s += fmt::format("  \"format\": {},\n", dump(ojson(kFormat)));
-  s += fmt::format("  \"version\": {},\n", kSchemaVersion);
+  s += fmt::format("  \"version\": {},\n", uses_fused(r.grid) ? kSchemaVersionFused : kSchemaVersion);
   s += fmt::format("  \"detail\": \"{}\",\n", r.baseline_detail ? "baseline" : "full");
   s += fmt::format("  \"environment\": {},\n", dump(env));
   s += fmt::format("  \"grid\": {},\n", dump(grid_json(r.grid)));
@@ -623,8 +649,9 @@ Report parse_report(std::string_view text) {
     if (!j.contains("format") || !j["format"].is_string() || j["format"].get<std::string>() != kFormat)
       fail("report", fmt::format("not a gnv report (\"format\" is not \"{}\")", kFormat));
     const int64_t version = get_int(j, "version", "report");
-    if (version != kSchemaVersion)
-      fail("report", fmt::format("schema version {}, this gnv reads version {}", version, kSchemaVersion));
+    if (version != kSchemaVersion && version != kSchemaVersionFused)
+      fail("report", fmt::format("schema version {}, this gnv reads versions {} and {}", version, kSchemaVersion,
+                                 kSchemaVersionFused));
     Report r;
     const std::string detail = get_string(j, "detail", "report");
     if (detail != "full" && detail != "baseline")

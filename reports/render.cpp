@@ -331,8 +331,11 @@ std::string render_markdown(const Report& r) {
   auto list_cells = [&](const std::vector<const Cell*>& listed) {
     for (size_t i = 0; i < listed.size() && i < kMaxListed; ++i) {
       const Cell& c = *listed[i];
-      md += fmt::format("- `{}` ({}, G={}{}): **{}**{}\n  - reproduce: `{}`\n", md_code(c.id()),
-                        c.problem.shape_string(), c.problem.G, c.problem.affine ? ", affine" : "", cell_label(c),
+      md += fmt::format("- `{}` ({}, G={}{}{}): **{}**{}\n  - reproduce: `{}`\n", md_code(c.id()),
+                        c.problem.shape_string(), c.problem.G,
+                        !c.problem.affine ? "" : c.problem.per_sample() ? ", per-sample affine" : ", affine",
+                        c.problem.epilogue == Epilogue::none ? "" : ", " + std::string(name(c.problem.epilogue)),
+                        cell_label(c),
                         md_escape(failure_detail(c)), md_code(c.reproduce));
       if (!c.case_dir.empty())
         md += fmt::format("  - replay (from the report's folder): `{}`\n", md_code(replay_command(r, c)));

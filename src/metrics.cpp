@@ -181,7 +181,8 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tens
 std::string describe_index(const Problem& p, const std::string& output, int64_t flat) {
   if (flat < 0) return "-";
   if (output == "mean" || output == "rstd") return fmt::format("n={} g={}", flat / p.G, flat % p.G);
-  if (output == "dgamma" || output == "dbeta") return fmt::format("c={}", flat);
+  if (output == "dgamma" || output == "dbeta")
+    return p.per_sample() ? fmt::format("n={} c={}", flat / p.C, flat % p.C) : fmt::format("c={}", flat);
   const int64_t S = p.S();
   int64_t n, c, s;
   if (p.layout == Layout::nchw) {

@@ -107,6 +107,43 @@ TEST(Grid, SectionDefaultsApplyToItsShapes) {
   EXPECT_EQ(g.sections[0].shapes[1].groups, (std::vector<int64_t>{16}));
 }
 
+// The fused forms: `affine` takes "per-sample" besides true/false, `epilogue` "none"/"silu"; each
+// combination is a shape variant, and a fused one always carries its form in its name.
+TEST(Grid, FusedFormsAreShapeVariantsNamedByTheirForm) {
+  const Grid g = parse_grid(
+      "[[section]]\nname = \"u\"\ngroups = [2]\nepilogue = [\"none\", \"silu\"]\n"
+      "[[section.shape]]\nshape = [2, 8, 3]\naffine = [true, \"per-sample\"]\n"
+      "[[section.shape]]\nshape = [1, 4]\nepilogue = \"silu\"\n",
+      "g.toml");
+  std::vector<std::string> names;
+  for (const ShapeSpec& sh : g.sections[0].shapes) names.push_back(sh.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"2x8x3-affine-none", "2x8x3-affine-silu", "2x8x3-per-sample-none",
+                                             "2x8x3-per-sample-silu", "1x4-silu"}));
+  const ShapeSpec& ps = g.sections[0].shapes[3];
+  EXPECT_TRUE(ps.affine);
+  EXPECT_EQ(ps.affine_mode, AffineMode::per_sample);
+  EXPECT_EQ(ps.epilogue, Epilogue::silu);
+  EXPECT_TRUE(uses_fused(g));
+  const std::vector<CaseSpec> cases = expand_cases(g);
+  ASSERT_FALSE(cases.empty());
+  bool saw = false;
+  for (const CaseSpec& c : cases)
+    if (c.shape_name == "2x8x3-per-sample-silu") {
+      saw = true;
+      EXPECT_TRUE(c.problem.per_sample());
+      EXPECT_EQ(c.problem.epilogue, Epilogue::silu);
+    }
+  EXPECT_TRUE(saw);
+  EXPECT_FALSE(uses_fused(preset_grid("smoke")));
+  EXPECT_TRUE(uses_fused(preset_grid("ci")));  // its section "fused"
+  const std::string sec = "[[section]]\nname = \"s\"\n[[section.shape]]\nshape = [2, 8]\ngroups = [2]\n";
+  EXPECT_NE(grid_error(sec + "epilogue = \"gelu\"\n").find("section[0].shape[0].epilogue: unknown epilogue 'gelu'"),
+            std::string::npos);
+  EXPECT_NE(grid_error(sec + "affine = \"per-group\"\n").find("affine: unknown affine mode 'per-group'"),
+            std::string::npos);
+  EXPECT_NE(grid_error(sec + "epilogue = [\"silu\", \"silu\"]\n").find("silu is given twice"), std::string::npos);
+}
+
 TEST(Grid, MalformedFilesNameFileLineAndKey) {
   const std::string shape = "[[section.shape]]\nshape = [2, 8]\ngroups = [4]\n";
   const std::string sec = "[[section]]\nname = \"s\"\n";
@@ -132,7 +169,8 @@ TEST(Grid, MalformedFilesNameFileLineAndKey) {
       {sec + "[[section.shape]]\nshape = [2, 8]\ngroups = [4, 4]\n", "groups: 4 is given twice"},
       {sec + "[[section.shape]]\nshape = [2, 8]\ngroups = [0]\n", "groups[0]: 0 is less than 1"},
       {sec + "[[section.shape]]\nshape = [2, 8]\ngroups = [2]\neps = -1.0\n", "eps = -1: "},
-      {sec + "[[section.shape]]\nshape = [2, 8]\ngroups = [2]\naffine = \"yes\"\n", "affine: expected true or false"},
+      {sec + "[[section.shape]]\nshape = [2, 8]\ngroups = [2]\naffine = \"yes\"\n", "affine: unknown affine mode 'yes'"},
+      {sec + "[[section.shape]]\nshape = [2, 8]\ngroups = [2]\naffine = 1\n", "affine: expected true, false or \"per-sample\""},
       {sec + shape + "[[section.shape]]\nshape = [2, 8]\ngroups = [2]\n", "repeated shape name '2x8'"},
       {sec + shape + sec + shape, "repeated section 's'"},
       {"[[section]]\nname = \"a/b\"\n" + shape, "names may not hold '/'"},
@@ -198,7 +236,7 @@ TEST(Grid, AReportRunsItsOwnGridAgain) {
 }
 
 TEST(Grid, AdhocSectionFromTheCommandLine) {
-  const Section s = adhoc_section({"2,320,16,16", "1,64,8"}, {32, 8}, {1e-6}, true);
+  const Section s = adhoc_section({"2,320,16,16", "1,64,8"}, {32, 8}, {1e-6}, AffineChoice{true});
   EXPECT_EQ(s.name, "adhoc");
   ASSERT_EQ(s.shapes.size(), 2u);
   EXPECT_EQ(s.shapes[0].name, "2x320x16x16");
@@ -206,9 +244,9 @@ TEST(Grid, AdhocSectionFromTheCommandLine) {
   EXPECT_TRUE(s.shapes[0].affine);
   EXPECT_EQ(s.shapes[0].eps, 1e-6);
   EXPECT_EQ(s.stresses, all_stress_names());
-  EXPECT_THROW(adhoc_section({"2,30,4"}, {32}, {}, false), std::invalid_argument);  // 30 % 32
-  EXPECT_THROW(adhoc_section({"2,32,4"}, {}, {}, false), std::invalid_argument);    // no G
-  EXPECT_THROW(adhoc_section({"2,32,"}, {8}, {}, false), std::invalid_argument);    // trailing comma
+  EXPECT_THROW(adhoc_section({"2,30,4"}, {32}, {}, AffineChoice{}), std::invalid_argument);  // 30 % 32
+  EXPECT_THROW(adhoc_section({"2,32,4"}, {}, {}, AffineChoice{}), std::invalid_argument);    // no G
+  EXPECT_THROW(adhoc_section({"2,32,"}, {8}, {}, AffineChoice{}), std::invalid_argument);    // trailing comma
 }
 
 TEST(Grid, UntrustedFilesAreReadOnlyWhenSmallAndRegular) {

@@ -48,6 +48,30 @@ TEST(Oracle, HandComputableForward) {
   EXPECT_EQ(r.get("y").rounded.get(1), -r.get("y").rounded.get(2));
 }
 
+// The SiLU epilogue's exact points: y = 0 gives silu = 0 (decided exactly, not by intervals), and
+// dy = 0 gives dx, dgamma, dbeta = 0 ([-0, +0] intervals are the point 0); none is undecided.
+// x = 1, 2, 3 has mean 2 and xhat(2) = 0; beta = 0 there.
+TEST(Oracle, SiluExactZerosAreDecided) {
+  for (DType d : {DType::f64, DType::f32, DType::f16}) {
+    Case c = make({1, 2, 3}, 1, {3}, 1, 1e-5, d);
+    c.problem.affine = true;
+    c.problem.epilogue = Epilogue::silu;
+    c.gamma = Tensor(d, {1});
+    c.beta = Tensor(d, {1});
+    c.gamma.set(0, 1.5);
+    c.beta.set(0, 0.0);
+    c.dy = Tensor(d, c.problem.x_shape());  // zeros
+    const OracleResult f = oracle_forward(c), b = oracle_backward(c);
+    EXPECT_EQ(f.undecided, 0) << name(d);
+    EXPECT_EQ(b.undecided, 0) << name(d);
+    EXPECT_EQ(f.get("y").rounded.bits(1), 0u) << name(d);      // silu(0) = +0
+    EXPECT_LT(f.get("y").rounded.get(0), 0) << name(d);        // silu(v < 0) < 0
+    EXPECT_GT(f.get("y").rounded.get(2), 0) << name(d);
+    for (const char* out : {"dx", "dgamma", "dbeta"})
+      for (int64_t i = 0; i < b.get(out).rounded.numel(); ++i) EXPECT_EQ(b.get(out).rounded.bits(i), 0u) << out;
+  }
+}
+
 TEST(Oracle, ConstantGroupGivesBetaAndEpsRstd) {
   Case c = make({3, 3, 3, 3, 1, 2, 3, 4}, 2, {2}, 2, 0.25);
   c.problem.affine = true;

@@ -113,6 +113,47 @@ TEST(Report, JsonRoundTripIsIdentical) {
   }
 }
 
+// A grid with fused forms is written as schema version 2 with "affine_mode"/"epilogue" on its
+// shapes and problems, and reads back identically; a plain grid stays version 1 without them.
+TEST(Report, FusedGridsRoundTripAsSchemaVersion2) {
+  Grid g = small_grid();
+  g.impls = {"welford"};
+  g.dtypes = {"f32"};
+  g.sections[0].stresses = {"normal"};
+  g.sections[0].seeds = {0};
+  g.sections[0].shapes.resize(1);
+  ShapeSpec fused = g.sections[0].shapes[0];
+  fused.name += "-per-sample-silu";
+  fused.affine = true;
+  fused.affine_mode = AffineMode::per_sample;
+  fused.epilogue = Epilogue::silu;
+  g.sections[0].shapes.push_back(fused);
+  const Report r = run_grid(g);
+  const std::string text = to_json_text(r);
+  EXPECT_NE(text.find("\"version\": 2"), std::string::npos);
+  EXPECT_NE(text.find("\"affine_mode\":\"per-sample\""), std::string::npos);
+  EXPECT_NE(text.find("\"epilogue\":\"silu\""), std::string::npos);
+  const Report parsed = parse_report(text);
+  EXPECT_EQ(to_json_text(parsed), text);
+  bool saw = false;
+  for (const Cell& c : parsed.cells)
+    if (c.shape_name == fused.name) {
+      saw = true;
+      EXPECT_TRUE(c.problem.per_sample());
+      EXPECT_EQ(c.problem.epilogue, Epilogue::silu);
+      EXPECT_EQ(c.result.verdict, Verdict::pass) << c.id();
+    }
+  EXPECT_TRUE(saw);
+  // A cell whose problem lost its epilogue no longer matches its shape.
+  std::string edited = text;
+  const size_t at = edited.rfind(",\"epilogue\":\"silu\"");
+  ASSERT_NE(at, std::string::npos);
+  edited.erase(at, std::string(",\"epilogue\":\"silu\"").size());
+  EXPECT_THROW(parse_report(edited), ReportError);
+  EXPECT_NE(to_json_text(sample()).find("\"version\": 1"), std::string::npos);
+  EXPECT_EQ(to_json_text(sample()).find("epilogue"), std::string::npos);
+}
+
 TEST(Report, RoundTripKeepsNonFiniteValuesAndOddStrings) {
   Report r = sample();
   Cell& c = r.cells.front();
@@ -170,7 +211,7 @@ TEST(Report, MalformedInputsThrowReportError) {
   expect_report_error("not json", "not JSON");
   expect_report_error("[]", "an array");
   expect_report_error(std::string(100000, '['), "deep nesting");
-  expect_report_error(replace_once(good, "\"version\": 1", "\"version\": 2"), "schema version 2");
+  expect_report_error(replace_once(good, "\"version\": 1", "\"version\": 3"), "schema version 3");
   expect_report_error(replace_once(good, "\"version\": 1", "\"version\": \"1\""), "version as a string");
   expect_report_error(replace_once(good, "\"gnv-report\"", "\"gnv-suite\""), "other format");
   expect_report_error(replace_once(good, "\"detail\": \"full\"", "\"detail\": \"some\""), "bad detail");

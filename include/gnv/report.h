@@ -27,6 +27,9 @@ namespace gnv::report {
 // change a reader of the previous version would misread.
 inline constexpr std::string_view kFormat = "gnv-report";
 inline constexpr int kSchemaVersion = 1;
+// The schema of a report whose grid has a fused form (epilogue, per-sample parameters): the same
+// fields plus "epilogue" and "affine_mode" on shapes and problems.
+inline constexpr int kSchemaVersionFused = 2;
 
 // A malformed report file, one of another schema version, or reports that cannot be merged or
 // compared (different grids, missing shards). The CLI maps it to exit code 2.
@@ -42,8 +45,17 @@ struct ShapeSpec {
   std::string shape;            // logical N,C[,D][,H][,W], as --shape takes it
   std::vector<int64_t> groups;  // each G gives its own case
   bool affine = false;
+  AffineMode affine_mode = AffineMode::per_channel;  // per_sample: gamma, beta of shape (N, C)
+  Epilogue epilogue = Epilogue::none;
   double eps = 1e-5;
   std::string note;             // where the shape comes from (informative)
+  bool fused() const { return epilogue != Epilogue::none || affine_mode != AffineMode::per_channel; }
+};
+// One choice of the grid's `affine` key: off, per channel (true) or per sample ("per-sample").
+struct AffineChoice {
+  bool on = false;
+  AffineMode mode = AffineMode::per_channel;
+  bool operator==(const AffineChoice&) const = default;
 };
 
 // A Cartesian block of the grid: every shape x G x stress x seed (x dtype x layout x impl).
@@ -93,7 +105,10 @@ std::vector<std::string> all_stress_names();
 // The section "adhoc" of `--shape S [--shape S2] --groups G[,G2] [--eps E[,E2]] [--affine]`: every
 // stress class, seed 0. Throws std::invalid_argument naming the option.
 Section adhoc_section(const std::vector<std::string>& shapes, const std::vector<int64_t>& groups,
-                      const std::vector<double>& eps, bool affine);
+                      const std::vector<double>& eps, AffineChoice affine, Epilogue epilogue = Epilogue::none);
+// Whether any shape of the grid uses a fused form: its report is then written as schema version
+// kSchemaVersionFused, which a gnv that predates the forms refuses instead of misreading.
+bool uses_fused(const Grid& g);
 std::string describe_grid(const Grid& g);                // one paragraph per section, Markdown
 
 // One generated input of the grid.

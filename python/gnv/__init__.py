@@ -145,17 +145,29 @@ def _list(v, what):
     return [str(x) if what == "str" else x for x in v]
 
 
+def _affine_option(affine):
+    """The affine= argument (False, True, "per-channel" or "per-sample") as `--affine`'s value
+    ("" for off)."""
+    if affine is False or affine is None:
+        return ""
+    if affine is True:
+        return "per-channel"
+    if affine in ("per-channel", "per-sample"):
+        return affine
+    raise ValueError(f"affine {affine!r}: expected False, True, 'per-channel' or 'per-sample'")
+
+
 def case_specs(preset=None, grid=None, *, sections=None, dtypes=None, layouts=None, stresses=None, seeds=None,
-               shapes=None, groups=None, eps=None, affine=False, backward=None):
+               shapes=None, groups=None, eps=None, affine=False, epilogue="none", backward=None):
     """The cases of a grid, in grid order, as CaseSpecs (nothing generated yet). The options are
     those of `gnv sweep`: a preset (smoke, ci, full) or a grid file (TOML, or a report.json), or
-    ad-hoc shapes ("N,C,H,W") with groups/eps/affine; dtypes, layouts, stresses and seeds narrow it.
-    With neither a grid nor shapes: the smoke preset."""
+    ad-hoc shapes ("N,C,H,W") with groups/eps/affine (True or "per-sample")/epilogue ("silu");
+    dtypes, layouts, stresses and seeds narrow it. With neither a grid nor shapes: the smoke preset."""
     specs = _core.grid_cases(preset or "", _os.fspath(grid) if grid else "", _list(sections, "str"),
                              _list(dtypes, "str"), _list(layouts, "str"), _list(stresses, "str"),
                              [int(s) for s in _list(seeds, "int")], _list(shapes, "str"),
                              [int(g) for g in _list(groups, "int")], [float(e) for e in _list(eps, "float")],
-                             bool(affine), backward)
+                             _affine_option(affine), str(epilogue), backward)
     ids = [f"{d['problem'].dtype}-{d['problem'].layout}-{d['shape_name']}-G{d['problem'].G}-{d['stress']}-s{d['seed']}"
            for d in specs]
     # A shape name repeated across sections: the section keeps the ids apart.
@@ -271,8 +283,11 @@ def _reproduce(case, impl):
     if not case.stress:
         return "(a case of the caller's arrays: save it with case.save(DIR), replay with gnv.load_case(DIR))"
     p = case._problem
+    # Double quotes inside: the command is one single-quoted shell word.
+    affine = '"per-sample"' if p.affine_mode == "per-sample" and p.affine else p.affine
+    fused = f'epilogue="{p.epilogue}", ' if p.epilogue != "none" else ""
     return (f"python3 -c 'import gnv; case = next(gnv.cases(shapes=[\"{p.shape}\"], groups=[{p.G}], eps=[{p.eps!r}], "
-            f"affine={p.affine}, dtypes=[\"{p.dtype}\"], layouts=[\"{p.layout}\"], stresses=[\"{case.stress}\"], "
+            f"affine={affine}, {fused}dtypes=[\"{p.dtype}\"], layouts=[\"{p.layout}\"], stresses=[\"{case.stress}\"], "
             f"seeds=[{case.seed}], backward={case.has_backward}))'  # then check {impl} on case")
 
 
@@ -491,7 +506,7 @@ def _runner_command(kernel):
 
 def validate(kernel, *, preset=None, grid=None, out="out/validate", name=None, sections=None, dtypes=None,
              layouts=None, stresses=None, seeds=None, shapes=None, groups=None, eps=None, affine=False,
-             backward=None, jobs=None, budget=None, waivers=None, baseline=None, html=True, save_cases=None,
+             epilogue="none", backward=None, jobs=None, budget=None, waivers=None, baseline=None, html=True, save_cases=None,
              extra_args=()):
     """Validates a Python kernel over a grid, exactly as `gnv sweep` / `gnv validate` do, and writes
     the same report directory. Options are the command line's (docs/guide.md "gnv sweep"). Returns a
@@ -513,8 +528,10 @@ def validate(kernel, *, preset=None, grid=None, out="out/validate", name=None, s
         args += ["--shape", s]
     opt("--groups", groups)
     opt("--eps", [repr(float(e)) for e in _list(eps, "float")] if eps is not None else None)
-    if affine:
-        args.append("--affine")
+    if _affine_option(affine):
+        args += ["--affine", _affine_option(affine)]
+    if epilogue != "none":
+        args += ["--epilogue", str(epilogue)]
     opt("--section", sections)
     opt("--dtype", dtypes)
     opt("--layout", layouts)

@@ -5,7 +5,7 @@
         gnv.assert_passes(gnv_case, my_group_norm)
 
 - The marker takes gnv.case_specs' options (preset, grid, dtypes, layouts, sections, stresses,
-  seeds, shapes, groups, eps, affine, backward) and parametrizes the `gnv_case` fixture over the
+  seeds, shapes, groups, eps, affine, epilogue, backward) and parametrizes the `gnv_case` fixture over the
   grid's cases, with ids such as f32-nhwc-2x32x8x8-G8-offset:10000-s0. Cases are generated when
   the test runs.
 - gnv.assert_passes fails the test with what `gnv check` prints, and `reproduce: pytest NODEID`.

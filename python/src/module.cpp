@@ -546,7 +546,7 @@ NB_MODULE(_core, m) {
            const std::vector<std::string>& dtypes, const std::vector<std::string>& layouts,
            const std::vector<std::string>& stresses, const std::vector<uint64_t>& seeds,
            const std::vector<std::string>& shapes, const std::vector<int64_t>& groups, const std::vector<double>& eps,
-           bool affine, std::optional<bool> backward) {
+           const std::string& affine, const std::string& epilogue, std::optional<bool> backward) {
           cli::SweepOptions o;
           o.preset = preset;
           o.grid_file = grid;
@@ -559,6 +559,7 @@ NB_MODULE(_core, m) {
           o.groups = groups;
           o.eps = eps;
           o.affine = affine;
+          o.epilogue = epilogue;
           o.backward = backward;
           o.impls = {"naive"};  // any: the impls of a grid do not change its cases
           const report::Grid g = cli::build_grid(o);
