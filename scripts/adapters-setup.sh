@@ -8,7 +8,8 @@
 #   build/venv-tract      adapters/tract_runner.py: tract's Python binding and onnx
 #   build/venv-tf         adapters/keras_runner.py: TensorFlow (CPU) and Keras 3
 #   build/venv-paddle     adapters/paddle_runner.py: PaddlePaddle (CPU)
-# No Debian site packages: these wheels need numpy 2, Debian's python3-torch
+#   build/venv-diffusers  adapters/diffusers_runner.py: diffusers on Debian's python3-torch
+# No Debian site packages (but in venv-diffusers): these wheels need numpy 2, Debian's python3-torch
 # (adapters/torch_runner.py, run with /usr/bin/python3) needs its numpy 1.24. The gnv package
 # itself is installed into each by CTest's python-install. Idempotent and silent when a venv is
 # already there; a venv whose install fails is removed and named on stderr (its adapter tests then
@@ -17,15 +18,15 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 failed=0
-# make_venv DIR "REQUIREMENTS" "MODULES TO IMPORT"
+# make_venv DIR "REQUIREMENTS" "MODULES TO IMPORT" [--system-site-packages]
 make_venv() {
-  local venv=$1 reqs=$2 imports=$3
+  local venv=$1 reqs=$2 imports=$3 system=${4:-}
   local stamp="$venv/.gnv-requirements"
   [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$reqs" ] && return 0
   echo "adapters-setup: installing $reqs into $venv" >&2
   rm -rf "$venv"
   # shellcheck disable=SC2086
-  if /usr/bin/python3 -m venv "$venv" && "$venv/bin/python" -m pip install -q --disable-pip-version-check $reqs &&
+  if /usr/bin/python3 -m venv $system "$venv" && "$venv/bin/python" -m pip install -q --disable-pip-version-check $reqs &&
      "$venv/bin/python" -c "import $imports"; then
     echo "$reqs" > "$stamp"
   else
@@ -43,4 +44,9 @@ make_venv build/venv-tf "tensorflow-cpu==2.21.0 keras==3.15.1 numpy==2.4.6 ml_dt
   "tensorflow, keras, numpy, ml_dtypes"
 make_venv build/venv-paddle "paddlepaddle==3.3.1 numpy==2.4.6 ml_dtypes==0.7.0" "paddle, numpy, ml_dtypes"
 make_venv build/venv-tract "tract==0.23.9 onnx==1.23.2 numpy==2.4.6 ml_dtypes==0.7.0" "tract, onnx, numpy, ml_dtypes"
+# diffusers on Debian's torch 1.13 (python3-torch, from the system site packages): 0.27.2 is a
+# release that still imports on torch 1.13 (0.42 needs torch >= 2.6); ml_dtypes pinned against
+# Debian's numpy 1.24, as in build/py-venv.
+make_venv build/venv-diffusers "diffusers==0.27.2 huggingface-hub==0.25.2 ml_dtypes==0.5.4" "diffusers, torch, ml_dtypes" \
+  --system-site-packages
 exit $failed

@@ -2,7 +2,7 @@
 # Validates one third-party adapter on a small grid (section small, both layouts) where that
 # framework is known to pass (docs/findings.md "Findings" lists where each one fails, and why): a cell that
 # does not pass fails the test. Exit 77 (CTest: SKIPPED) when its framework is not installed.
-# Usage: adapter_test.sh GNV torch|ort|jax|tinygrad|openvino|tract|keras|paddle PYTHON [runner options...]
+# Usage: adapter_test.sh GNV torch|ort|jax|tinygrad|openvino|tract|keras|paddle|diffusers PYTHON [runner options...]
 #        adapter_test.sh GNV torch-plugin PLUGIN.so nchw|nhwc
 #   (the torch, ort and jax runners are built on the gnv package: PYTHON must import gnv)
 #   torch, torch-plugin: f32/f64, normal, offset:1e4, constant, forward and backward; with
@@ -19,6 +19,8 @@
 #   tract: f32, normal, offset:1e4, forward only, no statistics (its f64 runs at f32 precision)
 #   openvino: f32/f16, normal, offset:1e4, forward only, no statistics (run with --precision-hint
 #          f32: under the CPU plugin's default hint a 2-d f16 input does not compile)
+#   diffusers: ResnetBlock2D's norm1 + SiLU on two ad-hoc shapes with the SiLU epilogue (not the
+#          small section), f32/f64, normal, offset:1e4, forward and backward, no statistics
 set -u
 gnv=${1:?usage: adapter_test.sh GNV ADAPTER PYTHON [OPTIONS...]}
 adapter=$2
@@ -27,6 +29,7 @@ shift 3
 here=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+grid_of=(--section small)  # which cells: the small section, or an adapter's own shapes
 case $adapter in
   torch-plugin)
     plugin=$py
@@ -43,6 +46,8 @@ case $adapter in
   tinygrad) module=tinygrad; grid=(--dtype f32,f64 --stress normal,offset:1e4 --no-stats) ;;
   keras) module=keras; grid=(--dtype f32,f64 --stress normal,offset:1 --no-stats) ;;
   paddle) module=paddle; grid=(--dtype f32,f64 --stress normal,offset:1 --no-stats --no-backward) ;;
+  diffusers) module=diffusers; grid=(--dtype f32,f64 --stress normal,offset:1e4 --no-stats --runner-fused silu)
+             grid_of=(--shape 2,32,8,8 --shape 1,64,6,6 --groups 8 --affine --epilogue silu) ;;
   tract) module=tract; grid=(--dtype f32 --stress normal,offset:1e4 --no-stats --no-backward) ;;
   openvino) module=openvino; grid=(--dtype f32,f16 --stress normal,offset:1e4 --no-stats --no-backward) ;;
   jax) module=flax
@@ -62,7 +67,7 @@ else
   # where the framework is present is a failure, not a skip.
   "$py" -c "import gnv" || { echo "FAIL: $py cannot import gnv (CTest python-install installs it)"; exit 1; }
   "$gnv" validate --runner "$py $here/adapters/${adapter}_runner.py $*" --runner-name "$adapter" \
-    "${grid[@]}" --section small --no-html --out "$tmp/out"
+    "${grid[@]}" "${grid_of[@]}" --no-html --out "$tmp/out"
 fi
 rc=$?
 r="$tmp/out/report.json"
@@ -85,5 +90,5 @@ if bad:
         outs = ", ".join(f"{o['name']} {o['verdict']} {o['max_cond_err']:.3g}" for o in c.get("outputs", []))
         print(f"  {c['id']} {c['verdict']} {c.get('error', '')[:200]} {outs}")
     sys.exit(1)
-print(f"ok: {sys.argv[3]} passes the small grid ({len(passed)} cells pass, {len(cells) - len(passed)} declined)")
+print(f"ok: {sys.argv[3]} passes its grid ({len(passed)} cells pass, {len(cells) - len(passed)} declined)")
 PY

@@ -5,7 +5,10 @@ backward through autograd.
     kernel = gnv.torch.wrap(F.group_norm, memory_format="channels_last")
     gnv.validate(kernel, preset="smoke", dtypes=["f32"])
 
-fn(x, num_groups, weight, bias, eps) -> y: the signature of torch.nn.functional.group_norm.
+fn(x, num_groups, weight, bias, eps) -> y: the signature of torch.nn.functional.group_norm. A
+function of the fused forms (docs/numerics.md "Fused epilogues") declares them with
+wrap(..., epilogues=["silu"], per_sample=True): it then also gets the keyword epilogue="silu" on
+SiLU cases, and weight, bias of shape (N, C) on per-sample ones.
 """
 import numpy as np
 
@@ -57,11 +60,12 @@ def _declines(e):
     return isinstance(e, RuntimeError) and "not implemented for" in str(e)
 
 
-def wrap(fn, device="cpu", memory_format=None, name=None, statistics=False):
+def wrap(fn, device="cpu", memory_format=None, name=None, statistics=False, epilogues=None, per_sample=False):
     """A gnv.Kernel of fn(x, num_groups, weight, bias, eps) -> y on torch tensors (F.group_norm's order). memory_format:
     None keeps the case's layout (nhwc cases arrive channels-last), "contiguous" or "channels_last"
     forces one. The backward is autograd's: y.backward(dy), then x.grad, weight.grad, bias.grad.
-    A RuntimeError "... not implemented for 'Half'" declines the case (SKIPPED)."""
+    A RuntimeError "... not implemented for 'Half'" declines the case (SKIPPED). epilogues and
+    per_sample declare the fused forms fn computes (module docstring)."""
     if memory_format not in _FORMATS:
         raise ValueError(f"memory_format {memory_format!r}: expected contiguous, channels_last or None")
 
@@ -73,22 +77,30 @@ def wrap(fn, device="cpu", memory_format=None, name=None, statistics=False):
                 raise Unsupported(str(e).splitlines()[0]) from e
             raise
 
-    def forward(x, gamma, beta, groups, eps):
+    def forward(x, gamma, beta, groups, eps, epilogue="none"):
         torch = _torch()
+        fused = {} if epilogue == "none" else {"epilogue": epilogue}
         with torch.no_grad():
             out = call(lambda: fn(to_torch(x, device, memory_format), groups, to_torch(gamma, device),
-                                  to_torch(beta, device), eps))
+                                  to_torch(beta, device), eps, **fused))
         return tuple(to_numpy(o) for o in out) if isinstance(out, (tuple, list)) else to_numpy(out)
 
-    def backward(dy, x, mean, rstd, gamma, groups, eps):
+    def backward(dy, x, mean, rstd, gamma, groups, eps, epilogue="none", beta=None):
         torch = _torch()
+        fused = {} if epilogue == "none" else {"epilogue": epilogue}
         xt = to_torch(x, device, memory_format, grad=True)
         gt = to_torch(gamma, device, grad=True)
-        # dbeta does not depend on beta's value; fn needs a bias to differentiate it.
-        bt = None if gamma is None else torch.zeros_like(gt).detach().requires_grad_(True)
+        # Without an epilogue dbeta does not depend on beta's value (fn needs a bias to
+        # differentiate it); through one it does, and gnv passes beta.
+        if gamma is None:
+            bt = None
+        elif beta is not None:
+            bt = to_torch(beta, device, grad=True)
+        else:
+            bt = torch.zeros_like(gt).detach().requires_grad_(True)
 
         def run():
-            y = fn(xt, groups, gt, bt, eps)
+            y = fn(xt, groups, gt, bt, eps, **fused)
             y = y[0] if isinstance(y, (tuple, list)) else y
             y.backward(to_torch(dy, device, memory_format))
 
@@ -98,4 +110,5 @@ def wrap(fn, device="cpu", memory_format=None, name=None, statistics=False):
         return to_numpy(xt.grad), to_numpy(gt.grad), to_numpy(bt.grad)
 
     base = name or f"torch-{getattr(fn, '__name__', 'kernel')}-{device}" + (f"-{memory_format}" if memory_format else "")
-    return Kernel(forward, backward, name=base, statistics=statistics, device=device)
+    return Kernel(forward, backward, name=base, statistics=statistics, device=device, epilogues=epilogues,
+                  per_sample=per_sample)
