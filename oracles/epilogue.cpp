@@ -6,11 +6,13 @@ namespace gnv::epilogue {
 
 using exact::P;
 
-void enclose(Interval& v, const Real& A, const Real& D, const Real& B) {
-  Interval r(mpfi_get_prec(v.get()));
+void enclose_rsqrt(Interval& r, const Real& D) {
   mpfi_set_fr(r.get(), P(D));
   mpfi_sqrt(r.get(), r.get());
   mpfi_ui_div(r.get(), 1, r.get());
+}
+
+void enclose(Interval& v, const Real& A, const Interval& r, const Real& B) {
   mpfi_mul_fr(v.get(), r.get(), P(A));
   mpfi_add_fr(v.get(), v.get(), P(B));
 }
@@ -90,11 +92,16 @@ bool exact_zero(const Real& A, const Real& D, const Real& B) {
   return mpfr_equal_p(P(a2), P(b2d)) != 0;
 }
 
-SiluResult silu_rounded(DType d, const Real& A, const Real& D, const Real& B) {
+SiluResult silu_rounded(DType d, const Real& A, const Real& D, const Real& B, const Interval& r0) {
   SiluResult r;
   for (long prec = kStartBits;; prec *= 2) {
-    Interval v(prec), z(prec);
-    enclose(v, A, D, B);
+    Interval v(prec), z(prec), rs(prec);
+    if (prec == kStartBits) {
+      enclose(v, A, r0, B);
+    } else {
+      enclose_rsqrt(rs, D);
+      enclose(v, A, rs, B);
+    }
     if (prec == kStartBits && mpfi_has_zero(v.get()) && exact_zero(A, D, B)) {
       // silu(0) = 0; silu'(0) = 1/2.
       exact::set_d(r.approx, 0.0);

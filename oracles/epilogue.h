@@ -33,8 +33,10 @@ class Interval {
   mpfi_t v_;
 };
 
-// v = A / sqrt(D) + B, enclosed at prec bits.
-void enclose(Interval& v, const Real& A, const Real& D, const Real& B);
+// r = 1 / sqrt(D) enclosed at r's precision (once per group: every element shares it).
+void enclose_rsqrt(Interval& r, const Real& D);
+// v = A r + B = A / sqrt(D) + B, enclosed at v's precision, from r = enclose_rsqrt(D) at the same.
+void enclose(Interval& v, const Real& A, const Interval& r, const Real& B);
 // silu(v) and silu'(v) = s (1 + v (1 - s)), s = 1 / (1 + e^-v), enclosed; each written so that
 // no step overflows (e^v for negative v, e^-v for positive), so an interval of huge v stays tight.
 void silu(Interval& out, const Interval& v);
@@ -56,6 +58,7 @@ struct SiluResult {
   double v_abs = 0, grad_abs = 0;
   bool decided = true;
 };
-SiluResult silu_rounded(DType d, const Real& A, const Real& D, const Real& B);
+// r0: 1/sqrt(D) enclosed at kStartBits (enclose_rsqrt), for the first and usually only step.
+SiluResult silu_rounded(DType d, const Real& A, const Real& D, const Real& B, const Interval& r0);
 
 }  // namespace gnv::epilogue

@@ -364,13 +364,15 @@ int64_t silu_group(const ForwardCtx& k, const GroupStats& st, int64_t n, int64_t
   const double u_acc = info(acc_dtype(k.p.dtype)).unit_roundoff;
   int64_t undecided = 0;
   Real T, mx, A;
+  epilogue::Interval r0(epilogue::kStartBits);
+  epilogue::enclose_rsqrt(r0, st.D);
   for (int64_t j = 0; j < k.m; ++j) {
     const int64_t ch = g * cpg + j / S, q = k.p.param_index(n, ch);
     if (!y_defined(k, st, q)) continue;
     exact::mul_si(mx, xj(j), k.m);
     exact::sub(T, mx, st.S);
     exact::mul(A, k.gam[q], T);
-    const epilogue::SiluResult r = epilogue::silu_rounded(k.p.dtype, A, st.D, k.bet[q]);
+    const epilogue::SiluResult r = epilogue::silu_rounded(k.p.dtype, A, st.D, k.bet[q], r0);
     undecided += r.decided ? 0 : 1;
     const double sy = y_scale(k, st, q, xhat_abs(T, st.r), r.v_abs);
     const double z = std::fabs(mpfr_get_d(P(r.approx), MPFR_RNDN));
@@ -975,9 +977,7 @@ void silu_grad_terms(const Case& c, const SiluGroup& sg, int64_t n, int64_t g, l
   const Problem& p = c.problem;
   const int64_t S = p.S(), cpg = p.channels_per_group();
   epilogue::Interval r(prec), v(prec), s1(prec);
-  mpfi_set_fr(r.get(), P(sg.st.D));
-  mpfi_sqrt(r.get(), r.get());
-  mpfi_ui_div(r.get(), 1, r.get());
+  epilogue::enclose_rsqrt(r, sg.st.D);
   e_out.resize(static_cast<size_t>(j1 - j0));
   Real A, gam, bet;
   for (int64_t j = j0; j < j1; ++j) {
@@ -989,8 +989,7 @@ void silu_grad_terms(const Case& c, const SiluGroup& sg, int64_t n, int64_t g, l
     exact::set_d(gam, p.affine ? c.gamma.get(q) : 1.0);
     exact::set_d(bet, p.affine ? c.beta.get(q) : 0.0);
     exact::mul(A, gam, sg.T[j]);
-    mpfi_mul_fr(v.get(), r.get(), P(A));
-    mpfi_add_fr(v.get(), v.get(), P(bet));
+    epilogue::enclose(v, A, r, bet);
     epilogue::silu_grad(s1, v);
     mpfi_mul_d(e->get(), s1.get(), sg.dy[j]);  // e = dy silu'(v)
   }
@@ -1049,9 +1048,10 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
     const double kappa = sg.st.kappa;
     long double gmax = 0;
     std::vector<double> xh(static_cast<size_t>(m));
+    // e at the first precision serves the scales and the first evaluation of dx.
+    std::vector<std::unique_ptr<Interval>> e;
+    silu_grad_terms(c, sg, n, g, epilogue::kStartBits, 0, m, e);
     {
-      std::vector<std::unique_ptr<Interval>> e;
-      silu_grad_terms(c, sg, n, g, epilogue::kStartBits, 0, m, e);
       for (int64_t j = 0; j < m; ++j) {
         const int64_t q = p.param_index(n, g * cpg + j / S), off = p.index(n, g * cpg + j / S, j % S);
         xh[j] = xhat_abs(sg.T[j], sg.st.r);
@@ -1072,12 +1072,9 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
     int64_t left = m;
     for (long prec = epilogue::kStartBits; left > 0; prec *= 2) {
       const bool last = prec >= epilogue::kMaxBits;
-      std::vector<std::unique_ptr<Interval>> e;
-      silu_grad_terms(c, sg, n, g, prec, 0, m, e);
+      if (prec > epilogue::kStartBits) silu_grad_terms(c, sg, n, g, prec, 0, m, e);
       Interval r(prec), r2(prec), SG(prec), SGT(prec), t(prec), gj(prec), u(prec), q(prec);
-      mpfi_set_fr(r.get(), P(sg.st.D));
-      mpfi_sqrt(r.get(), r.get());
-      mpfi_ui_div(r.get(), 1, r.get());
+      epilogue::enclose_rsqrt(r, sg.st.D);
       mpfi_sqr(r2.get(), r.get());
       mpfi_set_ui(SG.get(), 0);
       mpfi_set_ui(SGT.get(), 0);
@@ -1157,9 +1154,7 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
         const SiluGroup& sg = groups[n * p.G + g];
         std::vector<std::unique_ptr<Interval>> e;
         silu_grad_terms(c, sg, n, g, prec, kk * S, (kk + 1) * S, e);  // channel ch's elements
-        mpfi_set_fr(r.get(), P(sg.st.D));
-        mpfi_sqrt(r.get(), r.get());
-        mpfi_ui_div(r.get(), 1, r.get());
+        epilogue::enclose_rsqrt(r, sg.st.D);
         for (int64_t s = 0; s < S; ++s) {
           const int64_t j = kk * S + s;
           mpfi_add(sum_b.get(), sum_b.get(), e[s]->get());
