@@ -312,7 +312,9 @@ int run_sweep(const SweepOptions& o) {
     }
     if (!job.impls.empty() && in_shard(job.spec.index, shard)) jobs.push_back(std::move(job));
   }
-  if (!any_supported) throw UsageError("no selected implementation supports the selected dtypes and layouts");
+  if (!any_supported)
+    throw UsageError("no selected implementation supports any case of the grid: its dtypes, layouts and fused forms "
+                     "(epilogue, per-sample parameters) are listed by `gnv list`");
 
   int njobs = o.jobs > 0 ? o.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // The largest case must fit --max-memory; with several at once, fewer jobs may (docs/guide.md "Memory").

@@ -77,3 +77,21 @@ def test_the_runner_route_gets_fused_cases_only_when_declared(tmp_path, gnv_bin)
     assert p.returncode == 0, p.stdout + p.stderr
     p = subprocess.run(args, capture_output=True, text=True)
     assert p.returncode == 2 and "does not support epilogue silu" in p.stderr, p.stderr
+
+
+def test_validate_and_case_specs_take_the_fused_forms(tmp_path):
+    opts = dict(shapes=["2,8,5"], groups=[4], affine="per-sample", epilogue="silu", stresses=["normal", "offset:100"],
+                dtypes=["f32"])
+    specs = gnv.case_specs(**opts)
+    assert specs and all(s.problem.epilogue == "silu" and s.problem.affine_mode == "per-sample" for s in specs)
+    v = gnv.validate(kernels.fused, out=tmp_path / "fused", html=False, **opts)
+    assert v.passed, v.report["summary"]
+    assert v.report["version"] == 2
+    shapes = v.report["grid"]["sections"][0]["shapes"]
+    assert [s["name"] for s in shapes] == ["2x8x5-per-sample-silu"]
+    assert all(c["problem"]["epilogue"] == "silu" for c in v.cells)
+    # The plain kernel declares neither form: it can run no case of this grid, which is an error.
+    with pytest.raises(gnv.GnvError, match="fused forms"):
+        gnv.validate(kernels.correct, out=tmp_path / "plain", html=False, **opts)
+    with pytest.raises(ValueError, match="affine 'per-group'"):
+        gnv.case_specs(shapes=["2,8,5"], groups=[4], affine="per-group")
