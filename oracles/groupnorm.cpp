@@ -298,6 +298,16 @@ bool in_fast_range(double v) {
 // Indexed by Problem::param_index: per channel, or per sample and channel.
 int64_t param_count(const Problem& p) { return p.per_sample() ? p.N * p.C : p.C; }
 
+// What output `out` of dgamma/dbeta sums: channel ch over the samples [n0, n1) (all of them, or
+// its own sample's for per-sample parameters).
+struct ParamOutput {
+  int64_t ch, n0, n1;
+};
+ParamOutput param_output(const Problem& p, int64_t out) {
+  const int64_t n0 = p.per_sample() ? out / p.C : 0;
+  return {out % p.C, n0, p.per_sample() ? n0 + 1 : p.N};
+}
+
 ForwardCtx forward_ctx(const Case& c) {
   const Problem& p = c.problem;
   const auto np = static_cast<size_t>(param_count(p));
@@ -1121,8 +1131,8 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
   const int64_t outputs = param_count(p);
   std::vector<int64_t> undecided_out(static_cast<size_t>(outputs), 0);
   auto channel = [&](int64_t out) {
-    const int64_t ch = out % p.C, g = ch / cpg, kk = ch % cpg;
-    const int64_t n0 = p.per_sample() ? out / p.C : 0, n1 = p.per_sample() ? n0 + 1 : p.N;
+    const auto [ch, n0, n1] = param_output(p, out);
+    const int64_t g = ch / cpg, kk = ch % cpg;
     bool ok = true;
     double sg_scale = 0, sb_scale = 0, kappa = 0;
     for (int64_t n = n0; n < n1; ++n) {
@@ -1352,8 +1362,8 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
   const int64_t outputs = param_count(p);
   std::vector<int64_t> undecided(static_cast<size_t>(outputs), 0);
   auto channel = [&](int64_t out) {
-    const int64_t ch = out % p.C, g = ch / cpg;
-    const int64_t n0 = p.per_sample() ? out / p.C : 0, n1 = p.per_sample() ? n0 + 1 : p.N;
+    const auto [ch, n0, n1] = param_output(p, out);
+    const int64_t g = ch / cpg;
     bool dy_ok = true, x_ok = true;
     double dgamma_scale = 0, dbeta_scale = 0, kappa = 0;
     for (int64_t n = n0; n < n1; ++n) {
