@@ -15,6 +15,7 @@ Command register_compare(CLI::App& app);  // sweeps, reports, the regression gat
 Command register_merge(CLI::App& app);
 Command register_validate(CLI::App& app);  // cmd_sweep.cpp: third-party kernels (external/)
 Command register_minimize(CLI::App& app);  // cmd_minimize.cpp: shrink a failing case
+Command register_repro(CLI::App& app);     // cmd_repro.cpp: an upstream-ready reproducer
 
 int run_main(int argc, char** argv) {
   clear_last_error();
@@ -28,7 +29,8 @@ int run_main(int argc, char** argv) {
                                       register_oracle(app), register_sweep(app),
                                       register_compare(app), register_merge(app),
                                       register_suite(app), register_replay(app),
-                                      register_validate(app), register_minimize(app)};
+                                      register_validate(app), register_minimize(app),
+                                      register_repro(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -88,12 +88,7 @@ Claims claims_for(const Impl& impl) {
 }
 
 double allowed_error(const ExactOutput& e, int64_t i) {
-  const DType d = e.rounded.dtype();
-  const DType acc = acc_dtype(d);
-  const long double L = static_cast<long double>(std::max<int64_t>(e.reduction_length, 1));
-  const long double denom = static_cast<long double>(info(acc).unit_roundoff) * e.scale[i] +
-                            0.5L * ulp_at(d, e.hi[i]) + L * info(acc).min_subnormal;
-  return static_cast<double>(budget_for(e.reduction_length) * denom);
+  return static_cast<double>(budget_for(e.reduction_length) * cond_denominator(e, i));
 }
 
 bool not_judged(const ExactOutput& e, int64_t i) {

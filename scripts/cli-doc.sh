@@ -19,7 +19,7 @@ echo
 echo '```text'
 "$gnv" --help | normalize
 echo '```'
-for cmd in list check oracle sweep validate minimize compare merge replay suite; do
+for cmd in list check oracle sweep validate minimize repro compare merge replay suite; do
   echo
   echo "## gnv $cmd"
   echo

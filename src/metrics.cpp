@@ -68,9 +68,6 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tens
   m.count = actual.numel();
   m.budget = budget_for(exact.reduction_length, profile);
 
-  // long double: half an ulp of the smallest f64 subnormal underflows to 0 in double.
-  const long double underflow = static_cast<long double>(info(acc_dtype(d)).min_subnormal) *
-                                static_cast<long double>(std::max<int64_t>(exact.reduction_length, 1));
   double out_scale = 0;
   for (double h : exact.hi)
     if (std::isfinite(h)) out_scale = std::max(out_scale, std::fabs(h));
@@ -149,11 +146,7 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tens
     // gradual underflow (each of the L operations of the reduction may lose up to one smallest
     // subnormal of the accumulator absolutely, whatever the magnitudes).
     double cond = 0;
-    if (err > 0) {
-      const long double denom = static_cast<long double>(u_acc) * exact.scale[i] +
-                                0.5L * ulp_at(d, hi) + underflow;
-      cond = static_cast<double>(err / denom);
-    }
+    if (err > 0) cond = static_cast<double>(err / cond_denominator(exact, i));
     // Ill-posed also where the error a backward-stable kernel may make, u_acc * S_i, exceeds
     // the output dtype's range: there any value, +-Inf included, is within that bound.
     if (u_acc * exact.kappa[i] > kIllPosed || u_acc * exact.scale[i] > info(d).max_finite) {
@@ -176,6 +169,14 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tens
   if (m.unwritten > 0) m.verdict = Verdict::unwritten;
   else if (m.policy_violations > 0 || !(m.max_cond_err <= m.budget)) m.verdict = Verdict::fail;
   return m;
+}
+
+long double cond_denominator(const ExactOutput& e, int64_t i) {
+  const DType d = e.rounded.dtype(), acc = acc_dtype(d);
+  // long double: half an ulp of the smallest f64 subnormal underflows to 0 in double.
+  const long double underflow = static_cast<long double>(info(acc).min_subnormal) *
+                                static_cast<long double>(std::max<int64_t>(e.reduction_length, 1));
+  return static_cast<long double>(info(acc).unit_roundoff) * e.scale[i] + 0.5L * ulp_at(d, e.hi[i]) + underflow;
 }
 
 std::string describe_index(const Problem& p, const std::string& output, int64_t flat) {

@@ -66,6 +66,11 @@ double budget_for(int64_t reduction_length, BudgetProfile profile = BudgetProfil
 OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tensor* rerun = nullptr,
                       BudgetProfile profile = BudgetProfile::pairwise);
 
+// The denominator of the condition-scaled error at element i of an exact output: u_acc * S_i +
+// ulp(y_i)/2 + L * eta_acc (docs/numerics.md "Metrics and budgets"). max_cond_err is the largest
+// |actual - exact| / cond_denominator; the budget allows budget_for(L) of it.
+long double cond_denominator(const ExactOutput& e, int64_t i);
+
 // Human-readable location of a flat index in an output tensor ("n=1 c=3 s=17").
 std::string describe_index(const Problem& p, const std::string& output, int64_t flat);
 

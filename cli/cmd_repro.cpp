@@ -1,0 +1,269 @@
+// `gnv repro`: an upstream-ready reproducer of a failing case. From a (minimized) case directory,
+// the kernel that fails it (to measure what is wrong) and a snippet that calls the framework,
+// writes into --out:
+//   repro.py  one Python file that needs only numpy and the framework: the snippet, the case's
+//             values literally (hex floats), the exact y (gnv's oracle, correctly rounded) and,
+//             per element, the denominator of the condition-scaled error; it prints the
+//             framework's worst elements next to the exact answer, their error in ulps and in
+//             the condition-scaled metric, and exits 1 when that exceeds the budget;
+//   issue.md  a Markdown issue body: what is wrong (gnv's measurement of every output), the
+//             suspected cause where the metrics show one, the case, and the reproducer.
+// The snippet is a Python file that defines group_norm(x, groups, gamma, beta, eps, layout) -> y
+// (x logical (N, C, *spatial) float array of the case's dtype; layout "nchw" or "nhwc": how the
+// framework should hold x) and, optionally, FRAMEWORK = "name version". adapters/repro/ has
+// them for the shipped adapters.
+#include <cmath>
+#include <filesystem>
+#include <fmt/format.h>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "gnv/npy.h"
+#include "gnv/oracle.h"
+
+namespace gnv::cli {
+
+namespace {
+
+struct ReproOptions {
+  std::string case_dir, impl, snippet, out, budget = "pairwise";
+  ExternalOptions ext;
+};
+
+constexpr int64_t kMaxElements = 1 << 16;  // a reproducer holds every value literally
+constexpr std::uintmax_t kMaxSnippetBytes = 64 << 10;
+
+std::string hex(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return fmt::format("{:a}", v);
+}
+
+// A Python string of space-separated hex floats, wrapped: `NAME = """...""".split()`.
+std::string hex_list(const std::string& name, const std::vector<double>& v) {
+  std::string s = name + " = \"\"\"";
+  for (size_t i = 0; i < v.size(); ++i) s += (i % 6 == 0 ? "\n" : " ") + hex(v[i]);
+  return s + "\n\"\"\".split()\n";
+}
+
+// The tensor's values in logical (n, c, s) order (x-shaped) or as stored (parameters).
+std::vector<double> logical(const Tensor& t, const Problem& p, bool x_shaped) {
+  std::vector<double> v;
+  if (!x_shaped) {
+    for (int64_t i = 0; i < t.numel(); ++i) v.push_back(t.get(i));
+    return v;
+  }
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t c = 0; c < p.C; ++c)
+      for (int64_t s = 0; s < p.S(); ++s) v.push_back(t.get(p.index(n, c, s)));
+  return v;
+}
+
+std::string numpy_dtype(DType d) {
+  switch (d) {
+    case DType::f64: return "np.float64";
+    case DType::f32: return "np.float32";
+    case DType::f16: return "np.float16";
+    case DType::bf16: break;
+  }
+  throw UsageError("bf16: numpy has no bfloat16, so a standalone reproducer cannot hold the case (use f32 or a "
+                   "gnv.load_case in the framework's environment)");
+}
+
+// What the metrics say about the cause, in words (empty when they say nothing specific).
+std::string suspected_cause(const CheckResult& r) {
+  auto verdict_of = [&](const char* name) -> const OutputMetrics* {
+    for (const OutputMetrics& m : r.outputs)
+      if (m.name == name) return &m;
+    return nullptr;
+  };
+  const OutputMetrics *mean = verdict_of("mean"), *rstd = verdict_of("rstd");
+  if (mean && rstd && mean->verdict == Verdict::pass && rstd->verdict == Verdict::fail)
+    return "mean is right and rstd is wrong: the signature of a one-pass variance E[x^2] - E[x]^2, which "
+           "cancels when the mean is large against the spread.";
+  if (mean && mean->verdict == Verdict::fail)
+    return "the mean itself is wrong: its sum is accumulated in too narrow a type, or overflows.";
+  return {};
+}
+
+std::string script(const Case& c, const OracleResult& exact, const std::string& snippet, BudgetProfile profile) {
+  const Problem& p = c.problem;
+  const ExactOutput& y = exact.get("y");
+  std::vector<double> yr, denom, ulp;
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t ch = 0; ch < p.C; ++ch)
+      for (int64_t s = 0; s < p.S(); ++s) {
+        const int64_t i = p.index(n, ch, s);
+        yr.push_back(y.rounded.get(i));
+        denom.push_back(std::isnan(y.hi[i]) ? std::nan("") : static_cast<double>(cond_denominator(y, i)));
+        ulp.push_back(ulp_at(p.dtype, y.rounded.get(i)));
+      }
+  std::vector<int64_t> shape{p.N, p.C};
+  shape.insert(shape.end(), p.spatial.begin(), p.spatial.end());
+  std::string s = fmt::format(R"(#!/usr/bin/env python3
+"""GroupNorm reproducer written by `gnv repro` (gnv: numerical verification of GroupNorm kernels).
+
+Problem: {describe}
+The exact y below is gnv's oracle: computed exactly from these very inputs and rounded once to
+{dtype}. The condition-scaled error divides |y - exact| by u_acc * S_i + ulp/2 + L * eta, the error a
+backward-stable GroupNorm may make at element i; above the budget ({budget:g}) no stable
+algorithm gives the result. Needs numpy and the framework the call below imports.
+"""
+import sys
+
+import numpy as np
+
+# ---- the call under test ------------------------------------------------------------------
+{snippet}
+# ---- the case, value for value ------------------------------------------------------------
+SHAPE = {shape}  # logical (N, C, *spatial)
+GROUPS = {G}
+EPS = float.fromhex("{eps}")
+LAYOUT = "{layout}"
+DTYPE = {npdtype}
+BUDGET = {budget:.17g}
+)",
+                              fmt::arg("describe", p.describe()), fmt::arg("dtype", name(p.dtype)),
+                              fmt::arg("budget", budget_for(y.reduction_length, profile)), fmt::arg("snippet", snippet),
+                              fmt::arg("shape", fmt::format("({},)", fmt::join(shape, ", "))), fmt::arg("G", p.G),
+                              fmt::arg("eps", hex(p.eps)), fmt::arg("layout", name(p.layout)),
+                              fmt::arg("npdtype", numpy_dtype(p.dtype)));
+  s += hex_list("X", logical(c.x, p, true));
+  if (p.affine) {
+    s += hex_list("GAMMA", logical(c.gamma, p, false));
+    s += hex_list("BETA", logical(c.beta, p, false));
+  }
+  s += "# ---- the exact answer (correctly rounded) and the metric's denominator per element ----\n";
+  s += hex_list("Y_EXACT", yr);
+  s += hex_list("DENOM", denom);
+  s += hex_list("ULP", ulp);
+  s += fmt::format(R"(
+
+def arr(values, shape):
+    return np.array([float.fromhex(v) for v in values], dtype=np.float64).astype(DTYPE).reshape(shape)
+
+
+def main():
+    x = arr(X, SHAPE)
+    gamma = arr(GAMMA, {pshape}) if {affine} else None
+    beta = arr(BETA, {pshape}) if {affine} else None
+    y = np.asarray(group_norm(x, GROUPS, gamma, beta, EPS, LAYOUT), dtype=np.float64).reshape(-1)
+    exact = np.array([float.fromhex(v) for v in Y_EXACT])
+    denom = np.array([float.fromhex(v) for v in DENOM])
+    ulp = np.array([float.fromhex(v) for v in ULP])
+    judged = ~np.isnan(denom)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(y - exact)
+        cond = np.where(judged, np.where(err == 0, 0.0, err / denom), 0.0)
+        ulps = np.where(err == 0, 0.0, err / ulp)
+    cond = np.where(judged & np.isnan(y), np.inf, cond)
+    print(f"framework: {{globals().get('FRAMEWORK', '?')}}; numpy {{np.__version__}}")
+    print(f"case: shape {{SHAPE}}, groups {{GROUPS}}, eps {{EPS!r}}, dtype {{np.dtype(DTYPE).name}}, layout {{LAYOUT}}")
+    order = np.argsort(-cond)[:5]
+    print(f"{{'element (n, c, s)':>20}} {{'framework':>24}} {{'exact':>24}} {{'ulps':>10}} {{'cond. error':>12}}")
+    per_sample = int(np.prod(SHAPE[1:]))
+    spatial = int(np.prod(SHAPE[2:])) if len(SHAPE) > 2 else 1
+    for i in order:
+        n, rest = divmod(int(i), per_sample)
+        c, s = divmod(rest, spatial)
+        print(f"{{str((n, c, s)):>20}} {{y[i]:>24.17g}} {{exact[i]:>24.17g}} {{ulps[i]:>10.3g}} {{cond[i]:>12.4g}}")
+    worst = float(cond.max()) if cond.size else 0.0
+    verdict = "PASS" if worst <= BUDGET else "FAIL"
+    print(f"max condition-scaled error {{worst:.4g}} (budget {{BUDGET:.4g}}): {{verdict}}")
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+)",
+                   fmt::arg("pshape", p.affine ? fmt::format("({},)", fmt::join(p.param_shape(), ", ")) : "None"),
+                   fmt::arg("affine", p.affine ? "True" : "False"));
+  return s;
+}
+
+std::string issue_body(const Case& c, const std::string& impl, const CheckResult& r, const std::string& reproducer) {
+  const Problem& p = c.problem;
+  std::string md = fmt::format("### GroupNorm result differs from the exact one ({}, {})\n\n", name(p.dtype), name(p.layout));
+  md += fmt::format("**Problem:** `{}`.\n\n", p.describe());
+  md += fmt::format("Measured by gnv against an exact, correctly rounded reference (`{}`, verdict **{}**):\n\n",
+                    impl, verdict_label(r.verdict));
+  md += "| output | verdict | condition-scaled error | budget | max ulps | worst element (expected, actual) |\n";
+  md += "|---|---|--:|--:|--:|---|\n";
+  for (const OutputMetrics& m : r.outputs)
+    md += fmt::format("| {} | {} | {:.4g} | {:.4g} | {:.4g} | {} ({:.17g}, {:.17g}) |\n", m.name, verdict_label(m.verdict),
+                      m.max_cond_err, m.budget, m.max_ulp, describe_index(p, m.name, m.worst_index), m.worst_expected,
+                      m.worst_actual);
+  md += fmt::format("\nThe condition-scaled error is |actual - exact| / (u_acc S_i + ulp/2 + L eta): the error a "
+                    "backward-stable GroupNorm may make at each element (kappa of the groups: {:.3g} to {:.3g}). "
+                    "Past the budget, no stable algorithm returns the result.\n\n",
+                    r.kappa_min, r.kappa_max);
+  if (const std::string why = suspected_cause(r); !why.empty()) md += "**Suspected cause:** " + why + "\n\n";
+  md += "**Reproducer** (numpy and the framework only; it prints the worst elements next to the exact values and "
+        "exits 1 on failure):\n\n```python\n" + reproducer + "```\n";
+  return md;
+}
+
+int run_repro(ReproOptions& o) {
+  const std::string load = use_external(o.ext, o.impl);
+  if (o.impl.empty()) throw UsageError("--impl is required unless one --plugin/--runner is given");
+  const Impl& impl = Registry::instance().get(o.impl);
+  const Case c = load_case_reporting_file(o.case_dir);
+  if (c.problem.numel() > kMaxElements)
+    throw UsageError(fmt::format("{}: {} elements; a reproducer holds at most {} literally (shrink it first with "
+                                 "`gnv minimize`)",
+                                 o.case_dir, c.problem.numel(), kMaxElements));
+  if (c.problem.epilogue != Epilogue::none || c.problem.per_sample())
+    throw UsageError("the reproducer covers plain GroupNorm (no epilogue, per-channel parameters) for now");
+  (void)numpy_dtype(c.problem.dtype);  // bf16 refused before anything is written
+  std::string snippet;
+  try {
+    snippet = read_small_file(o.snippet, kMaxSnippetBytes);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  if (snippet.find("def group_norm(") == std::string::npos)
+    throw UsageError(fmt::format("{}: defines no group_norm(x, groups, gamma, beta, eps, layout)", o.snippet));
+  const bool backward = false;  // the reproducer shows y; the issue measures the forward outputs
+  if (std::string why = unsupported_reason(impl, c.problem, backward); !why.empty()) throw UsageError(why);
+  const BudgetProfile profile = parse_budget_profile(o.budget);
+  const CheckResult r = check_case(impl, c, backward, profile);
+  if (r.verdict != Verdict::fail)
+    throw UsageError(fmt::format("{}: the case does not FAIL for {} (verdict {}): nothing to reproduce", o.case_dir,
+                                 o.impl, verdict_label(r.verdict)));
+  const OracleResult exact = oracle_forward(c);
+  const std::string py = script(c, exact, snippet, profile);
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(o.out, ec) && !(fs::is_directory(o.out, ec) && fs::is_empty(o.out, ec)))
+    throw UsageError(fmt::format("--out {}: exists and is not an empty directory (nothing is overwritten)", o.out));
+  fs::create_directories(o.out);
+  write_file_atomic(fs::path(o.out) / "repro.py", py);
+  write_file_atomic(fs::path(o.out) / "issue.md", issue_body(c, o.impl + load, r, py));
+  fmt::print("wrote {0}/repro.py and {0}/issue.md ({1}: {2})\nrun: python3 {0}/repro.py\n", o.out, o.impl,
+             c.problem.describe());
+  return kExitPass;
+}
+
+}  // namespace
+
+Command register_repro(CLI::App& app) {
+  auto o = std::make_shared<ReproOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "repro", "Write an upstream-ready reproducer of a failing case: a standalone Python file (numpy and the "
+               "framework only) that compares the framework's y with the exact answer, and a Markdown issue body");
+  sub->add_option("--case", o->case_dir, "The failing case directory (shrink it first with `gnv minimize`)")->required();
+  sub->add_option("--impl", o->impl, "The kernel that fails it, measured for the issue; required unless one "
+                                     "--plugin/--runner is given");
+  add_external_options(sub, o->ext);
+  sub->add_option("--snippet", o->snippet,
+                  "Python file defining group_norm(x, groups, gamma, beta, eps, layout) -> y with the framework's "
+                  "call (and optionally FRAMEWORK = 'name version'); adapters/repro/ has the shipped ones")
+      ->required();
+  sub->add_option("--out", o->out, "Directory for repro.py and issue.md")->required();
+  add_budget_option(sub, o->budget, "the verdict is judged with")->capture_default_str();
+  return {sub, [o] { return run_repro(*o); }};
+}
+
+}  // namespace gnv::cli
