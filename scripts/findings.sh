@@ -21,7 +21,7 @@ if [ "${1:-}" = "--preset" ]; then preset=${2:?--preset needs a value}; shift 2;
 # name | python | runner file and options | gnv options | findings folder
 table=(
   "torch|/usr/bin/python3|adapters/torch_runner.py|--runner-name torch-cpu|"
-  "torch-cl|/usr/bin/python3|adapters/torch_runner.py --memory-format channels_last|--runner-name torch-cpu-cl|"
+  "torch-cl|/usr/bin/python3|adapters/torch_runner.py --memory-format channels_last|--runner-name torch-cpu-cl|torch-cl"
   "ort21|build/adapters-venv/bin/python|adapters/ort_runner.py --opset 21|--runner-name ort21 --no-stats --no-backward|"
   "ort18|build/adapters-venv/bin/python|adapters/ort_runner.py --opset 18|--runner-name ort18 --no-stats --no-backward|"
   "flax|build/adapters-venv/bin/python|adapters/jax_runner.py|--runner-name flax --no-stats|"

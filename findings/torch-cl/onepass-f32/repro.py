@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""GroupNorm reproducer written by `gnv repro` (gnv: numerical verification of GroupNorm kernels).
+
+Problem: shape=1,1,1,2 G=1 eps=1e-05 affine=on dtype=f32 layout=nhwc
+The exact y below is gnv's oracle: computed exactly from these very inputs and rounded once to
+f32. The condition-scaled error divides |y - exact| by u_acc * S_i + ulp/2 + L * eta, the error a
+backward-stable GroupNorm may make at element i; above the budget (6) no stable
+algorithm gives the result. Needs numpy and the framework the call below imports.
+"""
+import sys
+
+import numpy as np
+
+# ---- the call under test ------------------------------------------------------------------
+# gnv repro snippet: PyTorch's F.group_norm on the CPU. For an nhwc case x is held channels-last
+# as adapters/torch_runner.py holds it, with the canonical channels-last strides of
+# torch.empty(..., memory_format=torch.channels_last): PyTorch chooses its kernel by the strides,
+# and where C = 1 or a spatial extent is 1 an NCHW tensor is "channels-last contiguous" too
+# without them (x.contiguous(memory_format=...) then keeps the NCHW strides and the NCHW kernel).
+import torch
+import torch.nn.functional as F
+
+FRAMEWORK = f"torch {torch.__version__}"
+
+
+def group_norm(x, groups, gamma, beta, eps, layout):
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    if layout == "nhwc" and t.dim() in (4, 5):
+        fmt = torch.channels_last if t.dim() == 4 else torch.channels_last_3d
+        t = torch.empty(t.shape, dtype=t.dtype, memory_format=fmt).copy_(t)
+    w = None if gamma is None else torch.from_numpy(gamma)
+    b = None if beta is None else torch.from_numpy(beta)
+    return F.group_norm(t, groups, w, b, eps).numpy()
+
+# ---- the case, value for value ------------------------------------------------------------
+SHAPE = (1, 1, 1, 2,)  # logical (N, C, *spatial)
+GROUPS = 1
+EPS = float.fromhex("0x1.4f8b588e368f1p-17")
+LAYOUT = "nhwc"
+DTYPE = np.float32
+BUDGET = 6
+X = """
+0x1.387p+13 0x1.388p+13
+""".split()
+GAMMA = """
+0x1p+0
+""".split()
+BETA = """
+0x0p+0
+""".split()
+# ---- the exact answer (correctly rounded) and the metric's denominator per element ----
+Y_EXACT = """
+-0x1.ffff58p-1 0x1.ffff58p-1
+""".split()
+DENOM = """
+0x1.d4c533325918fp-10 0x1.d4c533325918fp-10
+""".split()
+ULP = """
+0x1p-24 0x1p-24
+""".split()
+
+
+def arr(values, shape):
+    return np.array([float.fromhex(v) for v in values], dtype=np.float64).astype(DTYPE).reshape(shape)
+
+
+def main():
+    x = arr(X, SHAPE)
+    gamma = arr(GAMMA, (1,)) if True else None
+    beta = arr(BETA, (1,)) if True else None
+    y = np.asarray(group_norm(x, GROUPS, gamma, beta, EPS, LAYOUT), dtype=np.float64).reshape(-1)
+    exact = np.array([float.fromhex(v) for v in Y_EXACT])
+    denom = np.array([float.fromhex(v) for v in DENOM])
+    ulp = np.array([float.fromhex(v) for v in ULP])
+    judged = ~np.isnan(denom)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(y - exact)
+        cond = np.where(judged, np.where(err == 0, 0.0, err / denom), 0.0)
+        ulps = np.where(err == 0, 0.0, err / ulp)
+    cond = np.where(judged & np.isnan(y), np.inf, cond)
+    print(f"framework: {globals().get('FRAMEWORK', '?')}; numpy {np.__version__}")
+    print(f"case: shape {SHAPE}, groups {GROUPS}, eps {EPS!r}, dtype {np.dtype(DTYPE).name}, layout {LAYOUT}")
+    order = np.argsort(-cond)[:5]
+    print(f"{'element (n, c, s)':>20} {'framework':>24} {'exact':>24} {'ulps':>10} {'cond. error':>12}")
+    per_sample = int(np.prod(SHAPE[1:]))
+    spatial = int(np.prod(SHAPE[2:])) if len(SHAPE) > 2 else 1
+    for i in order:
+        n, rest = divmod(int(i), per_sample)
+        c, s = divmod(rest, spatial)
+        print(f"{str((n, c, s)):>20} {y[i]:>24.17g} {exact[i]:>24.17g} {ulps[i]:>10.3g} {cond[i]:>12.4g}")
+    worst = float(cond.max()) if cond.size else 0.0
+    verdict = "PASS" if worst <= BUDGET else "FAIL"
+    print(f"max condition-scaled error {worst:.4g} (budget {BUDGET:.4g}): {verdict}")
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
