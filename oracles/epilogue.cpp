@@ -111,21 +111,16 @@ SiluResult silu_rounded(DType d, const Real& A, const Real& D, const Real& B, co
     }
     silu(z, v);
     midpoint(r.approx, z);
-    const bool last = prec >= kMaxBits;
-    if (rounds_to(d, z, r.bits) || last) {
-      if (!rounds_to(d, z, r.bits)) {
-        r.decided = false;
-        r.bits = exact::round_to(d, r.approx);
-      }
-      Real mid;
-      midpoint(mid, v);
-      r.v_abs = std::fabs(mpfr_get_d(P(mid), MPFR_RNDN));
-      Interval g(prec);
-      silu_grad(g, v);
-      midpoint(mid, g);
-      r.grad_abs = std::fabs(mpfr_get_d(P(mid), MPFR_RNDN));
-      return r;
-    }
+    r.decided = rounds_to(d, z, r.bits);
+    if (!r.decided && prec < kMaxBits) continue;
+    if (!r.decided) r.bits = exact::round_to(d, r.approx);
+    // The scale needs |v| and |silu'(v)| only approximately: in double.
+    Real mid;
+    midpoint(mid, v);
+    const double vm = mpfr_get_d(P(mid), MPFR_RNDN), s = 1 / (1 + std::exp(-vm));
+    r.v_abs = std::fabs(vm);
+    r.grad_abs = std::isfinite(vm) ? std::fabs(s * (1 + vm * (1 - s))) : vm > 0 ? 1.0 : 0.0;
+    return r;
   }
 }
 
