@@ -74,12 +74,12 @@ std::string numpy_dtype(DType d) {
 
 // What the metrics say about the cause, in words (empty when they say nothing specific).
 std::string suspected_cause(const CheckResult& r) {
-  auto verdict_of = [&](const char* name) -> const OutputMetrics* {
+  auto output = [&](const char* name) -> const OutputMetrics* {
     for (const OutputMetrics& m : r.outputs)
       if (m.name == name) return &m;
     return nullptr;
   };
-  const OutputMetrics *mean = verdict_of("mean"), *rstd = verdict_of("rstd");
+  const OutputMetrics *mean = output("mean"), *rstd = output("rstd");
   if (mean && rstd && mean->verdict == Verdict::pass && rstd->verdict == Verdict::fail)
     return "mean is right and rstd is wrong: the signature of a one-pass variance E[x^2] - E[x]^2, which "
            "cancels when the mean is large against the spread.";

@@ -149,8 +149,8 @@ std::string unsupported_reason(const Impl& impl, const Problem& p, bool backward
   if (!impl_available(impl))
     return fmt::format("implementation '{}' is not available on this machine (device {})", impl.name(),
                        caps.device);
-  if (const std::string what = caps.lacks(p); !what.empty())
-    return fmt::format("implementation '{}' does not support {}", impl.name(), what);
+  if (const Lack lack = caps.lacks(p); !lack.empty())
+    return fmt::format("implementation '{}' does not support {}", impl.name(), lack.what);
   if (!caps.forward) return fmt::format("implementation '{}' has no forward pass", impl.name());
   if (backward && !caps.backward)
     return fmt::format("implementation '{}' has no backward pass", impl.name());

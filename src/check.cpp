@@ -19,8 +19,8 @@ namespace {
 // Why impl cannot run the problem, as InvalidProblem's field and message; an empty field when it can.
 std::pair<std::string, std::string> unsupported(const Impl& impl, const Problem& p, bool backward) {
   const Capabilities caps = impl.capabilities();
-  if (const std::string what = caps.lacks(p); !what.empty())
-    return {what.starts_with("per-sample") ? "affine_mode" : what.substr(0, what.find(' ')), fmt::format("{} does not support {}", impl.name(), what)};
+  if (const Lack lack = caps.lacks(p); !lack.empty())
+    return {lack.field, fmt::format("{} does not support {}", impl.name(), lack.what)};
   if (backward && !caps.backward) return {"backward", fmt::format("{} has no backward pass", impl.name())};
   return {};
 }

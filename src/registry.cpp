@@ -15,11 +15,11 @@ bool Capabilities::supports(Layout l) const {
 bool Capabilities::supports(Epilogue e) const {
   return std::find(epilogues.begin(), epilogues.end(), e) != epilogues.end();
 }
-std::string Capabilities::lacks(const Problem& p) const {
-  if (!supports(p.dtype)) return fmt::format("dtype {}", name(p.dtype));
-  if (!supports(p.layout)) return fmt::format("layout {}", name(p.layout));
-  if (!supports(p.epilogue)) return fmt::format("epilogue {}", name(p.epilogue));
-  if (p.per_sample() && !per_sample) return "per-sample affine";
+Lack Capabilities::lacks(const Problem& p) const {
+  if (!supports(p.dtype)) return {"dtype", fmt::format("dtype {}", name(p.dtype))};
+  if (!supports(p.layout)) return {"layout", fmt::format("layout {}", name(p.layout))};
+  if (!supports(p.epilogue)) return {"epilogue", fmt::format("epilogue {}", name(p.epilogue))};
+  if (p.per_sample() && !per_sample) return {"affine_mode", "per-sample affine"};
   return {};
 }
 Capabilities Capabilities::full(std::string device, std::string summary) {

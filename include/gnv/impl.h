@@ -11,6 +11,13 @@
 
 namespace gnv {
 
+// What capabilities lack for a problem: the Problem field (InvalidProblem's) and the words.
+struct Lack {
+  std::string field;  // "dtype", "layout", "epilogue", "affine_mode"; empty when nothing is lacking
+  std::string what;   // "dtype f16", "layout nhwc", "epilogue silu", "per-sample affine"
+  bool empty() const { return field.empty(); }
+};
+
 struct Capabilities {
   std::vector<DType> dtypes;
   std::vector<Layout> layouts;
@@ -27,9 +34,9 @@ struct Capabilities {
   bool supports(DType d) const;
   bool supports(Layout l) const;
   bool supports(Epilogue e) const;
-  // "" when these capabilities cover p's dtype, layout, epilogue and affine mode; else what is
-  // missing, as "dtype f16", "layout nhwc", "epilogue silu" or "per-sample affine".
-  std::string lacks(const Problem& p) const;
+  // Nothing (empty()) when these capabilities cover p's dtype, layout, epilogue and affine mode;
+  // else the first of them that is missing.
+  Lack lacks(const Problem& p) const;
   // Every dtype and layout, forward and backward, deterministic, not a control; no epilogue and
   // per-channel parameters only (a kernel that fuses more says so).
   static Capabilities full(std::string device, std::string summary);
