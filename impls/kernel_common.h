@@ -30,6 +30,7 @@
 
 #include "gnv/dtype.h"
 #include "gnv/impl.h"
+#include "gnv/silu.h"
 #include "gnv/welford.h"
 
 namespace gnv::cpu {
@@ -115,41 +116,6 @@ Rescued<A> rescued_stats(const std::vector<A>& xs, A amax, A eps, std::vector<A>
   return {true, {k, st.mean, rstd_s}, mean, std::ldexp(rstd_s, -k)};
 }
 
-// The SiLU epilogue in acc_t: v / (1 + e^-v). For v < -16 it is v w^2 / (1 + w^2) with
-// w = e^(v/2): the plain quotient's e^-v overflows from v = -88.7 (f32; -709.8 for f64) while
-// silu(v) ~ v e^v is still a normal number down to about -94 (f32; -715 for f64), and e^v itself
-// would be subnormal (losing bits) before the product is; w stays normal to v = -174 (f32) and
-// (v w) w rounds once into the subnormals (the property suite found the plain quotient returning
-// -0 for silu(-90) = -7.4e-38 in f32). v = -Inf is the limit -0 where it overflowed from finite
-// inputs (`finite_in`: gamma, beta and the group's x finite); from a non-finite input it is NaN,
-// as the non-finite policy asks of every output of such a group or channel (docs/numerics.md
-// "Non-finite policy").
-template <class A> inline A silu_of(A v, bool finite_in) {
-  if (v == -std::numeric_limits<A>::infinity()) return finite_in ? A(-0.0) : std::numeric_limits<A>::quiet_NaN();
-  if (v < A(-16)) {
-    const A w = std::exp(v / 2);
-    return v * w * w / (A(1) + w * w);
-  }
-  return v / (A(1) + std::exp(-v));
-}
-// Its derivative s (1 + v (1 - s)) with s = 1 / (1 + e^-v), the factor the backward pass applies
-// to dy (for v < -16, s = w^2 / (1 + w^2) as above); its limits 0 and 1 at -Inf and +Inf from
-// finite inputs, NaN from non-finite ones.
-template <class A> inline A silu_grad(A v, bool finite_in) {
-  if (std::isinf(v)) return !finite_in ? std::numeric_limits<A>::quiet_NaN() : v > 0 ? A(1) : A(0);
-  if (v < A(-16)) {
-    const A w = std::exp(v / 2), d = A(1) + w * w;
-    return w * (A(1) + v / d) * w / d;
-  }
-  const A s = A(1) / (A(1) + std::exp(-v));
-  return s * (A(1) + v * (A(1) - s));
-}
-// y = gamma xhat + beta before the epilogue (see forward_group on the fused multiply-add).
-template <class A> inline A affine_of(A gam, A xhat, A bet) {
-  const A t = gam * xhat;
-  return std::isfinite(t) ? t + bet : std::fma(gam, xhat, bet);
-}
-
 // Per-call scratch for forward_group, sized for one group.
 template <class A> struct ForwardScratch {
   std::vector<A> xs, scratch, gc, bc;
@@ -221,11 +187,11 @@ void forward_group(const ForwardArgs& a, int64_t n, int64_t g, ForwardScratch<ac
     gc[cl] = gamma ? load<A>(gamma[q]) : A(1);
     bc[cl] = beta ? load<A>(beta[q]) : A(0);
   }
-  const bool silu = p.epilogue == Epilogue::silu;
+  const bool with_silu = p.epilogue == Epilogue::silu;
   for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t cl) {
     const A xhat = ((f.k == 0 ? xs[j] : std::ldexp(xs[j], -f.k)) - f.mean_s) * f.rstd_s;
-    const A v = affine_of(gc[cl], xhat, bc[cl]);
-    y[idx] = store<T>(silu ? silu_of(v, finite && std::isfinite(gc[cl]) && std::isfinite(bc[cl])) : v);
+    const A v = silu::affine(gc[cl], xhat, bc[cl]);  // include/gnv/silu.h, shared with the CUDA kernels
+    y[idx] = store<T>(with_silu ? silu::value(v, finite && std::isfinite(gc[cl]) && std::isfinite(bc[cl])) : v);
   });
 }
 
@@ -378,7 +344,7 @@ std::vector<acc_of<T>> epilogue_grad(const BackwardArgs& a) {
         const A gm = gamma ? load<A>(gamma[q]) : A(1), bt = beta ? load<A>(beta[q]) : A(0);
         const bool finite_in = std::isfinite(xv) && std::isfinite(mu) && std::isfinite(r) && std::isfinite(gm) &&
                                std::isfinite(bt);
-        out[static_cast<size_t>(idx)] = load<A>(dy[idx]) * silu_grad(affine_of(gm, xhat, bt), finite_in);
+        out[static_cast<size_t>(idx)] = load<A>(dy[idx]) * silu::grad(silu::affine(gm, xhat, bt), finite_in);
       });
     }
   return out;

@@ -4,8 +4,13 @@
 # Usage: scripts/cli-doc.sh [GNV] > docs/cli.md   (GNV defaults to build/default/gnv)
 set -euo pipefail
 gnv=${1:-$(dirname "${BASH_SOURCE[0]}")/../build/default/gnv}
-# The one machine-dependent default (--max-memory: 3/4 of this machine's memory) is normalized.
-normalize() { sed -E 's/, here [0-9.]+ [KMGT]?i?B/, here: that of the machine/'; }
+# The one machine-dependent default (--max-memory: 3/4 of this machine's memory) is normalized, and
+# the option lists after "Excludes:"/"Needs:" are sorted: CLI11 orders them by the options'
+# addresses, which differ between builds.
+normalize() {
+  sed -E 's/, here [0-9.]+ [KMGT]?i?B/, here: that of the machine/' |
+    perl -pe 's/((?:Excludes|Needs): )((?:--[\w-]+ ?)+)/$1 . join(" ", sort split(" ", $2)) . ($2 =~ m| $| ? " " : "")/ge'
+}
 cat <<'HEAD'
 # CLI reference
 

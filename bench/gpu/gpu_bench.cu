@@ -240,7 +240,7 @@ int main(int argc, char** argv) {
         for (const Variant& v : variants) {
           const auto fwd = [&] { gnv::cuda::forward(d, x.p, gamma.p, beta.p, y.p, mean.p, rstd.p, ws.p, wsb, nullptr, v.o); };
           const auto bwd = [&] {
-            gnv::cuda::backward(d, dy.p, x.p, mean.p, rstd.p, gamma.p, dx.p, dgamma.p, dbeta.p, ws.p, wsb, nullptr, v.o);
+            gnv::cuda::backward(d, dy.p, x.p, mean.p, rstd.p, gamma.p, beta.p, dx.p, dgamma.p, dbeta.p, ws.p, wsb, nullptr, v.o);
           };
           double mn = 0;
           double us = timer.median_us(fwd, reps, v.flush, &mn);

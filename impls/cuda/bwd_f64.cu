@@ -3,5 +3,5 @@
 
 namespace gnv::cuda::detail {
 template void run_backward_t<kF64>(const Plan&, Args, cudaStream_t);
-template bool fused_fits_backward_t<kF64>(const Plan&, bool);
+template bool fused_fits_backward_t<kF64>(const Plan&, bool, bool);
 }  // namespace gnv::cuda::detail

@@ -40,11 +40,11 @@ function(gnv_cuda_gpu_tests)
   # Self-contained check against a float64 host reference (also built by bench/gpu/ alone).
   add_executable(gnv_cuda_selftest ${GNV_CUDA_DIR}/tests/selftest.cpp)
   target_link_libraries(gnv_cuda_selftest PRIVATE gnv_cuda)
-  foreach(part IN ITEMS Oracle Paths Determinism)
+  foreach(part IN ITEMS Oracle Fused Paths Determinism)
     add_test(NAME cuda-gpu-${part} COMMAND gnv_cuda_tests --gtest_filter=*Cuda${part}*)
   endforeach()
   add_test(NAME cuda-gpu-selftest COMMAND gnv_cuda_selftest)
-  set_tests_properties(cuda-gpu-Oracle cuda-gpu-Paths cuda-gpu-Determinism cuda-gpu-selftest
+  set_tests_properties(cuda-gpu-Oracle cuda-gpu-Fused cuda-gpu-Paths cuda-gpu-Determinism cuda-gpu-selftest
                        PROPERTIES LABELS gpu SKIP_RETURN_CODE 77)
 
   # The same kernels compiled by the host compiler against a CPU emulation of the CUDA features
@@ -64,6 +64,7 @@ function(gnv_cuda_gpu_tests)
   target_link_libraries(gnv_cuda_emu_tests PRIVATE gnv_cuda_emu gnv_core GTest::gtest)
   add_test(NAME cuda-emu-selftest COMMAND gnv_cuda_emu_selftest --quick)
   add_test(NAME cuda-emu-oracle COMMAND gnv_cuda_emu_tests --gtest_filter=*CudaOracle*)
-  set_tests_properties(cuda-emu-selftest cuda-emu-oracle PROPERTIES LABELS cuda-emu ENVIRONMENT GNV_CUDA_TEST_SMALL=1)
+  add_test(NAME cuda-emu-fused COMMAND gnv_cuda_emu_tests --gtest_filter=*CudaFused*)
+  set_tests_properties(cuda-emu-selftest cuda-emu-oracle cuda-emu-fused PROPERTIES LABELS cuda-emu ENVIRONMENT GNV_CUDA_TEST_SMALL=1)
 endfunction()
 cmake_language(DEFER CALL gnv_cuda_gpu_tests)

@@ -25,6 +25,8 @@ cuda::Desc to_desc(const Problem& p) {
     case DType::bf16: d.dtype = cuda::DType::bf16; break;
   }
   d.layout = p.layout == Layout::nchw ? cuda::Layout::nchw : cuda::Layout::nhwc;
+  d.epilogue = p.epilogue == Epilogue::silu ? cuda::Epilogue::silu : cuda::Epilogue::none;
+  d.per_sample = p.per_sample();
   return d;
 }
 
@@ -36,9 +38,12 @@ class CudaImpl final : public Impl {
  public:
   std::string_view name() const override { return "cuda"; }
   Capabilities capabilities() const override {
-    return Capabilities::full("cuda",
-                              "CUDA (sm_90): one pass over x per group on a thread-block cluster (scaled Welford, "
-                              "fixed-order combines), split path for larger groups; 16-byte accesses");
+    Capabilities c = Capabilities::full("cuda",
+                                        "CUDA (sm_90): one pass over x per group on a thread-block cluster (scaled "
+                                        "Welford, fixed-order combines), split path for larger groups; 16-byte accesses");
+    c.epilogues = {Epilogue::none, Epilogue::silu};
+    c.per_sample = true;
+    return c;
   }
   bool available() const override { return cuda_available(); }
 
@@ -53,7 +58,7 @@ class CudaImpl final : public Impl {
     require_device();
     const bool affine = a.p.affine;
     cuda::backward_host(to_desc(a.p), a.dy.raw(), a.x.raw(), a.mean.raw(), a.rstd.raw(),
-                        affine && a.gamma ? a.gamma->raw() : nullptr, a.dx.raw(),
+                        affine && a.gamma ? a.gamma->raw() : nullptr, affine && a.beta ? a.beta->raw() : nullptr, a.dx.raw(),
                         affine && a.dgamma ? a.dgamma->raw() : nullptr, affine && a.dbeta ? a.dbeta->raw() : nullptr,
                         cuda::default_options());
   }

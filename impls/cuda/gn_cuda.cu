@@ -75,6 +75,9 @@ size_t elem_bytes(DType t) {
   throw std::invalid_argument("dtype: not one of f64, f32, f16, bf16");
 }
 size_t acc_bytes(DType t) { return t == DType::f64 ? 8 : 4; }
+size_t param_bytes(const Desc& d) {
+  return static_cast<size_t>(d.per_sample ? d.N * d.C : d.C) * elem_bytes(d.dtype);
+}
 
 Options& default_options() {
   static Options o;
@@ -147,9 +150,10 @@ d::Plan choose_plan(const Desc& ds, bool backward, bool affine_grads, const Opti
   d::Plan p = d::make_plan(r, dev);
   if (p.fused && p.k > 1) {
     static std::mutex mu;
-    static std::map<std::tuple<int, int, bool, int, int64_t, int64_t, bool, bool>, bool> cache;
+    static std::map<std::tuple<int, int, bool, int, int64_t, int64_t, bool, bool, bool>, bool> cache;
     const int dt = dt_code(ds.dtype);
-    const auto key = std::make_tuple(dt, p.W, p.nhwc, p.T, p.k, p.CW, backward, affine_grads);
+    const bool silu = backward && ds.epilogue == Epilogue::silu;  // another backward kernel
+    const auto key = std::make_tuple(dt, p.W, p.nhwc, p.T, p.k, p.CW, backward, affine_grads, silu);
     bool fits;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -157,7 +161,7 @@ d::Plan choose_plan(const Desc& ds, bool backward, bool affine_grads, const Opti
       if (it != cache.end()) {
         fits = it->second;
       } else {
-        fits = backward ? d::fused_fits_backward(dt, p, affine_grads) : d::fused_fits_forward(dt, p);
+        fits = backward ? d::fused_fits_backward(dt, p, affine_grads, silu) : d::fused_fits_forward(dt, p);
         cache[key] = fits;
       }
     }
@@ -195,6 +199,9 @@ d::Args make_args(const Desc& ds, const d::Plan& p) {
   a.CWv = p.CWv;
   a.RT = p.RT;
   a.fast_ok = a.m < (int64_t{1} << 32);
+  a.nhwc = p.nhwc;
+  a.silu = ds.epilogue == Epilogue::silu;
+  a.per_sample = ds.per_sample;
   if (a.fast_ok) a.divS = d::make_fastdiv(static_cast<uint32_t>(ds.S));
   return a;
 }
@@ -207,6 +214,7 @@ void place_workspace(d::Args& a, const d::WsLayout& w, void* ws, size_t ws_size)
   a.ws_part = w.part ? base + w.part_off : nullptr;
   a.ws_chan = w.chan ? base + w.chan_off : nullptr;
   a.ws_group = w.group ? base + w.group_off : nullptr;
+  a.e = w.e ? base + w.e_off : nullptr;
 }
 
 }  // namespace
@@ -235,7 +243,8 @@ size_t workspace_bytes(const Desc& ds, bool backward, const Options& o) {
       Options oo = o;
       if (split) oo.path = Path::split;
       const d::Plan p = d::make_plan(request(ds, backward, oo, aligned), dev);
-      const d::WsLayout w = d::ws_layout(dt_code(ds.dtype), p, ds.N, ds.C, ds.G, backward, true);
+      const d::WsLayout w = d::ws_layout(dt_code(ds.dtype), p, ds.N, ds.C, ds.G, ds.S, backward, true,
+                                         ds.epilogue == Epilogue::silu);
       best = std::max(best, w.total);
     }
   return best;
@@ -262,17 +271,18 @@ void forward(const Desc& ds, const void* x, const void* gamma, const void* beta,
   a.y = y;
   a.mean = mean;
   a.rstd = rstd;
-  place_workspace(a, d::ws_layout(dt_code(ds.dtype), p, ds.N, ds.C, ds.G, false, false), workspace, workspace_size);
+  place_workspace(a, d::ws_layout(dt_code(ds.dtype), p, ds.N, ds.C, ds.G, ds.S, false, false, false), workspace,
+                  workspace_size);
   d::run_forward(dt_code(ds.dtype), p, a, reinterpret_cast<cudaStream_t>(stream));
 }
 
 void backward(const Desc& ds, const void* dy, const void* x, const void* mean, const void* rstd, const void* gamma,
-              void* dx, void* dgamma, void* dbeta, void* workspace, size_t workspace_size, CUstream_st* stream,
-              const Options& o) {
+              const void* beta, void* dx, void* dgamma, void* dbeta, void* workspace, size_t workspace_size,
+              CUstream_st* stream, const Options& o) {
   validate(ds);
   require_device();
   const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
-  const size_t cbytes = static_cast<size_t>(ds.C) * elem_bytes(ds.dtype);
+  const size_t cbytes = param_bytes(ds);
   if (ds.N == 0) {  // empty sums: the parameter gradients are +0
     if (dgamma) d::check(cudaMemsetAsync(dgamma, 0, cbytes, s), "cudaMemsetAsync(dgamma)", __FILE__, __LINE__);
     if (dbeta) d::check(cudaMemsetAsync(dbeta, 0, cbytes, s), "cudaMemsetAsync(dbeta)", __FILE__, __LINE__);
@@ -287,14 +297,16 @@ void backward(const Desc& ds, const void* dy, const void* x, const void* mean, c
   a.x = x;
   a.dy = dy;
   a.gamma = gamma;
+  a.beta = beta;
   a.y = dx;
   a.mean = const_cast<void*>(mean);
   a.rstd = const_cast<void*>(rstd);
   a.dgamma = dgamma;
   a.dbeta = dbeta;
   a.affine_grads = affine_grads;
-  place_workspace(a, d::ws_layout(dt_code(ds.dtype), p, ds.N, ds.C, ds.G, true, affine_grads), workspace,
-                  workspace_size);
+  place_workspace(a, d::ws_layout(dt_code(ds.dtype), p, ds.N, ds.C, ds.G, ds.S, true, affine_grads,
+                                  ds.epilogue == Epilogue::silu),
+                  workspace, workspace_size);
   d::run_backward(dt_code(ds.dtype), p, a, s);
 }
 
@@ -333,7 +345,7 @@ void forward_host(const Desc& ds, const void* x, const void* gamma, const void* 
   require_device();
   if (ds.N == 0) return;
   const size_t xb = static_cast<size_t>(ds.numel()) * elem_bytes(ds.dtype);
-  const size_t cb = static_cast<size_t>(ds.C) * elem_bytes(ds.dtype);
+  const size_t cb = param_bytes(ds);
   const size_t sb = static_cast<size_t>(ds.N * ds.G) * acc_bytes(ds.dtype);
   DeviceBuffer dx(xb), dg(gamma ? cb : 0), db(beta ? cb : 0), dy(xb), dm(sb), dr(sb);
   const size_t wb = workspace_bytes(ds, false, o);
@@ -352,13 +364,14 @@ void forward_host(const Desc& ds, const void* x, const void* gamma, const void* 
 }
 
 void backward_host(const Desc& ds, const void* dy, const void* x, const void* mean, const void* rstd, const void* gamma,
-                   void* dx, void* dgamma, void* dbeta, const Options& o) {
+                   const void* beta, void* dx, void* dgamma, void* dbeta, const Options& o) {
   validate(ds);
   require_device();
   const size_t xb = static_cast<size_t>(ds.numel()) * elem_bytes(ds.dtype);
-  const size_t cb = static_cast<size_t>(ds.C) * elem_bytes(ds.dtype);
+  const size_t cb = param_bytes(ds);
   const size_t sb = static_cast<size_t>(ds.N * ds.G) * acc_bytes(ds.dtype);
-  DeviceBuffer ddy(xb), dxx(xb), dm(sb), dr(sb), dg(gamma ? cb : 0), ddx(xb), ddg(dgamma ? cb : 0), ddb(dbeta ? cb : 0);
+  DeviceBuffer ddy(xb), dxx(xb), dm(sb), dr(sb), dg(gamma ? cb : 0), dbt(beta ? cb : 0), ddx(xb), ddg(dgamma ? cb : 0),
+      ddb(dbeta ? cb : 0);
   const size_t wb = workspace_bytes(ds, true, o);
   DeviceBuffer ws(wb);
   ddy.upload(dy);
@@ -366,11 +379,12 @@ void backward_host(const Desc& ds, const void* dy, const void* x, const void* me
   dm.upload(mean);
   dr.upload(rstd);
   dg.upload(gamma);
+  dbt.upload(beta);
   ddx.upload(dx);
   ddg.upload(dgamma);
   ddb.upload(dbeta);
-  backward(ds, ddy.get(), dxx.get(), dm.get(), dr.get(), dg.get(), ddx.get(), ddg.get(), ddb.get(), ws.get(), wb,
-           nullptr, o);
+  backward(ds, ddy.get(), dxx.get(), dm.get(), dr.get(), dg.get(), dbt.get(), ddx.get(), ddg.get(), ddb.get(), ws.get(),
+           wb, nullptr, o);
   d::check(cudaDeviceSynchronize(), "cudaDeviceSynchronize (backward)", __FILE__, __LINE__);
   ddx.download(dx);
   ddg.download(dgamma);
@@ -445,11 +459,12 @@ void run_backward(int dtype, const Plan& p, Args a, cudaStream_t s) {
 bool fused_fits_forward(int dtype, const Plan& p) {
   return with_dtype(dtype, [&](auto d) { return fused_fits_forward_t<decltype(d)::value>(p); });
 }
-bool fused_fits_backward(int dtype, const Plan& p, bool affine_grads) {
-  return with_dtype(dtype, [&](auto d) { return fused_fits_backward_t<decltype(d)::value>(p, affine_grads); });
+bool fused_fits_backward(int dtype, const Plan& p, bool affine_grads, bool silu) {
+  return with_dtype(dtype, [&](auto d) { return fused_fits_backward_t<decltype(d)::value>(p, affine_grads, silu); });
 }
 
-WsLayout ws_layout(int dtype, const Plan& p, int64_t N, int64_t C, int64_t G, bool backward, bool affine_grads) {
+WsLayout ws_layout(int dtype, const Plan& p, int64_t N, int64_t C, int64_t G, int64_t S, bool backward, bool affine_grads,
+                   bool silu) {
   const size_t A = dtype == kF64 ? 8 : 4;
   const size_t sw = dtype == kF64 ? sizeof(SW<double>) : sizeof(SW<float>);
   const size_t s2 = 2 * A;
@@ -473,12 +488,14 @@ WsLayout ws_layout(int dtype, const Plan& p, int64_t N, int64_t C, int64_t G, bo
     }
     if (split || affine_grads) w.chan = static_cast<size_t>(NC) * s2;
   }
+  if (backward && silu) w.e = count(mul_checked(NC, S, "numel"), static_cast<int64_t>(A));
   auto up = [](size_t v) { return (v + 255) / 256 * 256; };
   w.part_off = 0;
   w.chan_off = up(w.part);
   w.group_off = w.chan_off + up(w.chan);
-  w.total = w.group_off + up(w.group);
-  if (w.part + w.chan + w.group == 0) w.total = 0;
+  w.e_off = w.group_off + up(w.group);
+  w.total = w.e_off + up(w.e);
+  if (w.part + w.chan + w.group + w.e == 0) w.total = 0;
   return w;
 }
 

@@ -5,9 +5,10 @@
 // entry points; benchmarks call the device-pointer entry points.
 //
 // Tensors follow gnv's Problem: x, y, dy, dx are (N, C, S) in nchw or (N, S, C) in nhwc, S the
-// flattened spatial size; gamma, beta, dgamma, dbeta are (C); mean and rstd are (N, G) in the
-// accumulation type (f64 for f64, f32 otherwise). gamma/beta may be null (1 and 0); dgamma/dbeta
-// may be null (not computed).
+// flattened spatial size; gamma, beta, dgamma, dbeta are (C), or (N, C) with Desc::per_sample;
+// mean and rstd are (N, G) in the accumulation type (f64 for f64, f32 otherwise). gamma/beta may be
+// null (1 and 0); dgamma/dbeta may be null (not computed). With the SiLU epilogue the forward
+// writes y = silu(gamma xhat + beta) and the backward takes dy of that y (it needs beta).
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -26,12 +27,15 @@ namespace cuda {
 
 enum class DType { f64, f32, f16, bf16 };  // the order of gnv::DType
 enum class Layout { nchw, nhwc };
+enum class Epilogue { none, silu };  // the order of gnv::Epilogue
 
 struct Desc {
   int64_t N = 1, C = 1, S = 1, G = 1;
   double eps = 1e-5;
   DType dtype = DType::f32;
   Layout layout = Layout::nchw;
+  Epilogue epilogue = Epilogue::none;
+  bool per_sample = false;  // gamma, beta, dgamma, dbeta of shape (N, C)
 
   int64_t numel() const { return N * C * S; }
 };
@@ -39,6 +43,8 @@ struct Desc {
 // Bytes of one element, and of one mean/rstd entry.
 size_t elem_bytes(DType d);
 size_t acc_bytes(DType d);
+// Bytes of gamma (beta, dgamma, dbeta): C or N * C elements.
+size_t param_bytes(const Desc& d);
 
 // How the work is split (docs/implementations.md "CUDA"). `automatic` runs a group in one launch on a cluster of up
 // to 8 blocks when it fits their registers, else the split path; tests force the split path and
@@ -69,7 +75,7 @@ void forward(const Desc& d, const void* x, const void* gamma, const void* beta, 
              void* rstd, void* workspace, size_t workspace_size, CUstream_st* stream = nullptr,
              const Options& o = {});
 void backward(const Desc& d, const void* dy, const void* x, const void* mean, const void* rstd,
-              const void* gamma, void* dx, void* dgamma, void* dbeta, void* workspace,
+              const void* gamma, const void* beta, void* dx, void* dgamma, void* dbeta, void* workspace,
               size_t workspace_size, CUstream_st* stream = nullptr, const Options& o = {});
 
 // Host pointers: allocate, copy in, run, copy out, synchronize. The output buffers are copied to
@@ -77,7 +83,8 @@ void backward(const Desc& d, const void* dy, const void* x, const void* mean, co
 void forward_host(const Desc& d, const void* x, const void* gamma, const void* beta, void* y,
                   void* mean, void* rstd, const Options& o = {});
 void backward_host(const Desc& d, const void* dy, const void* x, const void* mean, const void* rstd,
-                   const void* gamma, void* dx, void* dgamma, void* dbeta, const Options& o = {});
+                   const void* gamma, const void* beta, void* dx, void* dgamma, void* dbeta,
+                   const Options& o = {});
 
 }  // namespace cuda
 }  // namespace gnv

@@ -19,10 +19,11 @@ inline void check(cudaError_t e, const char* what, const char* file, int line) {
 
 // Where the workspace pieces of Args live (byte offsets, 256-aligned) and how large it is.
 struct WsLayout {
-  size_t part = 0, chan = 0, group = 0;  // byte sizes
-  size_t part_off = 0, chan_off = 0, group_off = 0, total = 0;
+  size_t part = 0, chan = 0, group = 0, e = 0;  // byte sizes (e: backward with silu, Args::e)
+  size_t part_off = 0, chan_off = 0, group_off = 0, e_off = 0, total = 0;
 };
-WsLayout ws_layout(int dtype, const Plan& p, int64_t N, int64_t C, int64_t G, bool backward, bool affine_grads);
+WsLayout ws_layout(int dtype, const Plan& p, int64_t N, int64_t C, int64_t G, int64_t S, bool backward, bool affine_grads,
+                   bool silu);
 
 // The whole pipeline of a plan (one launch when fused; partial, combine(s), apply when split;
 // plus the parameter-gradient reduction in backward). Args carries pointers and sizes. Defined in
@@ -31,14 +32,14 @@ template <int D> void run_forward_t(const Plan& p, Args a, cudaStream_t s);
 template <int D> void run_backward_t(const Plan& p, Args a, cudaStream_t s);
 // Whether the fused launch of this plan can be resident (cudaOccupancyMaxActiveClusters > 0).
 template <int D> bool fused_fits_forward_t(const Plan& p);
-template <int D> bool fused_fits_backward_t(const Plan& p, bool affine_grads);
+template <int D> bool fused_fits_backward_t(const Plan& p, bool affine_grads, bool silu);
 
 // Dispatch over the dtype (gn_cuda.cu: it sees only the declarations above, so each dtype is
 // compiled in its own translation unit and nowhere else).
 void run_forward(int dtype, const Plan& p, Args a, cudaStream_t s);
 void run_backward(int dtype, const Plan& p, Args a, cudaStream_t s);
 bool fused_fits_forward(int dtype, const Plan& p);
-bool fused_fits_backward(int dtype, const Plan& p, bool affine_grads);
+bool fused_fits_backward(int dtype, const Plan& p, bool affine_grads, bool silu);
 
 // Raises the kernel's dynamic shared memory limit when it needs more than the default 48 KB, and
 // allows clusters of more than 8 blocks (H100/H200: 16) when `cluster` asks for them.

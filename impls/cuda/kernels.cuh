@@ -21,6 +21,7 @@
 
 #include <cstdint>
 
+#include "gnv/silu.h"
 #include "gnv/welford.h"
 #include "plan.h"
 
@@ -294,7 +295,23 @@ struct Args {
   bool affine_grads = false;  // backward: compute dgamma/dbeta partials
   bool fast_ok = false;       // m < 2^32: channel of an element offset by FastDiv
   FastDiv divS;
+  // fused forms (docs/numerics.md "Fused epilogues")
+  bool nhwc = false;        // the layout (the pipelines know it from the plan; silu_dy from here)
+  bool silu = false;        // forward: y = silu(gamma xhat + beta)
+  bool per_sample = false;  // gamma, beta (and dgamma, dbeta) are (N, C), not (C)
+  const void* e = nullptr;  // backward with silu: dy * silu'(v) in the acc type, x's layout (silu_dy)
 };
+
+// Offset of sample n's row in the parameter tensors: (N, C) per sample, else the one (C) row.
+__device__ __forceinline__ int64_t param_row(const Args& a, int64_t n) { return a.per_sample ? n * a.C : 0; }
+
+// One output of the forward pass from its pre-activation value v = x a_c + b_c: v itself, or
+// silu(v). `finite_in`: the element, its group's statistics and its channel's parameters finite
+// (a_c and b_c are finite exactly then, but where they overflow).
+template <class A> __device__ __forceinline__ A epilogue(const Args& a, A x, A ac, A bc) {
+  const A v = fma_(x, ac, bc);
+  return a.silu ? silu::value(v, finite_(x) && finite_(ac) && finite_(bc)) : v;
+}
 
 // Compact state in shared memory (the count fits 32 bits inside a block).
 template <class A> struct SWs {
@@ -413,11 +430,12 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks) fwd_nchw(const Args a
 
   const S* gam = static_cast<const S*>(a.gamma);
   const S* bet = static_cast<const S*>(a.beta);
+  const int64_t prow = param_row(a, sl.tile / a.G);
 #pragma unroll
   for (int j = 0; j < V; ++j) {
     if (j < nv) {
       const int64_t q = (sl.lo + static_cast<int64_t>(j) * T + t) * W;  // element offset in the group
-      const int64_t c = g * a.cpg + nchw_channel(a, q);
+      const int64_t c = prow + g * a.cpg + nchw_channel(a, q);
       const A gm = gam ? TY::ld(gam[c]) : A(1);
       const A bt = bet ? TY::ld(bet[c]) : A(0);
       // Fused per-channel form, as the CPU driver: x - mean can overflow near the top of the
@@ -426,7 +444,7 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks) fwd_nchw(const Args a
       const A bc = bt - mean * ac;
       Pack<S, W> o;
 #pragma unroll
-      for (int l = 0; l < W; ++l) o.v[l] = TY::st(fma_(TY::ld(r[j].v[l]), ac, bc));
+      for (int l = 0; l < W; ++l) o.v[l] = TY::st(epilogue(a, TY::ld(r[j].v[l]), ac, bc));
       st_pack<S, W>(y + q, o);
     }
   }
@@ -558,11 +576,12 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks) fwd_nhwc(const Args a
     const S* gam = static_cast<const S*>(a.gamma);
     const S* bet = static_cast<const S*>(a.beta);
     const bool per_group = a.mode != kApply;  // gst indexed by group in the tile, else by channel
+    const int64_t p0 = param_row(a, sl.n) + sl.c0;
     for (int64_t c = t; c < sl.cw; c += T) {
       const int64_t si = per_group ? c / cpg : c;
       const A mu = gst[2 * si], rs = gst[2 * si + 1];
-      const A gm = gam ? TY::ld(gam[sl.c0 + c]) : A(1);
-      const A bt = bet ? TY::ld(bet[sl.c0 + c]) : A(0);
+      const A gm = gam ? TY::ld(gam[p0 + c]) : A(1);
+      const A bt = bet ? TY::ld(bet[p0 + c]) : A(0);
       const A ac = gm * rs;
       ab[2 * c] = ac;
       ab[2 * c + 1] = bt - mu * ac;
@@ -581,7 +600,7 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks) fwd_nhwc(const Args a
       if (j < nv) {
         Pack<S, W> o;
 #pragma unroll
-        for (int l = 0; l < W; ++l) o.v[l] = TY::st(fma_(TY::ld(r[j].v[l]), ac[l], bc[l]));
+        for (int l = 0; l < W; ++l) o.v[l] = TY::st(epilogue(a, TY::ld(r[j].v[l]), ac[l], bc[l]));
         st_pack<S, W>(y + (static_cast<int64_t>(ty) + static_cast<int64_t>(j) * RT) * C, o);
       }
     }
@@ -603,7 +622,7 @@ template <class A> constexpr size_t nchw_bwd_smem(int T, int V, bool affine_grad
   return sizeof(Sum2<A>) * (34 + (affine_grads ? static_cast<size_t>(T) * V : 0));
 }
 
-template <int D, int W, int V>
+template <int D, int W, int V, bool EP>
 __global__ void __launch_bounds__(kMaxThreads, kMinBlocks) bwd_nchw(const Args a) {
   using TY = Ty<D>;
   using S = typename TY::S;
@@ -620,7 +639,7 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks) bwd_nchw(const Args a
   const S* x = static_cast<const S*>(a.x) + gbase;
   const S* dy = static_cast<const S*>(a.dy) + gbase;
   S* dx = static_cast<S*>(a.y) + gbase;
-  const S* gam = static_cast<const S*>(a.gamma);
+  const S* gam = a.gamma ? static_cast<const S*>(a.gamma) + param_row(a, sl.tile / a.G) : nullptr;
   const int64_t g = sl.tile % a.G;
   const A mu = static_cast<const A*>(a.mean)[sl.tile];
   const A rs = static_cast<const A*>(a.rstd)[sl.tile];
@@ -633,10 +652,16 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks) bwd_nchw(const Args a
     if (j < nv) {
       const int64_t q = (sl.lo + static_cast<int64_t>(j) * T + t) * W;
       xr[j] = ld_pack<S, W>(x + q);
-      dr[j] = ld_pack<S, W>(dy + q);
+      if constexpr (!EP) dr[j] = ld_pack<S, W>(dy + q);
       if (gam) gm[j] = TY::ld(gam[g * a.cpg + nchw_channel(a, q)]);
     }
   }
+  // The gradient reaching the normalization: dy, or (EP) e = dy silu'(v) in the acc type.
+  const A* ev = EP ? static_cast<const A*>(a.e) + gbase : nullptr;
+  auto dyv = [&](int j, int l) -> A {
+    if constexpr (EP) return ev[(sl.lo + static_cast<int64_t>(j) * T + t) * W + l];
+    else return TY::ld(dr[j].v[l]);
+  };
 
   Sum2<A> tot;
   if (a.mode == kApply) {
@@ -645,11 +670,11 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks) bwd_nchw(const Args a
     Sum2<A> ts{A(0), A(0)};
     if (nv > 0) {
       ts.a = tree_sum<A, 0, V>([&](int j) {
-        return j < nv ? tree_sum<A, 0, W>([&](int l) { return gm[j] * TY::ld(dr[j].v[l]); }) : A(0);
+        return j < nv ? tree_sum<A, 0, W>([&](int l) { return gm[j] * dyv(j, l); }) : A(0);
       });
       ts.b = tree_sum<A, 0, V>([&](int j) {
         return j < nv ? tree_sum<A, 0, W>([&](int l) {
-          return gm[j] * TY::ld(dr[j].v[l]) * xhat(TY::ld(xr[j].v[l]), mu, rs);
+          return gm[j] * dyv(j, l) * xhat(TY::ld(xr[j].v[l]), mu, rs);
         })
                       : A(0);
       });
@@ -659,8 +684,8 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks) bwd_nchw(const Args a
       for (int j = 0; j < V; ++j)
         if (j < nv) {
           Sum2<A> p;
-          p.a = tree_sum<A, 0, W>([&](int l) { return TY::ld(dr[j].v[l]); });
-          p.b = tree_sum<A, 0, W>([&](int l) { return TY::ld(dr[j].v[l]) * xhat(TY::ld(xr[j].v[l]), mu, rs); });
+          p.a = tree_sum<A, 0, W>([&](int l) { return dyv(j, l); });
+          p.b = tree_sum<A, 0, W>([&](int l) { return dyv(j, l) * xhat(TY::ld(xr[j].v[l]), mu, rs); });
           P[j * T + t] = p;
         }
     }
@@ -723,7 +748,7 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks) bwd_nchw(const Args a
 #pragma unroll
       for (int l = 0; l < W; ++l) {
         const A xh = xhat(TY::ld(xr[j].v[l]), mu, rs);
-        o.v[l] = TY::st(rs * (gm[j] * TY::ld(dr[j].v[l]) - mg - xh * mgx));
+        o.v[l] = TY::st(rs * (gm[j] * dyv(j, l) - mg - xh * mgx));
       }
       st_pack<S, W>(dx + q, o);
     }
@@ -737,7 +762,7 @@ template <class A> constexpr size_t nhwc_bwd_smem(int T, int W, int64_t CW) {
          sizeof(A) * 5 * static_cast<size_t>(CW);
 }
 
-template <int D, int W, int V>
+template <int D, int W, int V, bool EP>
 __global__ void __launch_bounds__(kMaxThreads, kMinBlocks) bwd_nhwc(const Args a) {
   using TY = Ty<D>;
   using S = typename TY::S;
@@ -770,15 +795,22 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks) bwd_nhwc(const Args a
     if (j < nv) {
       const int64_t off = (static_cast<int64_t>(ty) + static_cast<int64_t>(j) * RT) * C;
       xr[j] = ld_pack<S, W>(x + off);
-      dr[j] = ld_pack<S, W>(dy + off);
+      if constexpr (!EP) dr[j] = ld_pack<S, W>(dy + off);
     }
+  // The gradient reaching the normalization: dy, or (EP) e = dy silu'(v) in the acc type.
+  const A* ev = EP ? static_cast<const A*>(a.e) + first : nullptr;
+  auto dyv = [&](int j, int l) -> A {
+    if constexpr (EP) return ev[(static_cast<int64_t>(ty) + static_cast<int64_t>(j) * RT) * C + l];
+    else return TY::ld(dr[j].v[l]);
+  };
 
   // Per-channel coefficients, first the group statistics (inputs).
+  const int64_t p0 = param_row(a, sl.n) + sl.c0;
   for (int64_t c = t; c < sl.cw; c += T) {
     const int64_t gidx = sl.n * a.G + (sl.c0 + c) / cpg;
     cf[5 * c] = mean_in[gidx];
     cf[5 * c + 1] = rstd_in[gidx];
-    cf[5 * c + 2] = gam ? TY::ld(gam[sl.c0 + c]) : A(1);
+    cf[5 * c + 2] = gam ? TY::ld(gam[p0 + c]) : A(1);
   }
   __syncthreads();
 
@@ -789,9 +821,9 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks) bwd_nhwc(const Args a
       if (nv > 0) {
         const int64_t c = static_cast<int64_t>(tx) * W + l;
         const A mu = cf[5 * c], rs = cf[5 * c + 1];
-        s.a = tree_sum<A, 0, V>([&](int j) { return j < nv ? TY::ld(dr[j].v[l]) : A(0); });
+        s.a = tree_sum<A, 0, V>([&](int j) { return j < nv ? dyv(j, l) : A(0); });
         s.b = tree_sum<A, 0, V>([&](int j) {
-          return j < nv ? TY::ld(dr[j].v[l]) * xhat(TY::ld(xr[j].v[l]), mu, rs) : A(0);
+          return j < nv ? dyv(j, l) * xhat(TY::ld(xr[j].v[l]), mu, rs) : A(0);
         });
       }
       red[static_cast<size_t>(ty) * CW + static_cast<size_t>(tx) * W + l] = s;
@@ -867,7 +899,7 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks) bwd_nhwc(const Args a
       for (int j = 0; j < V; ++j)
         if (j < nv) {
           const A xh = xhat(TY::ld(xr[j].v[l]), mu, rs);
-          xr[j].v[l] = TY::st(rs * (gmc * TY::ld(dr[j].v[l]) - mg - xh * mgx));  // dx replaces x
+          xr[j].v[l] = TY::st(rs * (gmc * dyv(j, l) - mg - xh * mgx));  // dx replaces x
         }
     }
 #pragma unroll
@@ -908,18 +940,21 @@ __global__ void __launch_bounds__(32 * kSegWarps) combine_sum2(const Sum2<A>* in
   }
 }
 
-// nhwc split backward: per group, sum over its channels of gamma_c * (db_c, ds_c).
+// nhwc split backward: per group, sum over its channels of gamma_c * (db_c, ds_c). `prow`: the
+// stride of gamma's rows (C when per sample, else 0).
 template <int D>
 __global__ void __launch_bounds__(32 * kSegWarps) nhwc_group_sums(const Sum2<typename Ty<D>::A>* ch, const typename Ty<D>::S* gamma,
-                                                                   Sum2<typename Ty<D>::A>* out, int64_t NG, int64_t G, int64_t cpg) {
+                                                                   Sum2<typename Ty<D>::A>* out, int64_t NG, int64_t G, int64_t cpg,
+                                                                   int64_t prow) {
   using A = typename Ty<D>::A;
   const int lane = threadIdx.x & 31;
   for (int64_t seg = static_cast<int64_t>(blockIdx.x) * kSegWarps + (threadIdx.x >> 5); seg < NG;
        seg += static_cast<int64_t>(gridDim.x) * kSegWarps) {
     const int64_t g = seg % G;
+    const typename Ty<D>::S* gr = gamma ? gamma + (seg / G) * prow : nullptr;
     Sum2<A> s{A(0), A(0)};
     for (int64_t cl = lane; cl < cpg; cl += 32) {
-      const A gm = gamma ? Ty<D>::ld(gamma[g * cpg + cl]) : A(1);
+      const A gm = gr ? Ty<D>::ld(gr[g * cpg + cl]) : A(1);
       const Sum2<A> v = ch[seg * cpg + cl];  // (n*G + g)*cpg + cl == n*C + g*cpg + cl
       s = combine(s, Sum2<A>{gm * v.a, gm * v.b});
     }
@@ -947,28 +982,59 @@ __global__ void __launch_bounds__(32 * kSegWarps) dgamma_nhwc(const Sum2<typenam
 }
 
 // The same from the nchw per-(part, channel) slots: channel cl of group g spans parts
-// part_of(cl*Sv) .. part_of((cl+1)*Sv - 1) of every sample.
+// part_of(cl*Sv) .. part_of((cl+1)*Sv - 1) of every sample. Per-sample parameters (`per_sample`)
+// have a gradient per (n, c): segment n*C + c sums sample n's parts only.
 template <int D>
 __global__ void __launch_bounds__(32 * kSegWarps) dgamma_nchw(const Sum2<typename Ty<D>::A>* ws, typename Ty<D>::S* dgamma,
                                                                typename Ty<D>::S* dbeta, int64_t N, int64_t C, int64_t G,
-                                                               int64_t cpg, int64_t Sv, int64_t L, int64_t k) {
+                                                               int64_t cpg, int64_t Sv, int64_t L, int64_t k, bool per_sample) {
   using A = typename Ty<D>::A;
   const int lane = threadIdx.x & 31;
-  for (int64_t c = static_cast<int64_t>(blockIdx.x) * kSegWarps + (threadIdx.x >> 5); c < C;
-       c += static_cast<int64_t>(gridDim.x) * kSegWarps) {
+  const int64_t nseg = per_sample ? N * C : C, nsum = per_sample ? 1 : N;
+  for (int64_t seg = static_cast<int64_t>(blockIdx.x) * kSegWarps + (threadIdx.x >> 5); seg < nseg;
+       seg += static_cast<int64_t>(gridDim.x) * kSegWarps) {
+    const int64_t c = seg % C, n0 = per_sample ? seg / C : 0;
     const int64_t g = c / cpg, cl = c % cpg;
     const int64_t r0 = part_of(L, k, cl * Sv), r1 = part_of(L, k, (cl + 1) * Sv - 1);
     const int64_t nr = r1 - r0 + 1;
     Sum2<A> s{A(0), A(0)};
-    for (int64_t i = lane; i < N * nr; i += 32) {
-      const int64_t n = i / nr, r = r0 + i % nr;
+    for (int64_t i = lane; i < nsum * nr; i += 32) {
+      const int64_t n = n0 + i / nr, r = r0 + i % nr;
       s = combine(s, ws[nchw_channel_slot(n * G + g, cpg, k, cl, r)]);
     }
     s = warp_reduce(s);
     if (lane == 0) {
-      if (dgamma) dgamma[c] = Ty<D>::st(s.b);
-      if (dbeta) dbeta[c] = Ty<D>::st(s.a);
+      if (dgamma) dgamma[seg] = Ty<D>::st(s.b);
+      if (dbeta) dbeta[seg] = Ty<D>::st(s.a);
     }
+  }
+}
+
+// The SiLU epilogue's backward, before the normalization's: e = dy silu'(v) with v = gamma xhat
+// + beta recomputed from the saved statistics, kept in the acc type (rounding e to a 16-bit
+// storage type would cost bf16 its budget: measured on the CPU driver, where it fails bimodal and
+// special cases), in x's layout. One thread per element, grid-stride (launched as the small kernels).
+template <int D>
+__global__ void __launch_bounds__(32 * kSegWarps) silu_dy(const Args a) {
+  using TY = Ty<D>;
+  using S = typename TY::S;
+  using A = typename TY::A;
+  const S* x = static_cast<const S*>(a.x);
+  const S* dy = static_cast<const S*>(a.dy);
+  const S* gam = static_cast<const S*>(a.gamma);
+  const S* bet = static_cast<const S*>(a.beta);
+  const A* mean = static_cast<const A*>(a.mean);
+  const A* rstd = static_cast<const A*>(a.rstd);
+  A* e = static_cast<A*>(const_cast<void*>(a.e));
+  const int64_t total = a.N * a.C * a.S;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t n = i / (a.C * a.S), c = a.nhwc ? i % a.C : (i / a.S) % a.C;
+    const int64_t gi = n * a.G + c / a.cpg, pi = param_row(a, n) + c;
+    const A xv = TY::ld(x[i]), mu = mean[gi], rs = rstd[gi];
+    const A gm = gam ? TY::ld(gam[pi]) : A(1), bt = bet ? TY::ld(bet[pi]) : A(0);
+    const bool finite_in = finite_(xv) && finite_(mu) && finite_(rs) && finite_(gm) && finite_(bt);
+    e[i] = TY::ld(dy[i]) * silu::grad(silu::affine(gm, xhat(xv, mu, rs), bt), finite_in);
   }
 }
 

@@ -271,7 +271,7 @@ Outputs run_case(const Case& c, uint64_t seed, double offset) {
   o.dx.poison();
   o.dgamma.poison();
   o.dbeta.poison();
-  gnv::cuda::backward_host(d, dy.data(), x.data(), mean_in.data(), rstd_in.data(), c.affine ? gamma.data() : nullptr,
+  gnv::cuda::backward_host(d, dy.data(), x.data(), mean_in.data(), rstd_in.data(), c.affine ? gamma.data() : nullptr, nullptr,
                            o.dx.data(), c.affine ? o.dgamma.data() : nullptr, c.affine ? o.dbeta.data() : nullptr,
                            c.opt);
   std::vector<real> dxr(static_cast<size_t>(numel)), dgr(static_cast<size_t>(d.C), 0), dbr(static_cast<size_t>(d.C), 0);
@@ -376,7 +376,7 @@ void empty_batch(DType t, Layout l) {
   dg.poison();
   db.poison();
   gnv::cuda::forward_host(c.d, nullptr, g.data(), nullptr, nullptr, nullptr, nullptr);
-  gnv::cuda::backward_host(c.d, nullptr, nullptr, nullptr, nullptr, g.data(), nullptr, dg.data(), db.data());
+  gnv::cuda::backward_host(c.d, nullptr, nullptr, nullptr, nullptr, g.data(), nullptr, nullptr, dg.data(), db.data());
   ++g_checks;
   for (int i = 0; i < 4; ++i)
     if (dg.get(i) != 0 || db.get(i) != 0) fail(c, "N=0: dgamma/dbeta must be 0");

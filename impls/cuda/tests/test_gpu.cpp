@@ -5,7 +5,7 @@
 //
 // The same source, linked with the CPU emulation of the kernels (tests/emu), is gnv_cuda_emu_tests.
 // Exits 77 (CTest: skipped) when no usable GPU is visible. CTest runs it as three tests
-// (--gtest_filter=*CudaOracle*, *CudaPaths*, *CudaDeterminism*), label gpu; scripts/gpu-check.sh
+// (--gtest_filter=*CudaOracle*, *CudaFused*, *CudaPaths*, *CudaDeterminism*), label gpu; scripts/gpu-check.sh
 // shards it over the device machine's cores (GTEST_TOTAL_SHARDS / GTEST_SHARD_INDEX).
 #include <gtest/gtest.h>
 
@@ -64,6 +64,8 @@ cuda::Desc desc_of(const Problem& p) {
   d.eps = p.eps;
   d.dtype = static_cast<cuda::DType>(static_cast<int>(p.dtype));
   d.layout = p.layout == Layout::nchw ? cuda::Layout::nchw : cuda::Layout::nhwc;
+  d.epilogue = static_cast<cuda::Epilogue>(static_cast<int>(p.epilogue));
+  d.per_sample = p.per_sample();
   return d;
 }
 
@@ -151,6 +153,52 @@ INSTANTIATE_TEST_SUITE_P(AllStresses, CudaOracle,
                          ::testing::Combine(::testing::ValuesIn(kAllDTypes), ::testing::ValuesIn(kAllLayouts),
                                             ::testing::ValuesIn(default_stresses())),
                          param_name);
+
+// ---- the fused forms: SiLU epilogue, per-sample gamma/beta, both ----------------------------------
+
+struct Fused {
+  Epilogue epilogue;
+  AffineMode affine;
+  const char* name;
+};
+const Fused kFused[] = {{Epilogue::silu, AffineMode::per_channel, "silu"},
+                        {Epilogue::none, AffineMode::per_sample, "per_sample"},
+                        {Epilogue::silu, AffineMode::per_sample, "per_sample_silu"}};
+
+using FusedParam = std::tuple<DType, Layout, int>;
+class CudaFused : public ::testing::TestWithParam<FusedParam> {};
+
+// Every path (the forced modes) on the small shapes, the stresses where the epilogue or the
+// parameter rows matter: silu's tails (offset, huge), its non-finite limits (special), zeros
+// (constant: v = beta), and cancellation under the epilogue.
+TEST_P(CudaFused, PassesEveryShapeAndPath) {
+  const auto& [dtype, layout, fi] = GetParam();
+  const Fused& fu = kFused[fi];
+  uint64_t seed = 101;
+  for (const Shape& sh : kShapes) {
+    if (!sh.all_modes && small_only()) continue;
+    for (const char* s : {"normal", "offset:1000", "huge", "special", "constant", "bimodal"}) {
+      Problem p = make_problem(sh, dtype, layout, true);
+      p.epilogue = fu.epilogue;
+      p.affine_mode = fu.affine;
+      p.validate();
+      const Case c = make_case(p, parse_stress(s), seed++, true);
+      for (Mode mode : {Mode::automatic, Mode::parts, Mode::split}) {
+        if (!sh.all_modes && mode == Mode::parts) continue;
+        expect_pass(p, c, mode);
+      }
+    }
+  }
+}
+
+std::string fused_name(const ::testing::TestParamInfo<FusedParam>& info) {
+  return std::string(name(std::get<0>(info.param))) + "_" + std::string(name(std::get<1>(info.param))) + "_" +
+         kFused[std::get<2>(info.param)].name;
+}
+INSTANTIATE_TEST_SUITE_P(All, CudaFused,
+                         ::testing::Combine(::testing::ValuesIn(kAllDTypes), ::testing::ValuesIn(kAllLayouts),
+                                            ::testing::Range(0, 3)),
+                         fused_name);
 
 // ---- large groups: the split path chosen by the planner (more parts than one cluster holds) ------
 
