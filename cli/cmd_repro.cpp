@@ -5,13 +5,16 @@
 //             values literally (hex floats), the exact y (gnv's oracle, correctly rounded) and,
 //             per element, the denominator of the condition-scaled error; it prints the
 //             framework's worst elements next to the exact answer, their error in ulps and in
-//             the condition-scaled metric, and exits 1 when that exceeds the budget;
+//             the condition-scaled metric, and exits 1 when that exceeds the budget. The same
+//             for dx where the case has dy and the snippet a backward;
 //   issue.md  a Markdown issue body: what is wrong (gnv's measurement of every output), the
 //             suspected cause where the metrics show one, the case, and the reproducer.
 // The snippet is a Python file that defines group_norm(x, groups, gamma, beta, eps, layout) -> y
 // (x logical (N, C, *spatial) float array of the case's dtype; layout "nchw" or "nhwc": how the
-// framework should hold x) and, optionally, FRAMEWORK = "name version". adapters/repro/ has
-// them for the shipped adapters.
+// framework should hold x) and, optionally, group_norm_backward(x, dy, groups, gamma, beta, eps,
+// layout) -> dx (the gradient of sum(y * dy) with respect to x) and FRAMEWORK = "name version".
+// adapters/repro/ has them for the shipped adapters.
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
@@ -88,28 +91,47 @@ std::string suspected_cause(const CheckResult& r) {
   return {};
 }
 
-std::string script(const Case& c, const OracleResult& exact, const std::string& snippet, BudgetProfile profile) {
-  const Problem& p = c.problem;
-  const ExactOutput& y = exact.get("y");
-  std::vector<double> yr, denom, ulp;
+// One output the reproducer judges: its exact values, the metric's denominators and the ulps, in
+// logical (n, c, s) order, and its budget.
+struct Judged {
+  std::string name;  // "y" or "dx"
+  std::vector<double> exact, denom, ulp;
+  double budget = 0;
+};
+
+Judged judged(const Problem& p, const ExactOutput& o, BudgetProfile profile) {
+  Judged j{o.name, {}, {}, {}, budget_for(o.reduction_length, profile)};
   for (int64_t n = 0; n < p.N; ++n)
     for (int64_t ch = 0; ch < p.C; ++ch)
       for (int64_t s = 0; s < p.S(); ++s) {
         const int64_t i = p.index(n, ch, s);
-        yr.push_back(y.rounded.get(i));
-        denom.push_back(std::isnan(y.hi[i]) ? std::nan("") : static_cast<double>(cond_denominator(y, i)));
-        ulp.push_back(ulp_at(p.dtype, y.rounded.get(i)));
+        j.exact.push_back(o.rounded.get(i));
+        j.denom.push_back(std::isnan(o.hi[i]) ? std::nan("") : static_cast<double>(cond_denominator(o, i)));
+        j.ulp.push_back(ulp_at(p.dtype, o.rounded.get(i)));
       }
+  return j;
+}
+
+std::string upper(std::string s) {
+  for (char& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+std::string script(const Case& c, const std::vector<Judged>& outs, const std::string& snippet) {
+  const Problem& p = c.problem;
+  const bool backward = outs.size() > 1;
   std::vector<int64_t> shape{p.N, p.C};
   shape.insert(shape.end(), p.spatial.begin(), p.spatial.end());
+  std::vector<std::string> budgets;
+  for (const Judged& j : outs) budgets.push_back(fmt::format("{:g} for {}", j.budget, j.name));
   std::string s = fmt::format(R"(#!/usr/bin/env python3
 """GroupNorm reproducer written by `gnv repro` (gnv: numerical verification of GroupNorm kernels).
 
 Problem: {describe}
-The exact y below is gnv's oracle: computed exactly from these very inputs and rounded once to
-{dtype}. The condition-scaled error divides |y - exact| by u_acc * S_i + ulp/2 + L * eta, the error a
-backward-stable GroupNorm may make at element i; above the budget ({budget:g}) no stable
-algorithm gives the result. Needs numpy and the framework the call below imports.
+The exact {what} below {is} gnv's oracle: computed exactly from these very inputs and rounded once to
+{dtype}. The condition-scaled error divides |actual - exact| by u_acc * S_i + ulp/2 + L * eta, the
+error a backward-stable GroupNorm may make at element i; above the budget ({budgets}) no
+stable algorithm gives the result.{bwd} Needs numpy and the framework the call below imports.
 """
 import sys
 
@@ -123,55 +145,77 @@ GROUPS = {G}
 EPS = float.fromhex("{eps}")
 LAYOUT = "{layout}"
 DTYPE = {npdtype}
-BUDGET = {budget:.17g}
 )",
                               fmt::arg("describe", p.describe()), fmt::arg("dtype", name(p.dtype)),
-                              fmt::arg("budget", budget_for(y.reduction_length, profile)), fmt::arg("snippet", snippet),
-                              fmt::arg("shape", fmt::format("({},)", fmt::join(shape, ", "))), fmt::arg("G", p.G),
-                              fmt::arg("eps", hex(p.eps)), fmt::arg("layout", name(p.layout)),
+                              fmt::arg("what", backward ? "y and dx" : "y"), fmt::arg("is", backward ? "are" : "is"),
+                              fmt::arg("budgets", fmt::join(budgets, ", ")),
+                              fmt::arg("bwd", backward ? " dx is the gradient of sum(y * DY) with respect to x, from "
+                                                         "group_norm_backward."
+                                                       : ""),
+                              fmt::arg("snippet", snippet), fmt::arg("shape", fmt::format("({},)", fmt::join(shape, ", "))),
+                              fmt::arg("G", p.G), fmt::arg("eps", hex(p.eps)), fmt::arg("layout", name(p.layout)),
                               fmt::arg("npdtype", numpy_dtype(p.dtype)));
   s += hex_list("X", logical(c.x, p, true));
+  if (backward) s += hex_list("DY", logical(*c.dy, p, true));
   if (p.affine) {
     s += hex_list("GAMMA", logical(c.gamma, p, false));
     s += hex_list("BETA", logical(c.beta, p, false));
   }
-  s += "# ---- the exact answer (correctly rounded) and the metric's denominator per element ----\n";
-  s += hex_list("Y_EXACT", yr);
-  s += hex_list("DENOM", denom);
-  s += hex_list("ULP", ulp);
+  std::vector<std::string> table;
+  for (const Judged& j : outs) {
+    const std::string u = upper(j.name);
+    s += fmt::format("# ---- the exact {} (correctly rounded) and the metric's denominator per element ----\n", j.name);
+    s += hex_list(u + "_EXACT", j.exact);
+    s += hex_list(u + "_DENOM", j.denom);
+    s += hex_list(u + "_ULP", j.ulp);
+    table.push_back(fmt::format("(\"{}\", {}_EXACT, {}_DENOM, {}_ULP, {:.17g})", j.name, u, u, u, j.budget));
+  }
+  s += fmt::format("OUTPUTS = [{}]  # name, exact, denominator, ulp, budget\n", fmt::join(table, ",\n           "));
   s += fmt::format(R"(
 
 def arr(values, shape):
     return np.array([float.fromhex(v) for v in values], dtype=np.float64).astype(DTYPE).reshape(shape)
 
 
-def main():
-    x = arr(X, SHAPE)
-    gamma = arr(GAMMA, {pshape}) if {affine} else None
-    beta = arr(BETA, {pshape}) if {affine} else None
-    y = np.asarray(group_norm(x, GROUPS, gamma, beta, EPS, LAYOUT), dtype=np.float64).reshape(-1)
-    exact = np.array([float.fromhex(v) for v in Y_EXACT])
-    denom = np.array([float.fromhex(v) for v in DENOM])
-    ulp = np.array([float.fromhex(v) for v in ULP])
+def floats(values):
+    return np.array([float.fromhex(v) for v in values])
+
+
+def judge(name, got, exact, denom, ulp, budget):
+    """Prints the worst elements of one output; returns True when it is within its budget."""
+    got = np.asarray(got, dtype=np.float64).reshape(-1)
     judged = ~np.isnan(denom)
-    with np.errstate(invalid="ignore"):
-        err = np.abs(y - exact)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(got - exact)
         cond = np.where(judged, np.where(err == 0, 0.0, err / denom), 0.0)
         ulps = np.where(err == 0, 0.0, err / ulp)
-    cond = np.where(judged & np.isnan(y), np.inf, cond)
-    print(f"framework: {{globals().get('FRAMEWORK', '?')}}; numpy {{np.__version__}}")
-    print(f"case: shape {{SHAPE}}, groups {{GROUPS}}, eps {{EPS!r}}, dtype {{np.dtype(DTYPE).name}}, layout {{LAYOUT}}")
+    cond = np.where(judged & np.isnan(got), np.inf, cond)
     order = np.argsort(-cond)[:5]
-    print(f"{{'element (n, c, s)':>20}} {{'framework':>24}} {{'exact':>24}} {{'ulps':>10}} {{'cond. error':>12}}")
+    print(f"{{name + ': element (n, c, s)':>24}} {{'framework':>24}} {{'exact':>24}} {{'ulps':>10}} {{'cond. error':>12}}")
     per_sample = int(np.prod(SHAPE[1:]))
     spatial = int(np.prod(SHAPE[2:])) if len(SHAPE) > 2 else 1
     for i in order:
         n, rest = divmod(int(i), per_sample)
         c, s = divmod(rest, spatial)
-        print(f"{{str((n, c, s)):>20}} {{y[i]:>24.17g}} {{exact[i]:>24.17g}} {{ulps[i]:>10.3g}} {{cond[i]:>12.4g}}")
+        print(f"{{str((n, c, s)):>24}} {{got[i]:>24.17g}} {{exact[i]:>24.17g}} {{ulps[i]:>10.3g}} {{cond[i]:>12.4g}}")
     worst = float(cond.max()) if cond.size else 0.0
-    verdict = "PASS" if worst <= BUDGET else "FAIL"
-    print(f"max condition-scaled error {{worst:.4g}} (budget {{BUDGET:.4g}}): {{verdict}}")
+    verdict = "PASS" if worst <= budget else "FAIL"
+    print(f"{{name}}: max condition-scaled error {{worst:.4g}} (budget {{budget:.4g}}): {{verdict}}")
+    return verdict == "PASS"
+
+
+def main():
+    x = arr(X, SHAPE)
+    gamma = arr(GAMMA, {pshape}) if {affine} else None
+    beta = arr(BETA, {pshape}) if {affine} else None
+    got = {{"y": group_norm(x, GROUPS, gamma, beta, EPS, LAYOUT)}}
+    if len(OUTPUTS) > 1:
+        got["dx"] = group_norm_backward(x, arr(DY, SHAPE), GROUPS, gamma, beta, EPS, LAYOUT)
+    print(f"framework: {{globals().get('FRAMEWORK', '?')}}; numpy {{np.__version__}}")
+    print(f"case: shape {{SHAPE}}, groups {{GROUPS}}, eps {{EPS!r}}, dtype {{np.dtype(DTYPE).name}}, layout {{LAYOUT}}")
+    ok = [judge(name, got[name], floats(e), floats(d), floats(u), b) for name, e, d, u, b in OUTPUTS]
+    verdict = "PASS" if all(ok) else "FAIL"
+    print(f"verdict: {{verdict}}")
     return 0 if verdict == "PASS" else 1
 
 
@@ -225,15 +269,21 @@ int run_repro(ReproOptions& o) {
   }
   if (snippet.find("def group_norm(") == std::string::npos)
     throw UsageError(fmt::format("{}: defines no group_norm(x, groups, gamma, beta, eps, layout)", o.snippet));
-  const bool backward = false;  // the reproducer shows y; the issue measures the forward outputs
+  // The backward too where the case has dy and the snippet can call the framework's backward.
+  const bool backward = c.dy.has_value() && snippet.find("def group_norm_backward(") != std::string::npos;
   if (std::string why = unsupported_reason(impl, c.problem, backward); !why.empty()) throw UsageError(why);
   const BudgetProfile profile = parse_budget_profile(o.budget);
   const CheckResult r = check_case(impl, c, backward, profile);
   if (r.verdict != Verdict::fail)
-    throw UsageError(fmt::format("{}: the case does not FAIL for {} (verdict {}): nothing to reproduce", o.case_dir,
-                                 o.impl, verdict_label(r.verdict)));
-  const OracleResult exact = oracle_forward(c);
-  const std::string py = script(c, exact, snippet, profile);
+    throw UsageError(fmt::format("{}: the case does not FAIL for {} (verdict {}): nothing to reproduce{}", o.case_dir,
+                                 o.impl, verdict_label(r.verdict),
+                                 c.dy && !backward ? " in y (the case has dy: a snippet that defines "
+                                                     "group_norm_backward(x, dy, groups, gamma, beta, eps, layout) "
+                                                     "reproduces its backward)"
+                                                   : ""));
+  std::vector<Judged> outs{judged(c.problem, oracle_forward(c).get("y"), profile)};
+  if (backward) outs.push_back(judged(c.problem, oracle_backward(c).get("dx"), profile));
+  const std::string py = script(c, outs, snippet);
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::exists(o.out, ec) && !(fs::is_directory(o.out, ec) && fs::is_empty(o.out, ec)))
@@ -252,14 +302,17 @@ Command register_repro(CLI::App& app) {
   auto o = std::make_shared<ReproOptions>();
   CLI::App* sub = app.add_subcommand(
       "repro", "Write an upstream-ready reproducer of a failing case: a standalone Python file (numpy and the "
-               "framework only) that compares the framework's y with the exact answer, and a Markdown issue body");
+               "framework only) that compares the framework's y (and dx, for a case with dy and a snippet with "
+               "group_norm_backward) with the exact answer, and a Markdown issue body");
   sub->add_option("--case", o->case_dir, "The failing case directory (shrink it first with `gnv minimize`)")->required();
   sub->add_option("--impl", o->impl, "The kernel that fails it, measured for the issue; required unless one "
                                      "--plugin/--runner is given");
   add_external_options(sub, o->ext);
   sub->add_option("--snippet", o->snippet,
                   "Python file defining group_norm(x, groups, gamma, beta, eps, layout) -> y with the framework's "
-                  "call (and optionally FRAMEWORK = 'name version'); adapters/repro/ has the shipped ones")
+                  "call, optionally group_norm_backward(x, dy, groups, gamma, beta, eps, layout) -> dx (the case's "
+                  "backward is then reproduced too) and FRAMEWORK = 'name version'; adapters/repro/ has the shipped "
+                  "ones")
       ->required();
   sub->add_option("--out", o->out, "Directory for repro.py and issue.md")->required();
   add_budget_option(sub, o->budget, "the verdict is judged with")->capture_default_str();

@@ -255,7 +255,17 @@ expect_grep "... and embeds the reproducer" "$tmp/rp/issue.md" "def group_norm"
 sed 's/var = np.maximum((g \* g).mean(-1, keepdims=True, dtype=np.float32) - m \* m, 0)/var = ((g - m) ** 2).astype(np.float64).mean(-1, keepdims=True)/' \
   "$tmp/rp/repro.py" > "$tmp/rp-fixed.py"
 expect_rc "the same reproducer with a two-pass variance passes" 0 /usr/bin/python3 "$tmp/rp-fixed.py"
-expect_grep "... and says so" "$tmp/out" "): PASS"
+expect_grep "... and says so" "$tmp/out" "verdict: PASS"
+expect_grep "... judging dx too (the case has dy, the snippet a backward)" "$tmp/out" "dx: max condition-scaled error .*: PASS"
+sed 's/dx = rstd \* (d - d.mean(-1, keepdims=True) - /dx = rstd * (d - /' "$tmp/rp-fixed.py" > "$tmp/rp-bwd.py"
+expect_rc "... and with the backward's mean term dropped it fails" 1 /usr/bin/python3 "$tmp/rp-bwd.py"
+expect_grep "... in dx" "$tmp/out" "dx: max condition-scaled error .*: FAIL"
+expect_grep "... and not in y" "$tmp/out" "^y: max condition-scaled error .*: PASS"
+sed 's/^def group_norm_backward(/def not_a_backward(/' "$snip" > "$tmp/fwd-only.py"
+expect_rc "repro with a forward-only snippet" 0 "$gnv" repro --case "$tmp/mz-min" --plugin "$(p wrong)" --snippet "$tmp/fwd-only.py" \
+  --out "$tmp/rp-fwd"
+expect_rc "... its reproducer judges y alone" 1 /usr/bin/python3 "$tmp/rp-fwd/repro.py"
+if grep -q "^dx: " "$tmp/out"; then bad "a forward-only reproducer judged dx"; else ok "... and no dx"; fi
 expect_rc "repro into a non-empty --out" 2 "$gnv" repro --case "$tmp/mz-min" --plugin "$(p wrong)" --snippet "$snip" --out "$tmp/rp"
 expect_rc "repro of a passing case" 2 "$gnv" repro --case "$tmp/mz-min" --impl welford --snippet "$snip" --out "$tmp/rp2"
 expect_grep "... says it does not FAIL" "$tmp/err" "does not FAIL for welford"
