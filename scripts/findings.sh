@@ -40,12 +40,12 @@ ran=0
 
 # name | python | runner file and options | gnv options | findings folder | repro snippet (adapters/repro/)
 table=(
-  "torch|build/py-venv/bin/python|adapters/torch_runner.py|--runner-name torch-cpu||"
+  "torch|build/py-venv/bin/python|adapters/torch_runner.py|--runner-name torch-cpu|torch|torch"
   "torch-cl|build/py-venv/bin/python|adapters/torch_runner.py --memory-format channels_last|--runner-name torch-cpu-cl|torch-cl|torch"
   "ort21|build/adapters-venv/bin/python|adapters/ort_runner.py --opset 21|--runner-name ort21 --no-stats --no-backward|ort|onnxruntime"
   "ort18|build/adapters-venv/bin/python|adapters/ort_runner.py --opset 18|--runner-name ort18 --no-stats --no-backward||"
   "flax|build/adapters-venv/bin/python|adapters/jax_runner.py|--runner-name flax --no-stats|flax|flax"
-  "flax-two-pass|build/adapters-venv/bin/python|adapters/jax_runner.py --variance two-pass|--runner-name flax-two-pass --no-stats||"
+  "flax-two-pass|build/adapters-venv/bin/python|adapters/jax_runner.py --variance two-pass|--runner-name flax-two-pass --no-stats|flax-two-pass|flax_two_pass"
   "tinygrad|build/venv-tinygrad/bin/python|adapters/tinygrad_runner.py|--runner-name tinygrad --no-stats|tinygrad|tinygrad"
   "openvino|build/venv-openvino/bin/python|adapters/openvino_runner.py|--runner-name openvino --no-stats --no-backward|openvino|openvino"
   "openvino-f32|build/venv-openvino/bin/python|adapters/openvino_runner.py --precision-hint f32|--runner-name openvino-f32 --no-stats --no-backward||"

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""GroupNorm reproducer written by `gnv repro` (gnv: numerical verification of GroupNorm kernels).
+
+Problem: shape=1,1,1,2 G=1 eps=1e-05 affine=off dtype=f64 layout=nchw
+The exact y below is gnv's oracle: computed exactly from these very inputs and rounded once to
+f64. The condition-scaled error divides |actual - exact| by u_acc * S_i + ulp/2 + L * eta, the
+error a backward-stable GroupNorm may make at element i; above the budget (6 for y) no
+stable algorithm gives the result. Needs numpy and the framework the call below imports.
+"""
+import sys
+
+import numpy as np
+
+# ---- the call under test ------------------------------------------------------------------
+# gnv repro snippet: OpenVINO's GroupNormalization (opset12) on the CPU plugin, as
+# adapters/openvino_runner.py runs it: one inference thread, the plugin's default inference
+# precision (which may be lower than the model's dtype), x as (N, C, *spatial).
+import openvino as ov
+import openvino.opset12 as ops
+
+CORE = ov.Core()
+FRAMEWORK = f"openvino {ov.__version__} (CPU plugin, precision hint {CORE.get_property('CPU', 'INFERENCE_PRECISION_HINT')})"
+
+
+def group_norm(x, groups, gamma, beta, eps, layout):
+    et = {np.dtype(np.float64): ov.Type.f64, np.dtype(np.float32): ov.Type.f32, np.dtype(np.float16): ov.Type.f16}[x.dtype]
+    C = x.shape[1]
+    if gamma is None:
+        gamma, beta = np.ones(C, dtype=x.dtype), np.zeros(C, dtype=x.dtype)
+    px = ops.parameter(list(x.shape), et, name="x")
+    ps = ops.parameter([C], et, name="scale")
+    pb = ops.parameter([C], et, name="bias")
+    model = ov.Model([ops.group_normalization(px, ps, pb, int(groups), float(eps))], [px, ps, pb], "groupnorm")
+    compiled = CORE.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": 1})
+    request = compiled.create_infer_request()
+    request.infer([ov.Tensor(np.ascontiguousarray(a)) for a in (x, gamma, beta)])
+    return np.array(request.get_output_tensor(0).data, copy=True).reshape(x.shape)
+
+# ---- the case, value for value ------------------------------------------------------------
+SHAPE = (1, 1, 1, 2,)  # logical (N, C, *spatial)
+GROUPS = 1
+EPS = float.fromhex("0x1.4f8b588e368f1p-17")
+LAYOUT = "nchw"
+DTYPE = np.float64
+X = """
+-0x0p+0 0x1p-1
+""".split()
+# ---- the exact y (correctly rounded) and the metric's denominator per element ----
+Y_EXACT = """
+-0x1.fff583f7af5d6p-1 0x1.fff583f7af5d6p-1
+""".split()
+Y_DENOM = """
+0x1.dff4348462e0ep-51 0x1.dff4348462e0ep-51
+""".split()
+Y_ULP = """
+0x1p-53 0x1p-53
+""".split()
+OUTPUTS = [("y", Y_EXACT, Y_DENOM, Y_ULP, 6)]  # name, exact, denominator, ulp, budget
+
+
+def arr(values, shape):
+    return np.array([float.fromhex(v) for v in values], dtype=np.float64).astype(DTYPE).reshape(shape)
+
+
+def floats(values):
+    return np.array([float.fromhex(v) for v in values])
+
+
+def judge(name, got, exact, denom, ulp, budget):
+    """Prints the worst elements of one output; returns True when it is within its budget."""
+    got = np.asarray(got, dtype=np.float64).reshape(-1)
+    judged = ~np.isnan(denom)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(got - exact)
+        cond = np.where(judged, np.where(err == 0, 0.0, err / denom), 0.0)
+        ulps = np.where(err == 0, 0.0, err / ulp)
+    cond = np.where(judged & np.isnan(got), np.inf, cond)
+    order = np.argsort(-cond)[:5]
+    print(f"{name + ': element (n, c, s)':>24} {'framework':>24} {'exact':>24} {'ulps':>10} {'cond. error':>12}")
+    per_sample = int(np.prod(SHAPE[1:]))
+    spatial = int(np.prod(SHAPE[2:])) if len(SHAPE) > 2 else 1
+    for i in order:
+        n, rest = divmod(int(i), per_sample)
+        c, s = divmod(rest, spatial)
+        print(f"{str((n, c, s)):>24} {got[i]:>24.17g} {exact[i]:>24.17g} {ulps[i]:>10.3g} {cond[i]:>12.4g}")
+    worst = float(cond.max()) if cond.size else 0.0
+    verdict = "PASS" if worst <= budget else "FAIL"
+    print(f"{name}: max condition-scaled error {worst:.4g} (budget {budget:.4g}): {verdict}")
+    return verdict == "PASS"
+
+
+def main():
+    x = arr(X, SHAPE)
+    gamma = arr(GAMMA, None) if False else None
+    beta = arr(BETA, None) if False else None
+    got = {"y": group_norm(x, GROUPS, gamma, beta, EPS, LAYOUT)}
+    if len(OUTPUTS) > 1:
+        got["dx"] = group_norm_backward(x, arr(DY, SHAPE), GROUPS, gamma, beta, EPS, LAYOUT)
+    print(f"framework: {globals().get('FRAMEWORK', '?')}; numpy {np.__version__}")
+    print(f"case: shape {SHAPE}, groups {GROUPS}, eps {EPS!r}, dtype {np.dtype(DTYPE).name}, layout {LAYOUT}")
+    ok = [judge(name, got[name], floats(e), floats(d), floats(u), b) for name, e, d, u, b in OUTPUTS]
+    verdict = "PASS" if all(ok) else "FAIL"
+    print(f"verdict: {verdict}")
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

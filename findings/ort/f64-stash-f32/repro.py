@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""GroupNorm reproducer written by `gnv repro` (gnv: numerical verification of GroupNorm kernels).
+
+Problem: shape=1,2 G=1 eps=1e-05 affine=off dtype=f64 layout=nchw
+The exact y below is gnv's oracle: computed exactly from these very inputs and rounded once to
+f64. The condition-scaled error divides |actual - exact| by u_acc * S_i + ulp/2 + L * eta, the
+error a backward-stable GroupNorm may make at element i; above the budget (6 for y) no
+stable algorithm gives the result. Needs numpy and the framework the call below imports.
+"""
+import sys
+
+import numpy as np
+
+# ---- the call under test ------------------------------------------------------------------
+# gnv repro snippet: ONNX Runtime's CPU execution provider running a one-node ONNX model,
+# GroupNormalization of opset 21 with scale and bias of shape (C), one intra-op thread, as
+# adapters/ort_runner.py builds it (adapters/onnx_groupnorm.py; x as (N, C, *spatial)).
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+FRAMEWORK = f"onnxruntime {ort.__version__} (CPUExecutionProvider), onnx {onnx.__version__}"
+
+
+def group_norm(x, groups, gamma, beta, eps, layout):
+    et = {np.dtype(np.float64): TensorProto.DOUBLE, np.dtype(np.float32): TensorProto.FLOAT,
+          np.dtype(np.float16): TensorProto.FLOAT16}[x.dtype]
+    C = x.shape[1]
+    if gamma is None:
+        gamma, beta = np.ones(C, dtype=x.dtype), np.zeros(C, dtype=x.dtype)
+    node = helper.make_node("GroupNormalization", ["x", "scale", "bias"], ["y"], epsilon=float(eps), num_groups=int(groups))
+    graph = helper.make_graph([node], "groupnorm",
+                              [helper.make_tensor_value_info("x", et, list(x.shape)),
+                               helper.make_tensor_value_info("scale", et, [C]),
+                               helper.make_tensor_value_info("bias", et, [C])],
+                              [helper.make_tensor_value_info("y", et, list(x.shape))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = min(model.ir_version, 10)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+    (y,) = sess.run(None, {"x": np.ascontiguousarray(x), "scale": gamma, "bias": beta})
+    return y
+
+# ---- the case, value for value ------------------------------------------------------------
+SHAPE = (1, 2,)  # logical (N, C, *spatial)
+GROUPS = 1
+EPS = float.fromhex("0x1.4f8b588e368f1p-17")
+LAYOUT = "nchw"
+DTYPE = np.float64
+X = """
+0x1p-1 0x1.8p-2
+""".split()
+# ---- the exact y (correctly rounded) and the metric's denominator per element ----
+Y_EXACT = """
+0x1.ff588c9d68ff5p-1 -0x1.ff588c9d68ff5p-1
+""".split()
+Y_DENOM = """
+0x1.97535eb34c1bap-49 0x1.97535eb34c1bap-49
+""".split()
+Y_ULP = """
+0x1p-53 0x1p-53
+""".split()
+OUTPUTS = [("y", Y_EXACT, Y_DENOM, Y_ULP, 6)]  # name, exact, denominator, ulp, budget
+
+
+def arr(values, shape):
+    return np.array([float.fromhex(v) for v in values], dtype=np.float64).astype(DTYPE).reshape(shape)
+
+
+def floats(values):
+    return np.array([float.fromhex(v) for v in values])
+
+
+def judge(name, got, exact, denom, ulp, budget):
+    """Prints the worst elements of one output; returns True when it is within its budget."""
+    got = np.asarray(got, dtype=np.float64).reshape(-1)
+    judged = ~np.isnan(denom)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(got - exact)
+        cond = np.where(judged, np.where(err == 0, 0.0, err / denom), 0.0)
+        ulps = np.where(err == 0, 0.0, err / ulp)
+    cond = np.where(judged & np.isnan(got), np.inf, cond)
+    order = np.argsort(-cond)[:5]
+    print(f"{name + ': element (n, c, s)':>24} {'framework':>24} {'exact':>24} {'ulps':>10} {'cond. error':>12}")
+    per_sample = int(np.prod(SHAPE[1:]))
+    spatial = int(np.prod(SHAPE[2:])) if len(SHAPE) > 2 else 1
+    for i in order:
+        n, rest = divmod(int(i), per_sample)
+        c, s = divmod(rest, spatial)
+        print(f"{str((n, c, s)):>24} {got[i]:>24.17g} {exact[i]:>24.17g} {ulps[i]:>10.3g} {cond[i]:>12.4g}")
+    worst = float(cond.max()) if cond.size else 0.0
+    verdict = "PASS" if worst <= budget else "FAIL"
+    print(f"{name}: max condition-scaled error {worst:.4g} (budget {budget:.4g}): {verdict}")
+    return verdict == "PASS"
+
+
+def main():
+    x = arr(X, SHAPE)
+    gamma = arr(GAMMA, None) if False else None
+    beta = arr(BETA, None) if False else None
+    got = {"y": group_norm(x, GROUPS, gamma, beta, EPS, LAYOUT)}
+    if len(OUTPUTS) > 1:
+        got["dx"] = group_norm_backward(x, arr(DY, SHAPE), GROUPS, gamma, beta, EPS, LAYOUT)
+    print(f"framework: {globals().get('FRAMEWORK', '?')}; numpy {np.__version__}")
+    print(f"case: shape {SHAPE}, groups {GROUPS}, eps {EPS!r}, dtype {np.dtype(DTYPE).name}, layout {LAYOUT}")
+    ok = [judge(name, got[name], floats(e), floats(d), floats(u), b) for name, e, d, u, b in OUTPUTS]
+    verdict = "PASS" if all(ok) else "FAIL"
+    print(f"verdict: {verdict}")
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

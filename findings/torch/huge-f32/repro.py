@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""GroupNorm reproducer written by `gnv repro` (gnv: numerical verification of GroupNorm kernels).
+
+Problem: shape=1,1,3 G=1 eps=1e-05 affine=off dtype=f32 layout=nchw
+The exact y below is gnv's oracle: computed exactly from these very inputs and rounded once to
+f32. The condition-scaled error divides |actual - exact| by u_acc * S_i + ulp/2 + L * eta, the
+error a backward-stable GroupNorm may make at element i; above the budget (7.16993 for y) no
+stable algorithm gives the result. Needs numpy and the framework the call below imports.
+"""
+import sys
+
+import numpy as np
+
+# ---- the call under test ------------------------------------------------------------------
+# gnv repro snippet: PyTorch's F.group_norm on the CPU. For an nhwc case x is held channels-last
+# as adapters/torch_runner.py holds it, with the canonical channels-last strides of
+# torch.empty(..., memory_format=torch.channels_last): PyTorch chooses its kernel by the strides,
+# and where C = 1 or a spatial extent is 1 an NCHW tensor is "channels-last contiguous" too
+# without them (x.contiguous(memory_format=...) then keeps the NCHW strides and the NCHW kernel).
+import torch
+import torch.nn.functional as F
+
+FRAMEWORK = f"torch {torch.__version__}"
+
+
+def group_norm(x, groups, gamma, beta, eps, layout):
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    if layout == "nhwc" and t.dim() in (4, 5):
+        fmt = torch.channels_last if t.dim() == 4 else torch.channels_last_3d
+        t = torch.empty(t.shape, dtype=t.dtype, memory_format=fmt).copy_(t)
+    w = None if gamma is None else torch.from_numpy(gamma)
+    b = None if beta is None else torch.from_numpy(beta)
+    return F.group_norm(t, groups, w, b, eps).numpy()
+
+# ---- the case, value for value ------------------------------------------------------------
+SHAPE = (1, 1, 3,)  # logical (N, C, *spatial)
+GROUPS = 1
+EPS = float.fromhex("0x1.4f8b588e368f1p-17")
+LAYOUT = "nchw"
+DTYPE = np.float32
+X = """
+-0x1p+127 -0x0p+0 -0x0p+0
+""".split()
+# ---- the exact y (correctly rounded) and the metric's denominator per element ----
+Y_EXACT = """
+-0x1.6a09e6p+0 0x1.6a09e6p-1 0x1.6a09e6p-1
+""".split()
+Y_DENOM = """
+0x1.3504f333f9de7p-21 0x1.bcc8a99af5454p-22 0x1.bcc8a99af5454p-22
+""".split()
+Y_ULP = """
+0x1p-23 0x1p-24 0x1p-24
+""".split()
+OUTPUTS = [("y", Y_EXACT, Y_DENOM, Y_ULP, 7.1699250014423122)]  # name, exact, denominator, ulp, budget
+
+
+def arr(values, shape):
+    return np.array([float.fromhex(v) for v in values], dtype=np.float64).astype(DTYPE).reshape(shape)
+
+
+def floats(values):
+    return np.array([float.fromhex(v) for v in values])
+
+
+def judge(name, got, exact, denom, ulp, budget):
+    """Prints the worst elements of one output; returns True when it is within its budget."""
+    got = np.asarray(got, dtype=np.float64).reshape(-1)
+    judged = ~np.isnan(denom)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(got - exact)
+        cond = np.where(judged, np.where(err == 0, 0.0, err / denom), 0.0)
+        ulps = np.where(err == 0, 0.0, err / ulp)
+    cond = np.where(judged & np.isnan(got), np.inf, cond)
+    order = np.argsort(-cond)[:5]
+    print(f"{name + ': element (n, c, s)':>24} {'framework':>24} {'exact':>24} {'ulps':>10} {'cond. error':>12}")
+    per_sample = int(np.prod(SHAPE[1:]))
+    spatial = int(np.prod(SHAPE[2:])) if len(SHAPE) > 2 else 1
+    for i in order:
+        n, rest = divmod(int(i), per_sample)
+        c, s = divmod(rest, spatial)
+        print(f"{str((n, c, s)):>24} {got[i]:>24.17g} {exact[i]:>24.17g} {ulps[i]:>10.3g} {cond[i]:>12.4g}")
+    worst = float(cond.max()) if cond.size else 0.0
+    verdict = "PASS" if worst <= budget else "FAIL"
+    print(f"{name}: max condition-scaled error {worst:.4g} (budget {budget:.4g}): {verdict}")
+    return verdict == "PASS"
+
+
+def main():
+    x = arr(X, SHAPE)
+    gamma = arr(GAMMA, None) if False else None
+    beta = arr(BETA, None) if False else None
+    got = {"y": group_norm(x, GROUPS, gamma, beta, EPS, LAYOUT)}
+    if len(OUTPUTS) > 1:
+        got["dx"] = group_norm_backward(x, arr(DY, SHAPE), GROUPS, gamma, beta, EPS, LAYOUT)
+    print(f"framework: {globals().get('FRAMEWORK', '?')}; numpy {np.__version__}")
+    print(f"case: shape {SHAPE}, groups {GROUPS}, eps {EPS!r}, dtype {np.dtype(DTYPE).name}, layout {LAYOUT}")
+    ok = [judge(name, got[name], floats(e), floats(d), floats(u), b) for name, e, d, u, b in OUTPUTS]
+    verdict = "PASS" if all(ok) else "FAIL"
+    print(f"verdict: {verdict}")
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
