@@ -64,15 +64,16 @@ std::vector<double> logical(const Tensor& t, const Problem& p, bool x_shaped) {
   return v;
 }
 
+// numpy has no bfloat16: a bf16 case's values travel as float32 (exact: bf16 is the top half of
+// an f32) with BFLOAT16 = True, and the snippet converts them to the framework's bfloat16.
 std::string numpy_dtype(DType d) {
   switch (d) {
     case DType::f64: return "np.float64";
     case DType::f32: return "np.float32";
     case DType::f16: return "np.float16";
-    case DType::bf16: break;
+    case DType::bf16: return "np.float32";
   }
-  throw UsageError("bf16: numpy has no bfloat16, so a standalone reproducer cannot hold the case (use f32 or a "
-                   "gnv.load_case in the framework's environment)");
+  throw std::logic_error("numpy_dtype: unknown dtype");
 }
 
 // What the metrics say about the cause, in words (empty when they say nothing specific).
@@ -91,22 +92,27 @@ std::string suspected_cause(const CheckResult& r) {
   return {};
 }
 
-// One output the reproducer judges: its exact values, the metric's denominators and the ulps, in
-// logical (n, c, s) order, and its budget.
+// One output the reproducer judges, in logical (n, c, s) order: its correctly rounded values, the
+// exact values as hi + lo (what the metric measures from, as gnv's measure() does), the metric's
+// denominators (NaN where gnv does not judge: undefined or ill-posed elements), the ulps, and
+// its budget.
 struct Judged {
   std::string name;  // "y" or "dx"
-  std::vector<double> exact, denom, ulp;
+  std::vector<double> rounded, hi, lo, denom, ulp;
   double budget = 0;
 };
 
 Judged judged(const Problem& p, const ExactOutput& o, BudgetProfile profile) {
-  Judged j{o.name, {}, {}, {}, budget_for(o.reduction_length, profile)};
+  Judged j{o.name, {}, {}, {}, {}, {}, budget_for(o.reduction_length, profile)};
   for (int64_t n = 0; n < p.N; ++n)
     for (int64_t ch = 0; ch < p.C; ++ch)
       for (int64_t s = 0; s < p.S(); ++s) {
         const int64_t i = p.index(n, ch, s);
-        j.exact.push_back(o.rounded.get(i));
-        j.denom.push_back(std::isnan(o.hi[i]) ? std::nan("") : static_cast<double>(cond_denominator(o, i)));
+        const bool judged = !std::isnan(o.hi[i]) && !ill_posed(o, i);
+        j.rounded.push_back(o.rounded.get(i));
+        j.hi.push_back(o.hi[i]);
+        j.lo.push_back(std::isnan(o.lo[i]) ? 0.0 : o.lo[i]);
+        j.denom.push_back(judged ? static_cast<double>(cond_denominator(o, i)) : std::nan(""));
         j.ulp.push_back(ulp_at(p.dtype, o.rounded.get(i)));
       }
   return j;
@@ -137,6 +143,10 @@ import sys
 
 import numpy as np
 
+# x, gamma, beta (and dy) hold bfloat16 values as float32 when True (numpy has no bfloat16): the
+# call below converts them to the framework's bfloat16 and returns its result as float32.
+BFLOAT16 = {bf16}
+
 # ---- the call under test ------------------------------------------------------------------
 {snippet}
 # ---- the case, value for value ------------------------------------------------------------
@@ -154,7 +164,8 @@ DTYPE = {npdtype}
                                                        : ""),
                               fmt::arg("snippet", snippet), fmt::arg("shape", fmt::format("({},)", fmt::join(shape, ", "))),
                               fmt::arg("G", p.G), fmt::arg("eps", hex(p.eps)), fmt::arg("layout", name(p.layout)),
-                              fmt::arg("npdtype", numpy_dtype(p.dtype)));
+                              fmt::arg("npdtype", numpy_dtype(p.dtype)),
+                              fmt::arg("bf16", p.dtype == DType::bf16 ? "True" : "False"));
   s += hex_list("X", logical(c.x, p, true));
   if (backward) s += hex_list("DY", logical(*c.dy, p, true));
   if (p.affine) {
@@ -164,13 +175,17 @@ DTYPE = {npdtype}
   std::vector<std::string> table;
   for (const Judged& j : outs) {
     const std::string u = upper(j.name);
-    s += fmt::format("# ---- the exact {} (correctly rounded) and the metric's denominator per element ----\n", j.name);
-    s += hex_list(u + "_EXACT", j.exact);
+    s += fmt::format("# ---- {}: correctly rounded, exact (hi + lo), the metric's denominator and the ulp per element ----\n",
+                     j.name);
+    s += hex_list(u + "_ROUNDED", j.rounded);
+    s += hex_list(u + "_HI", j.hi);
+    s += hex_list(u + "_LO", j.lo);
     s += hex_list(u + "_DENOM", j.denom);
     s += hex_list(u + "_ULP", j.ulp);
-    table.push_back(fmt::format("(\"{}\", {}_EXACT, {}_DENOM, {}_ULP, {:.17g})", j.name, u, u, u, j.budget));
+    table.push_back(fmt::format("(\"{0}\", {1}_ROUNDED, {1}_HI, {1}_LO, {1}_DENOM, {1}_ULP, {2:.17g})", j.name, u, j.budget));
   }
-  s += fmt::format("OUTPUTS = [{}]  # name, exact, denominator, ulp, budget\n", fmt::join(table, ",\n           "));
+  s += fmt::format("OUTPUTS = [{}]  # name, rounded, hi, lo, denominator, ulp, budget\n",
+                   fmt::join(table, ",\n           "));
   s += fmt::format(R"(
 
 def arr(values, shape):
@@ -181,23 +196,24 @@ def floats(values):
     return np.array([float.fromhex(v) for v in values])
 
 
-def judge(name, got, exact, denom, ulp, budget):
+def judge(name, got, rounded, hi, lo, denom, ulp, budget):
     """Prints the worst elements of one output; returns True when it is within its budget."""
     got = np.asarray(got, dtype=np.float64).reshape(-1)
-    judged = ~np.isnan(denom)
+    judged = ~np.isnan(denom)  # gnv leaves undefined and ill-posed elements unjudged
     with np.errstate(invalid="ignore", over="ignore"):
-        err = np.abs(got - exact)
+        err = np.abs((got - hi) - lo)  # from the exact value, not its rounding
         cond = np.where(judged, np.where(err == 0, 0.0, err / denom), 0.0)
-        ulps = np.where(err == 0, 0.0, err / ulp)
+        off = np.abs(got - rounded)
+        ulps = np.where(off == 0, 0.0, off / ulp)
     cond = np.where(judged & np.isnan(got), np.inf, cond)
     order = np.argsort(-cond)[:5]
-    print(f"{{name + ': element (n, c, s)':>24}} {{'framework':>24}} {{'exact':>24}} {{'ulps':>10}} {{'cond. error':>12}}")
+    print(f"{{name + ': element (n, c, s)':>24}} {{'framework':>24}} {{'exact, rounded':>24}} {{'ulps':>10}} {{'cond. error':>12}}")
     per_sample = int(np.prod(SHAPE[1:]))
     spatial = int(np.prod(SHAPE[2:])) if len(SHAPE) > 2 else 1
     for i in order:
         n, rest = divmod(int(i), per_sample)
         c, s = divmod(rest, spatial)
-        print(f"{{str((n, c, s)):>24}} {{got[i]:>24.17g}} {{exact[i]:>24.17g}} {{ulps[i]:>10.3g}} {{cond[i]:>12.4g}}")
+        print(f"{{str((n, c, s)):>24}} {{got[i]:>24.17g}} {{rounded[i]:>24.17g}} {{ulps[i]:>10.3g}} {{cond[i]:>12.4g}}")
     worst = float(cond.max()) if cond.size else 0.0
     verdict = "PASS" if worst <= budget else "FAIL"
     print(f"{{name}}: max condition-scaled error {{worst:.4g}} (budget {{budget:.4g}}): {{verdict}}")
@@ -212,8 +228,9 @@ def main():
     if len(OUTPUTS) > 1:
         got["dx"] = group_norm_backward(x, arr(DY, SHAPE), GROUPS, gamma, beta, EPS, LAYOUT)
     print(f"framework: {{globals().get('FRAMEWORK', '?')}}; numpy {{np.__version__}}")
-    print(f"case: shape {{SHAPE}}, groups {{GROUPS}}, eps {{EPS!r}}, dtype {{np.dtype(DTYPE).name}}, layout {{LAYOUT}}")
-    ok = [judge(name, got[name], floats(e), floats(d), floats(u), b) for name, e, d, u, b in OUTPUTS]
+    dtype = "bfloat16, held as float32" if BFLOAT16 else np.dtype(DTYPE).name
+    print(f"case: shape {{SHAPE}}, groups {{GROUPS}}, eps {{EPS!r}}, dtype {{dtype}}, layout {{LAYOUT}}")
+    ok = [judge(name, got[name], *(floats(v) for v in values), budget) for name, *values, budget in OUTPUTS]
     verdict = "PASS" if all(ok) else "FAIL"
     print(f"verdict: {{verdict}}")
     return 0 if verdict == "PASS" else 1
@@ -260,7 +277,6 @@ int run_repro(ReproOptions& o) {
                                  o.case_dir, c.problem.numel(), kMaxElements));
   if (c.problem.epilogue != Epilogue::none || c.problem.per_sample())
     throw UsageError("the reproducer covers plain GroupNorm (no epilogue, per-channel parameters) for now");
-  (void)numpy_dtype(c.problem.dtype);  // bf16 refused before anything is written
   std::string snippet;
   try {
     snippet = read_small_file(o.snippet, kMaxSnippetBytes);
@@ -269,6 +285,11 @@ int run_repro(ReproOptions& o) {
   }
   if (snippet.find("def group_norm(") == std::string::npos)
     throw UsageError(fmt::format("{}: defines no group_norm(x, groups, gamma, beta, eps, layout)", o.snippet));
+  if (c.problem.dtype == DType::bf16 && snippet.find("BFLOAT16") == std::string::npos)
+    throw UsageError(fmt::format("{}: a bf16 case needs a snippet that converts its float32-held values to the "
+                                 "framework's bfloat16 where BFLOAT16 is True (numpy has no bfloat16); this one never "
+                                 "reads BFLOAT16",
+                                 o.snippet));
   // The backward too where the case has dy and the snippet can call the framework's backward.
   const bool backward = c.dy.has_value() && snippet.find("def group_norm_backward(") != std::string::npos;
   if (std::string why = unsupported_reason(impl, c.problem, backward); !why.empty()) throw UsageError(why);

@@ -149,7 +149,7 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tens
     if (err > 0) cond = static_cast<double>(err / cond_denominator(exact, i));
     // Ill-posed also where the error a backward-stable kernel may make, u_acc * S_i, exceeds
     // the output dtype's range: there any value, +-Inf included, is within that bound.
-    if (u_acc * exact.kappa[i] > kIllPosed || u_acc * exact.scale[i] > info(d).max_finite) {
+    if (ill_posed(exact, i)) {
       ++m.ill_posed;
     } else {
       // A NaN here would compare false everywhere and let the element pass unjudged; it can only
@@ -169,6 +169,12 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tens
   if (m.unwritten > 0) m.verdict = Verdict::unwritten;
   else if (m.policy_violations > 0 || !(m.max_cond_err <= m.budget)) m.verdict = Verdict::fail;
   return m;
+}
+
+bool ill_posed(const ExactOutput& e, int64_t i) {
+  const DType d = e.rounded.dtype();
+  const double u_acc = info(acc_dtype(d)).unit_roundoff;
+  return u_acc * e.kappa[i] > kIllPosed || u_acc * e.scale[i] > info(d).max_finite;
 }
 
 long double cond_denominator(const ExactOutput& e, int64_t i) {

@@ -275,7 +275,13 @@ expect_rc "repro with a snippet that defines no group_norm" 2 "$gnv" repro --cas
 expect_grep "... names the snippet" "$tmp/err" "nosnip.py: defines no group_norm"
 expect_rc "repro with a missing snippet" 2 "$gnv" repro --case "$tmp/mz-min" --plugin "$(p wrong)" --snippet "$tmp/none.py" --out "$tmp/rp4"
 expect_rc "repro of a malformed case directory" 2 "$gnv" repro --case "$tmp" --plugin "$(p wrong)" --snippet "$snip" --out "$tmp/rp5"
-[ ! -e "$tmp/rp2" ] && [ ! -e "$tmp/rp3" ] && [ ! -e "$tmp/rp4" ] && [ ! -e "$tmp/rp5" ] && ok "refused repros write nothing" ||
+rm -rf "$tmp/bf-case"
+"$gnv" check --impl onepass --dtype bf16 --shape 1,2,3 --groups 1 --save-case "$tmp/bf-case" >/dev/null 2>&1
+expect_rc "repro of a bf16 case with a snippet that never reads BFLOAT16" 2 "$gnv" repro --case "$tmp/bf-case" --impl onepass \
+  --snippet "$snip" --out "$tmp/rp6"
+expect_grep "... says why" "$tmp/err" "a bf16 case needs a snippet that converts .* never reads BFLOAT16"
+[ ! -e "$tmp/rp2" ] && [ ! -e "$tmp/rp3" ] && [ ! -e "$tmp/rp4" ] && [ ! -e "$tmp/rp5" ] && [ ! -e "$tmp/rp6" ] &&
+  ok "refused repros write nothing" ||
   bad "a refused repro wrote its --out"
 expect_rc "minimize stopped by --max-seconds" 0 "$gnv" minimize --case "$tmp/mz-case" --impl onepass --max-seconds 0.001 \
   --out "$tmp/mz-quick"

@@ -71,6 +71,10 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tens
 // |actual - exact| / cond_denominator; the budget allows budget_for(L) of it.
 long double cond_denominator(const ExactOutput& e, int64_t i);
 
+// Whether element i is ill-posed (counted, not judged): u_acc * kappa_i > kIllPosed, or the error a
+// backward-stable kernel may make there, u_acc * S_i, exceeds the output dtype's range.
+bool ill_posed(const ExactOutput& e, int64_t i);
+
 // Human-readable location of a flat index in an output tensor ("n=1 c=3 s=17").
 std::string describe_index(const Problem& p, const std::string& output, int64_t flat);
 

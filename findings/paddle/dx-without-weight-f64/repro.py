@@ -11,6 +11,10 @@ import sys
 
 import numpy as np
 
+# x, gamma, beta (and dy) hold bfloat16 values as float32 when True (numpy has no bfloat16): the
+# call below converts them to the framework's bfloat16 and returns its result as float32.
+BFLOAT16 = False
+
 # ---- the call under test ------------------------------------------------------------------
 # gnv repro snippet: PaddlePaddle's paddle.nn.functional.group_norm on the CPU, as
 # adapters/paddle_runner.py calls it: data_format NCHW-style for nchw, channels last for nhwc.
@@ -56,8 +60,14 @@ X = """
 DY = """
 -0x1p-4
 """.split()
-# ---- the exact y (correctly rounded) and the metric's denominator per element ----
-Y_EXACT = """
+# ---- y: correctly rounded, exact (hi + lo), the metric's denominator and the ulp per element ----
+Y_ROUNDED = """
+0x0p+0
+""".split()
+Y_HI = """
+0x0p+0
+""".split()
+Y_LO = """
 0x0p+0
 """.split()
 Y_DENOM = """
@@ -66,8 +76,14 @@ Y_DENOM = """
 Y_ULP = """
 0x0.0000000000001p-1022
 """.split()
-# ---- the exact dx (correctly rounded) and the metric's denominator per element ----
-DX_EXACT = """
+# ---- dx: correctly rounded, exact (hi + lo), the metric's denominator and the ulp per element ----
+DX_ROUNDED = """
+0x0p+0
+""".split()
+DX_HI = """
+0x0p+0
+""".split()
+DX_LO = """
 0x0p+0
 """.split()
 DX_DENOM = """
@@ -76,8 +92,8 @@ DX_DENOM = """
 DX_ULP = """
 0x0.0000000000001p-1022
 """.split()
-OUTPUTS = [("y", Y_EXACT, Y_DENOM, Y_ULP, 4),
-           ("dx", DX_EXACT, DX_DENOM, DX_ULP, 4)]  # name, exact, denominator, ulp, budget
+OUTPUTS = [("y", Y_ROUNDED, Y_HI, Y_LO, Y_DENOM, Y_ULP, 4),
+           ("dx", DX_ROUNDED, DX_HI, DX_LO, DX_DENOM, DX_ULP, 4)]  # name, rounded, hi, lo, denominator, ulp, budget
 
 
 def arr(values, shape):
@@ -88,23 +104,24 @@ def floats(values):
     return np.array([float.fromhex(v) for v in values])
 
 
-def judge(name, got, exact, denom, ulp, budget):
+def judge(name, got, rounded, hi, lo, denom, ulp, budget):
     """Prints the worst elements of one output; returns True when it is within its budget."""
     got = np.asarray(got, dtype=np.float64).reshape(-1)
-    judged = ~np.isnan(denom)
+    judged = ~np.isnan(denom)  # gnv leaves undefined and ill-posed elements unjudged
     with np.errstate(invalid="ignore", over="ignore"):
-        err = np.abs(got - exact)
+        err = np.abs((got - hi) - lo)  # from the exact value, not its rounding
         cond = np.where(judged, np.where(err == 0, 0.0, err / denom), 0.0)
-        ulps = np.where(err == 0, 0.0, err / ulp)
+        off = np.abs(got - rounded)
+        ulps = np.where(off == 0, 0.0, off / ulp)
     cond = np.where(judged & np.isnan(got), np.inf, cond)
     order = np.argsort(-cond)[:5]
-    print(f"{name + ': element (n, c, s)':>24} {'framework':>24} {'exact':>24} {'ulps':>10} {'cond. error':>12}")
+    print(f"{name + ': element (n, c, s)':>24} {'framework':>24} {'exact, rounded':>24} {'ulps':>10} {'cond. error':>12}")
     per_sample = int(np.prod(SHAPE[1:]))
     spatial = int(np.prod(SHAPE[2:])) if len(SHAPE) > 2 else 1
     for i in order:
         n, rest = divmod(int(i), per_sample)
         c, s = divmod(rest, spatial)
-        print(f"{str((n, c, s)):>24} {got[i]:>24.17g} {exact[i]:>24.17g} {ulps[i]:>10.3g} {cond[i]:>12.4g}")
+        print(f"{str((n, c, s)):>24} {got[i]:>24.17g} {rounded[i]:>24.17g} {ulps[i]:>10.3g} {cond[i]:>12.4g}")
     worst = float(cond.max()) if cond.size else 0.0
     verdict = "PASS" if worst <= budget else "FAIL"
     print(f"{name}: max condition-scaled error {worst:.4g} (budget {budget:.4g}): {verdict}")
@@ -119,8 +136,9 @@ def main():
     if len(OUTPUTS) > 1:
         got["dx"] = group_norm_backward(x, arr(DY, SHAPE), GROUPS, gamma, beta, EPS, LAYOUT)
     print(f"framework: {globals().get('FRAMEWORK', '?')}; numpy {np.__version__}")
-    print(f"case: shape {SHAPE}, groups {GROUPS}, eps {EPS!r}, dtype {np.dtype(DTYPE).name}, layout {LAYOUT}")
-    ok = [judge(name, got[name], floats(e), floats(d), floats(u), b) for name, e, d, u, b in OUTPUTS]
+    dtype = "bfloat16, held as float32" if BFLOAT16 else np.dtype(DTYPE).name
+    print(f"case: shape {SHAPE}, groups {GROUPS}, eps {EPS!r}, dtype {dtype}, layout {LAYOUT}")
+    ok = [judge(name, got[name], *(floats(v) for v in values), budget) for name, *values, budget in OUTPUTS]
     verdict = "PASS" if all(ok) else "FAIL"
     print(f"verdict: {verdict}")
     return 0 if verdict == "PASS" else 1
