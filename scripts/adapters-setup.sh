@@ -9,14 +9,17 @@
 #   build/venv-tf         adapters/keras_runner.py: TensorFlow (CPU) and Keras 3
 #   build/venv-paddle     adapters/paddle_runner.py: PaddlePaddle (CPU)
 #   build/venv-diffusers  adapters/diffusers_runner.py: diffusers on Debian's python3-torch
+#   build/venv-torch2     only with --torch2: the current PyTorch wheel from PyPI (2.15.0, its CUDA
+#                         build, run on the CPU) for adapters/torch_runner.py; 5.4 GB and about 80 s
+#                         (measured 2026-12-06), so neither CI nor bootstrap.sh creates it
 # No Debian site packages (but in venv-diffusers): these wheels need numpy 2, Debian's python3-torch
 # (adapters/torch_runner.py, run with /usr/bin/python3) needs its numpy 1.24. The gnv package
 # itself is installed into each by CTest's python-install. Idempotent and silent when a venv is
 # already there; a venv whose install fails is removed and named on stderr (its adapter tests then
 # report SKIPPED), and the script exits 1 after trying the others.
-# Called by scripts/bootstrap.sh --adapters. Usage: scripts/adapters-setup.sh
+# Called by scripts/bootstrap.sh --adapters. Usage: scripts/adapters-setup.sh [--torch2]
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 failed=0
 # make_venv DIR "REQUIREMENTS" "MODULES TO IMPORT" [--system-site-packages]
 make_venv() {
@@ -49,4 +52,7 @@ make_venv build/venv-tract "tract==0.23.9 onnx==1.23.2 numpy==2.4.6 ml_dtypes==0
 # Debian's numpy 1.24, as in build/py-venv.
 make_venv build/venv-diffusers "diffusers==0.27.2 huggingface-hub==0.25.2 ml_dtypes==0.5.4" "diffusers, torch, ml_dtypes" \
   --system-site-packages
+if [ "${1:-}" = "--torch2" ]; then
+  make_venv build/venv-torch2 "torch==2.15.0 numpy==2.4.6 ml_dtypes==0.7.0" "torch, numpy, ml_dtypes"
+fi
 exit $failed

@@ -5,7 +5,7 @@
 #   scripts/findings.sh [--preset P] [--rewrite-repro | --repro-only] [--out DIR] [FRAMEWORK...]
 #                                                       (default: every framework whose venv exists)
 #
-# Frameworks: torch torch-cl ort21 ort18 flax flax-two-pass tinygrad openvino openvino-f32 tract
+# Frameworks: torch torch-cl torch215 torch215-cl (PyPI's torch 2.15: scripts/adapters-setup.sh --torch2) ort21 ort18 flax flax-two-pass tinygrad openvino openvino-f32 tract
 # keras paddle. Each table goes to out/findings/<framework>/ (report.json, report.md, junit.xml);
 # a framework whose Python environment is missing (scripts/adapters-setup.sh creates them) is
 # reported as SKIPPED. A minimized case is expected to go on failing (gnv check exit 1, or, for
@@ -42,6 +42,8 @@ ran=0
 table=(
   "torch|build/py-venv/bin/python|adapters/torch_runner.py|--runner-name torch-cpu|torch|torch"
   "torch-cl|build/py-venv/bin/python|adapters/torch_runner.py --memory-format channels_last|--runner-name torch-cpu-cl|torch-cl|torch"
+  "torch215|build/venv-torch2/bin/python|adapters/torch_runner.py|--runner-name torch215|torch215|torch"
+  "torch215-cl|build/venv-torch2/bin/python|adapters/torch_runner.py --memory-format channels_last|--runner-name torch215-cl|torch-cl|torch"
   "ort21|build/adapters-venv/bin/python|adapters/ort_runner.py --opset 21|--runner-name ort21 --no-stats --no-backward|ort|onnxruntime"
   "ort18|build/adapters-venv/bin/python|adapters/ort_runner.py --opset 18|--runner-name ort18 --no-stats --no-backward||"
   "flax|build/adapters-venv/bin/python|adapters/jax_runner.py|--runner-name flax --no-stats|flax|flax"

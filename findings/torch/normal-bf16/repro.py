@@ -42,6 +42,18 @@ def group_norm(x, groups, gamma, beta, eps, layout):
     b = None if beta is None else _tensor(beta)
     return F.group_norm(t, groups, w, b, eps).float().numpy() if BFLOAT16 else F.group_norm(t, groups, w, b, eps).numpy()
 
+
+def group_norm_backward(x, dy, groups, gamma, beta, eps, layout):
+    t = _tensor(x)
+    if layout == "nhwc" and t.dim() in (4, 5):
+        fmt = torch.channels_last if t.dim() == 4 else torch.channels_last_3d
+        t = torch.empty(t.shape, dtype=t.dtype, memory_format=fmt).copy_(t)
+    t.requires_grad_(True)
+    w = None if gamma is None else _tensor(gamma)
+    b = None if beta is None else _tensor(beta)
+    F.group_norm(t, groups, w, b, eps).backward(_tensor(dy))
+    return t.grad.float().numpy() if BFLOAT16 else t.grad.numpy()
+
 # ---- the case, value for value ------------------------------------------------------------
 SHAPE = (1, 1, 1, 4,)  # logical (N, C, *spatial)
 GROUPS = 1
