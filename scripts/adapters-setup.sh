@@ -8,6 +8,7 @@
 #   build/venv-tract      adapters/tract_runner.py: tract's Python binding and onnx
 #   build/venv-tf         adapters/keras_runner.py: TensorFlow (CPU) and Keras 3
 #   build/venv-paddle     adapters/paddle_runner.py: PaddlePaddle (CPU)
+#   build/venv-ncnn       adapters/ncnn_runner.py: Tencent's ncnn (CPU)
 #   build/venv-diffusers  adapters/diffusers_runner.py: diffusers on Debian's python3-torch
 #   build/venv-torch2     only with --torch2: the current PyTorch wheel from PyPI (2.15.0, its CUDA
 #                         build, run on the CPU) for adapters/torch_runner.py; 5.4 GB and about 80 s
@@ -47,6 +48,7 @@ make_venv build/venv-tf "tensorflow-cpu==2.21.0 keras==3.15.1 numpy==2.4.6 ml_dt
   "tensorflow, keras, numpy, ml_dtypes"
 make_venv build/venv-paddle "paddlepaddle==3.3.1 numpy==2.4.6 ml_dtypes==0.7.0" "paddle, numpy, ml_dtypes"
 make_venv build/venv-tract "tract==0.23.9 onnx==1.23.2 numpy==2.4.6 ml_dtypes==0.7.0" "tract, onnx, numpy, ml_dtypes"
+make_venv build/venv-ncnn "ncnn==1.0.20261020 numpy==2.4.6 ml_dtypes==0.7.0" "ncnn, numpy, ml_dtypes"
 # diffusers on Debian's torch 1.13 (python3-torch, from the system site packages): 0.27.2 is a
 # release that still imports on torch 1.13 (0.42 needs torch >= 2.6); ml_dtypes pinned against
 # Debian's numpy 1.24, as in build/py-venv.

@@ -6,7 +6,7 @@
 #                                                       (default: every framework whose venv exists)
 #
 # Frameworks: torch torch-cl torch215 torch215-cl (PyPI's torch 2.15: scripts/adapters-setup.sh --torch2) ort21 ort18 flax flax-two-pass tinygrad openvino openvino-f32 tract
-# keras paddle. Each table goes to out/findings/<framework>/ (report.json, report.md, junit.xml);
+# keras paddle ncnn. Each table goes to out/findings/<framework>/ (report.json, report.md, junit.xml);
 # a framework whose Python environment is missing (scripts/adapters-setup.sh creates them) is
 # reported as SKIPPED. A minimized case is expected to go on failing (gnv check exit 1, or, for
 # a case whose name says "rank2", any verdict but PASS); one that passes now is reported as
@@ -54,6 +54,7 @@ table=(
   "tract|build/venv-tract/bin/python|adapters/tract_runner.py --opset 21|--runner-name tract --no-stats --no-backward|tract|tract"
   "keras|build/venv-tf/bin/python|adapters/keras_runner.py|--runner-name keras --no-stats|keras|keras"
   "paddle|build/venv-paddle/bin/python|adapters/paddle_runner.py|--runner-name paddle --no-stats|paddle|paddle"
+  "ncnn|build/venv-ncnn/bin/python|adapters/ncnn_runner.py|--runner-name ncnn --no-stats --no-backward|ncnn|ncnn"
 )
 # Runs a case's repro.py (if any) with $py; it must exit 1 and end in a FAIL line (exit 1 is also
 # Python's for an uncaught exception).

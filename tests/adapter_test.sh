@@ -2,7 +2,7 @@
 # Validates one third-party adapter on a small grid (section small, both layouts) where that
 # framework is known to pass (docs/findings.md "Findings" lists where each one fails, and why): a cell that
 # does not pass fails the test. Exit 77 (CTest: SKIPPED) when its framework is not installed.
-# Usage: adapter_test.sh GNV torch|ort|jax|tinygrad|openvino|tract|keras|paddle|diffusers PYTHON [runner options...]
+# Usage: adapter_test.sh GNV torch|ort|jax|tinygrad|openvino|tract|keras|paddle|ncnn|diffusers PYTHON [runner options...]
 #        adapter_test.sh GNV torch-plugin PLUGIN.so nchw|nhwc
 #   (the torch, ort and jax runners are built on the gnv package: PYTHON must import gnv)
 #   torch, torch-plugin: f32/f64, normal, offset:1e4, constant, forward and backward; with
@@ -19,6 +19,8 @@
 #   tract: f32, normal, offset:1e4, forward only, no statistics (its f64 runs at f32 precision)
 #   openvino: f32/f16, normal, offset:1e4, forward only, no statistics (run with --precision-hint
 #          f32: under the CPU plugin's default hint a 2-d f16 input does not compile)
+#   ncnn:  f32 (its Python API's only dtype), both layouts (the channels-last views caught an
+#          input-lifetime bug of the adapter), normal, offset:1e4, forward only, no statistics
 #   diffusers: ResnetBlock2D's norm1 + SiLU on two ad-hoc shapes with the SiLU epilogue (not the
 #          small section), f32/f64, normal, offset:1e4, forward and backward, no statistics
 set -u
@@ -50,6 +52,7 @@ case $adapter in
              grid_of=(--shape 2,32,8,8 --shape 1,64,6,6 --groups 8 --affine --epilogue silu) ;;
   tract) module=tract; grid=(--dtype f32 --stress normal,offset:1e4 --no-stats --no-backward) ;;
   openvino) module=openvino; grid=(--dtype f32,f16 --stress normal,offset:1e4 --no-stats --no-backward) ;;
+  ncnn) module=ncnn; grid=(--dtype f32 --layout nchw,nhwc --stress normal,offset:1e4 --no-stats --no-backward) ;;
   jax) module=flax
        stress=normal,offset:1; case " $* " in *" two-pass "*) stress=normal,offset:1e4 ;; esac
        grid=(--dtype f32,f64 --stress $stress --no-stats) ;;
