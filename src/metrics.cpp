@@ -59,7 +59,6 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tens
     throw std::invalid_argument(fmt::format("output {}: the second run's tensor differs in dtype or shape", exact.name));
   const DType d = ref.dtype();
   const double u_out = info(d).unit_roundoff;
-  const double u_acc = info(acc_dtype(d)).unit_roundoff;
   const uint64_t poison = poison_bits(d);
   const double inf = std::numeric_limits<double>::infinity();
 
