@@ -152,8 +152,8 @@ d::Plan choose_plan(const Desc& ds, bool backward, bool affine_grads, const Opti
     static std::mutex mu;
     static std::map<std::tuple<int, int, bool, int, int64_t, int64_t, bool, bool, bool>, bool> cache;
     const int dt = dt_code(ds.dtype);
-    const bool silu = backward && ds.epilogue == Epilogue::silu;  // another backward kernel
-    const auto key = std::make_tuple(dt, p.W, p.nhwc, p.T, p.k, p.CW, backward, affine_grads, silu);
+    const bool silu_bwd = backward && ds.uses_silu();  // another backward kernel
+    const auto key = std::make_tuple(dt, p.W, p.nhwc, p.T, p.k, p.CW, backward, affine_grads, silu_bwd);
     bool fits;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -161,7 +161,7 @@ d::Plan choose_plan(const Desc& ds, bool backward, bool affine_grads, const Opti
       if (it != cache.end()) {
         fits = it->second;
       } else {
-        fits = backward ? d::fused_fits_backward(dt, p, affine_grads, silu) : d::fused_fits_forward(dt, p);
+        fits = backward ? d::fused_fits_backward(dt, p, affine_grads, silu_bwd) : d::fused_fits_forward(dt, p);
         cache[key] = fits;
       }
     }
@@ -200,7 +200,7 @@ d::Args make_args(const Desc& ds, const d::Plan& p) {
   a.RT = p.RT;
   a.fast_ok = a.m < (int64_t{1} << 32);
   a.nhwc = p.nhwc;
-  a.silu = ds.epilogue == Epilogue::silu;
+  a.silu = ds.uses_silu();
   a.per_sample = ds.per_sample;
   if (a.fast_ok) a.divS = d::make_fastdiv(static_cast<uint32_t>(ds.S));
   return a;
@@ -243,8 +243,7 @@ size_t workspace_bytes(const Desc& ds, bool backward, const Options& o) {
       Options oo = o;
       if (split) oo.path = Path::split;
       const d::Plan p = d::make_plan(request(ds, backward, oo, aligned), dev);
-      const d::WsLayout w = d::ws_layout(dt_code(ds.dtype), p, ds.N, ds.C, ds.G, ds.S, backward, true,
-                                         ds.epilogue == Epilogue::silu);
+      const d::WsLayout w = d::ws_layout(ds, p, backward, true);
       best = std::max(best, w.total);
     }
   return best;
@@ -271,8 +270,7 @@ void forward(const Desc& ds, const void* x, const void* gamma, const void* beta,
   a.y = y;
   a.mean = mean;
   a.rstd = rstd;
-  place_workspace(a, d::ws_layout(dt_code(ds.dtype), p, ds.N, ds.C, ds.G, ds.S, false, false, false), workspace,
-                  workspace_size);
+  place_workspace(a, d::ws_layout(ds, p, false, false), workspace, workspace_size);
   d::run_forward(dt_code(ds.dtype), p, a, reinterpret_cast<cudaStream_t>(stream));
 }
 
@@ -304,9 +302,7 @@ void backward(const Desc& ds, const void* dy, const void* x, const void* mean, c
   a.dgamma = dgamma;
   a.dbeta = dbeta;
   a.affine_grads = affine_grads;
-  place_workspace(a, d::ws_layout(dt_code(ds.dtype), p, ds.N, ds.C, ds.G, ds.S, true, affine_grads,
-                                  ds.epilogue == Epilogue::silu),
-                  workspace, workspace_size);
+  place_workspace(a, d::ws_layout(ds, p, true, affine_grads), workspace, workspace_size);
   d::run_backward(dt_code(ds.dtype), p, a, s);
 }
 
@@ -463,10 +459,11 @@ bool fused_fits_backward(int dtype, const Plan& p, bool affine_grads, bool silu)
   return with_dtype(dtype, [&](auto d) { return fused_fits_backward_t<decltype(d)::value>(p, affine_grads, silu); });
 }
 
-WsLayout ws_layout(int dtype, const Plan& p, int64_t N, int64_t C, int64_t G, int64_t S, bool backward, bool affine_grads,
-                   bool silu) {
-  const size_t A = dtype == kF64 ? 8 : 4;
-  const size_t sw = dtype == kF64 ? sizeof(SW<double>) : sizeof(SW<float>);
+WsLayout ws_layout(const Desc& ds, const Plan& p, bool backward, bool affine_grads) {
+  const int64_t N = ds.N, C = ds.C, G = ds.G;
+  const bool f64 = ds.dtype == DType::f64;
+  const size_t A = f64 ? 8 : 4;
+  const size_t sw = f64 ? sizeof(SW<double>) : sizeof(SW<float>);
   const size_t s2 = 2 * A;
   const bool split = !p.fused;
   const int64_t NG = mul_checked(N, G, "N*G"), NC = mul_checked(N, C, "N*C"), cpg = C / G;
@@ -488,7 +485,7 @@ WsLayout ws_layout(int dtype, const Plan& p, int64_t N, int64_t C, int64_t G, in
     }
     if (split || affine_grads) w.chan = static_cast<size_t>(NC) * s2;
   }
-  if (backward && silu) w.e = count(mul_checked(NC, S, "numel"), static_cast<int64_t>(A));
+  if (backward && ds.uses_silu()) w.e = count(mul_checked(NC, ds.S, "numel"), static_cast<int64_t>(A));
   auto up = [](size_t v) { return (v + 255) / 256 * 256; };
   w.part_off = 0;
   w.chan_off = up(w.part);

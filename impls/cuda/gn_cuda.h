@@ -38,6 +38,7 @@ struct Desc {
   bool per_sample = false;  // gamma, beta, dgamma, dbeta of shape (N, C)
 
   int64_t numel() const { return N * C * S; }
+  bool uses_silu() const { return epilogue == Epilogue::silu; }
 };
 
 // Bytes of one element, and of one mean/rstd entry.

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "gn_cuda.h"
 #include "kernels.cuh"
 #include "plan.h"
 
@@ -22,8 +23,8 @@ struct WsLayout {
   size_t part = 0, chan = 0, group = 0, e = 0;  // byte sizes (e: backward with silu, Args::e)
   size_t part_off = 0, chan_off = 0, group_off = 0, e_off = 0, total = 0;
 };
-WsLayout ws_layout(int dtype, const Plan& p, int64_t N, int64_t C, int64_t G, int64_t S, bool backward, bool affine_grads,
-                   bool silu);
+// For the problem `ds` (its dtype, sizes and epilogue) under plan p.
+WsLayout ws_layout(const Desc& ds, const Plan& p, bool backward, bool affine_grads);
 
 // The whole pipeline of a plan (one launch when fused; partial, combine(s), apply when split;
 // plus the parameter-gradient reduction in backward). Args carries pointers and sizes. Defined in
