@@ -106,16 +106,17 @@ for row in "${table[@]}"; do
   [ -n "$folder" ] && [ -d "findings/$folder" ] || continue
   for case_dir in findings/"$folder"/*/; do
     case_dir=${case_dir%/}
+    c=$(basename "$case_dir")
     # `gnv check --case` takes the backward from the case (dy.npy), not from --no-backward.
     # shellcheck disable=SC2086
     "$gnv" check --runner "$py $runner" ${opts/--no-backward/} --case "$case_dir" --impl "$(sed -E 's/.*--runner-name ([^ ]+).*/\1/' <<<"$opts")" \
-      >"$out.case-$(basename "$case_dir").log" 2>&1
+      >"$out.case-$c.log" 2>&1
     crc=$?
-    verdict=$(grep -m1 -oE 'verdict: [A-Z]+' "$out.case-$(basename "$case_dir").log" | cut -d' ' -f2)
+    verdict=$(grep -m1 -oE 'verdict: [A-Z]+' "$out.case-$c.log" | cut -d' ' -f2)
     if [ "$crc" -eq 1 ] || { [[ "$case_dir" == *rank2* ]] && [ -n "$verdict" ] && [ "$verdict" != PASS ]; }; then
       summary+=("  $case_dir: still ${verdict:-fails}")
     else
-      summary+=("  $case_dir: NO LONGER REPRODUCES (gnv check exit $crc, verdict ${verdict:-none}; see $out.case-$(basename "$case_dir").log)")
+      summary+=("  $case_dir: NO LONGER REPRODUCES (gnv check exit $crc, verdict ${verdict:-none}; see $out.case-$c.log)")
       status=1
     fi
     # The reproducer (gnv repro: y, and dx where the snippet has a backward).
@@ -124,11 +125,11 @@ for row in "${table[@]}"; do
       tmp=$(mktemp -d)
       # shellcheck disable=SC2086
       if "$gnv" repro --case "$case_dir" --runner "$py $runner" ${opts/--no-backward/} --snippet "adapters/repro/$snippet.py" \
-          --out "$tmp" >"$out.repro-$(basename "$case_dir").log" 2>&1; then
+          --out "$tmp" >"$out.repro-$c.log" 2>&1; then
         cp "$tmp/repro.py" "$tmp/issue.md" "$case_dir/" && rm -rf "$tmp"
       else
         rm -rf "$tmp"
-        summary+=("  $case_dir: no reproducer written ($(tail -1 "$out.repro-$(basename "$case_dir").log"))")
+        summary+=("  $case_dir: no reproducer written ($(tail -1 "$out.repro-$c.log"))")
       fi
     fi
     check_repro "$case_dir"
