@@ -116,6 +116,14 @@ void expect_pass(const Problem& p, const Case& c, Mode mode) {
   for (const OutputMetrics& m : r.outputs) EXPECT_EQ(m.verdict, Verdict::pass) << explain(p, c, r, m, mode);
 }
 
+// The planner's choice and the split path on every shape; a forced 3-part cluster too on the small ones.
+void expect_pass_every_mode(const Shape& sh, const Problem& p, const Case& c) {
+  for (Mode mode : {Mode::automatic, Mode::parts, Mode::split}) {
+    if (!sh.all_modes && mode == Mode::parts) continue;
+    expect_pass(p, c, mode);
+  }
+}
+
 // ---- the oracle verdict for every dtype x layout x stress class -----------------------------------
 
 using OracleParam = std::tuple<DType, Layout, Stress>;
@@ -134,11 +142,7 @@ TEST_P(CudaOracle, PassesEveryShapeAndPath) {
   for (const Shape& sh : kShapes) {
     if (small_only() && !sh.all_modes) continue;
     const Problem p = make_problem(sh, dtype, layout, seed % 2 == 1);
-    const Case c = make_case(p, stress, seed++, true);
-    for (Mode mode : {Mode::automatic, Mode::parts, Mode::split}) {
-      if (!sh.all_modes && mode == Mode::parts) continue;
-      expect_pass(p, c, mode);
-    }
+    expect_pass_every_mode(sh, p, make_case(p, stress, seed++, true));
   }
 }
 
@@ -182,11 +186,7 @@ TEST_P(CudaFused, PassesEveryShapeAndPath) {
       p.epilogue = fu.epilogue;
       p.affine_mode = fu.affine;
       p.validate();
-      const Case c = make_case(p, parse_stress(s), seed++, true);
-      for (Mode mode : {Mode::automatic, Mode::parts, Mode::split}) {
-        if (!sh.all_modes && mode == Mode::parts) continue;
-        expect_pass(p, c, mode);
-      }
+      expect_pass_every_mode(sh, p, make_case(p, parse_stress(s), seed++, true));
     }
   }
 }
