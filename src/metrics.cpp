@@ -49,6 +49,39 @@ double budget_for(int64_t reduction_length, BudgetProfile profile) {
   return 4.0 + 2.0 * std::log2(L);
 }
 
+namespace {
+
+// The per-element rules of one exact output (ill_posed, cond_denominator), with its dtype facts
+// looked up once: measure applies them to every element.
+struct ElementRule {
+  DType d;
+  double u_acc, max_finite;
+  long double u_acc_l, underflow;
+  explicit ElementRule(const ExactOutput& e)
+      : d(e.rounded.dtype()),
+        u_acc(info(acc_dtype(d)).unit_roundoff),
+        max_finite(info(d).max_finite),
+        u_acc_l(u_acc),
+        // long double: half an ulp of the smallest f64 subnormal underflows to 0 in double.
+        underflow(static_cast<long double>(info(acc_dtype(d)).min_subnormal) *
+                  static_cast<long double>(std::max<int64_t>(e.reduction_length, 1))) {}
+  bool ill_posed(const ExactOutput& e, int64_t i) const {
+    return u_acc * e.kappa[i] > kIllPosed || u_acc * e.scale[i] > max_finite;
+  }
+  long double denominator(const ExactOutput& e, int64_t i) const {
+    return u_acc_l * e.scale[i] + 0.5L * ulp_at(d, e.hi[i]) + underflow;
+  }
+};
+
+double max_finite_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (double h : v)
+    if (std::isfinite(h)) m = std::max(m, std::fabs(h));
+  return m;
+}
+
+}  // namespace
+
 OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tensor* rerun, BudgetProfile profile) {
   const Tensor& ref = exact.rounded;
   if (actual.dtype() != ref.dtype() || actual.shape() != ref.shape())
@@ -67,9 +100,8 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tens
   m.count = actual.numel();
   m.budget = budget_for(exact.reduction_length, profile);
 
-  double out_scale = 0;
-  for (double h : exact.hi)
-    if (std::isfinite(h)) out_scale = std::max(out_scale, std::fabs(h));
+  const double out_scale = max_finite_abs(exact.hi);
+  const ElementRule rule(exact);
 
   // Unsigned: for f64, ordinals of opposite signs differ by more than int64 can hold.
   auto ulp_distance = [d](uint64_t x, uint64_t y) {
@@ -145,10 +177,10 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tens
     // gradual underflow (each of the L operations of the reduction may lose up to one smallest
     // subnormal of the accumulator absolutely, whatever the magnitudes).
     double cond = 0;
-    if (err > 0) cond = static_cast<double>(err / cond_denominator(exact, i));
+    if (err > 0) cond = static_cast<double>(err / rule.denominator(exact, i));
     // Ill-posed also where the error a backward-stable kernel may make, u_acc * S_i, exceeds
     // the output dtype's range: there any value, +-Inf included, is within that bound.
-    if (ill_posed(exact, i)) {
+    if (rule.ill_posed(exact, i)) {
       ++m.ill_posed;
     } else {
       // A NaN here would compare false everywhere and let the element pass unjudged; it can only
@@ -170,19 +202,9 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tens
   return m;
 }
 
-bool ill_posed(const ExactOutput& e, int64_t i) {
-  const DType d = e.rounded.dtype();
-  const double u_acc = info(acc_dtype(d)).unit_roundoff;
-  return u_acc * e.kappa[i] > kIllPosed || u_acc * e.scale[i] > info(d).max_finite;
-}
+bool ill_posed(const ExactOutput& e, int64_t i) { return ElementRule(e).ill_posed(e, i); }
 
-long double cond_denominator(const ExactOutput& e, int64_t i) {
-  const DType d = e.rounded.dtype(), acc = acc_dtype(d);
-  // long double: half an ulp of the smallest f64 subnormal underflows to 0 in double.
-  const long double underflow = static_cast<long double>(info(acc).min_subnormal) *
-                                static_cast<long double>(std::max<int64_t>(e.reduction_length, 1));
-  return static_cast<long double>(info(acc).unit_roundoff) * e.scale[i] + 0.5L * ulp_at(d, e.hi[i]) + underflow;
-}
+long double cond_denominator(const ExactOutput& e, int64_t i) { return ElementRule(e).denominator(e, i); }
 
 std::string describe_index(const Problem& p, const std::string& output, int64_t flat) {
   if (flat < 0) return "-";

@@ -2,7 +2,11 @@
 // Storage types, layouts and their numeric facts. One place maps a DType to its C++ storage
 // type (Eigen::half / Eigen::bfloat16 for the 16-bit ones) and to its accumulation type acc_t.
 #include <Eigen/Core>
+#include <bit>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -32,12 +36,22 @@ struct DTypeInfo {
   double min_normal;
   double min_subnormal;
 };
-const DTypeInfo& info(DType d);
+// Inline, with ordinal and ulp_at below: the metrics call them for every element.
+inline constexpr DTypeInfo kDTypeInfo[] = {
+    {8, 53, -1022, 1023, 0x1p-53, std::numeric_limits<double>::max(), std::numeric_limits<double>::min(),
+     std::numeric_limits<double>::denorm_min()},
+    {4, 24, -126, 127, 0x1p-24, std::numeric_limits<float>::max(), std::numeric_limits<float>::min(),
+     std::numeric_limits<float>::denorm_min()},
+    {2, 11, -14, 15, 0x1p-11, 65504.0, 0x1p-14, 0x1p-24},
+    {2, 8, -126, 127, 0x1p-8, 0x1.FEp127, 0x1p-126, 0x1p-133},
+};
+static_assert(static_cast<int>(DType::bf16) == 3, "kDTypeInfo follows DType's order");
+inline const DTypeInfo& info(DType d) { return kDTypeInfo[static_cast<int>(d)]; }
 
 // The type kernels accumulate in: f32 for f16/bf16/f32, f64 for f64. Statistics (mean, rstd)
 // are stored in it too, because a mean rounded to f16 at an offset of 1e4 has an error larger
 // than the spread it is supposed to remove.
-DType acc_dtype(DType d);
+inline DType acc_dtype(DType d) { return d == DType::f64 ? DType::f64 : DType::f32; }
 
 template <DType D> struct storage;
 template <> struct storage<DType::f64> { using type = double; using acc_t = double; };
@@ -64,10 +78,24 @@ template <class F> decltype(auto) visit_dtype(DType d, F&& f) {
   throw std::logic_error("bad dtype");
 }
 
-// Raw bits of one element (zero-extended) and back.
-uint64_t to_bits(DType d, const void* p);
+// Raw bits of one element (zero-extended) and back; inline, for the per-element loops.
+inline uint64_t to_bits(DType d, const void* p) {
+  switch (info(d).bytes) {
+    case 8: { uint64_t v; std::memcpy(&v, p, 8); return v; }
+    case 4: { uint32_t v; std::memcpy(&v, p, 4); return v; }
+    default: { uint16_t v; std::memcpy(&v, p, 2); return v; }
+  }
+}
 void from_bits(DType d, uint64_t bits, void* p);
-double bits_to_double(DType d, uint64_t bits);
+inline double bits_to_double(DType d, uint64_t bits) {
+  switch (d) {
+    case DType::f64: return std::bit_cast<double>(bits);
+    case DType::f32: return std::bit_cast<float>(static_cast<uint32_t>(bits));
+    case DType::f16: return static_cast<float>(Eigen::numext::bit_cast<Eigen::half>(static_cast<uint16_t>(bits)));
+    case DType::bf16: return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
+  }
+  return 0;
+}
 
 // Rounds a double to the dtype, round to nearest even. The 16-bit types go through f32, which is
 // a double rounding: good for generating data, never used by the oracle.
@@ -75,10 +103,24 @@ uint64_t round_for_data(DType d, double v);
 
 // Monotonic integer image of a float's bits: ordered like the values, +0 and -0 both map to 0,
 // so |ordinal(a) - ordinal(b)| is the ULP distance. Only meaningful for non-NaN values.
-int64_t ordinal(DType d, uint64_t bits);
+inline int64_t ordinal(DType d, uint64_t bits) {
+  const uint64_t sign = uint64_t{1} << (info(d).bytes * 8 - 1);
+  const uint64_t mag = bits & (sign - 1);
+  return (bits & sign) ? -static_cast<int64_t>(mag) : static_cast<int64_t>(mag);
+}
 bool is_nan_bits(DType d, uint64_t bits);
 bool is_finite_bits(DType d, uint64_t bits);
 // The size of one ULP at |v| in dtype d (the spacing of the binade of v; min_subnormal below).
-double ulp_at(DType d, double v);
+inline double ulp_at(DType d, double v) {
+  const DTypeInfo& in = info(d);
+  v = std::fabs(v);
+  if (std::isnan(v)) return std::numeric_limits<double>::quiet_NaN();
+  if (v < in.min_normal) return in.min_subnormal;
+  // v >= min_normal is a normal double: its exponent field is ilogb(v) + 1023.
+  int e = std::isinf(v) ? in.max_exp : static_cast<int>((std::bit_cast<uint64_t>(v) >> 52) & 0x7FF) - 1023;
+  if (e > in.max_exp) e = in.max_exp;
+  const int k = e - in.precision + 1;  // >= -1074: 2^k as bits, subnormal below -1022
+  return std::bit_cast<double>(k >= -1022 ? static_cast<uint64_t>(k + 1023) << 52 : uint64_t{1} << (k + 1074));
+}
 
 }  // namespace gnv
