@@ -2,7 +2,8 @@
 // OraclePath::fast and OraclePath::reference (every value in MPFR), forward and backward, per
 // dtype and group size m from 16 to 2^20, beside a plain float64 two-pass GroupNorm (not
 // correctly rounded: the reference most people use) measured in the same run. Ratios belong
-// between rows of one run (docs/benchmarks.md "The oracle").
+// between rows of one run (docs/benchmarks.md "The oracle"). Rows ending in /silu add the SiLU
+// epilogue (f32 and bf16, m 256 and 4096).
 //   bench_oracle --benchmark_filter='/f32/m4096'      one dtype and group size
 #include <benchmark/benchmark.h>
 
@@ -17,7 +18,7 @@
 namespace {
 
 // numel = max(2^16, m): G groups of m elements, two channels per group, N = 1.
-gnv::Case bench_case(gnv::DType d, int64_t m, bool backward) {
+gnv::Case bench_case(gnv::DType d, int64_t m, bool backward, bool silu = false) {
   gnv::Problem p;
   p.N = 1;
   p.G = std::max<int64_t>(1, (int64_t{1} << 16) / m);
@@ -26,11 +27,12 @@ gnv::Case bench_case(gnv::DType d, int64_t m, bool backward) {
   p.affine = true;
   p.dtype = d;
   p.layout = gnv::Layout::nchw;
+  if (silu) p.epilogue = gnv::Epilogue::silu;
   return gnv::make_case(p, gnv::parse_stress("normal"), 1, backward);
 }
 
-void BM_Oracle(benchmark::State& state, gnv::OraclePath path, bool backward, gnv::DType d, int64_t m) {
-  const gnv::Case c = bench_case(d, m, backward);
+void BM_Oracle(benchmark::State& state, gnv::OraclePath path, bool backward, gnv::DType d, int64_t m, bool silu) {
+  const gnv::Case c = bench_case(d, m, backward, silu);
   const gnv::OracleOptions o{path, 1};
   int64_t fallbacks = 0;
   for (auto _ : state) {
@@ -100,13 +102,19 @@ const int kRegistered = [] {
       for (int64_t m : {int64_t{16}, int64_t{256}, int64_t{4096}, int64_t{65536}, int64_t{1} << 20}) {
         const std::string tail =
             std::string(backward ? "backward/" : "forward/") + std::string(gnv::name(d)) + "/m" + std::to_string(m);
-        benchmark::RegisterBenchmark(("fast/" + tail).c_str(), BM_Oracle, gnv::OraclePath::fast, backward, d, m)
+        benchmark::RegisterBenchmark(("fast/" + tail).c_str(), BM_Oracle, gnv::OraclePath::fast, backward, d, m, false)
             ->Unit(benchmark::kMillisecond);
         benchmark::RegisterBenchmark(("reference/" + tail).c_str(), BM_Oracle, gnv::OraclePath::reference, backward,
-                                     d, m)
+                                     d, m, false)
             ->Unit(benchmark::kMillisecond);
         benchmark::RegisterBenchmark(("float64_two_pass/" + tail).c_str(), BM_Float64TwoPass, backward, d, m)
             ->Unit(benchmark::kMillisecond);
+        if ((d == gnv::DType::f32 || d == gnv::DType::bf16) && (m == 256 || m == 4096))
+          for (gnv::OraclePath path : {gnv::OraclePath::fast, gnv::OraclePath::reference})
+            benchmark::RegisterBenchmark(
+                ((path == gnv::OraclePath::fast ? "fast/" : "reference/") + tail + "/silu").c_str(), BM_Oracle,
+                path, backward, d, m, true)
+                ->Unit(benchmark::kMillisecond);
       }
   return 0;
 }();

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <mpfi.h>
 
+#include "dw.h"
 #include "exact.h"
 
 namespace gnv::epilogue {
@@ -60,5 +61,26 @@ struct SiluResult {
 };
 // r0: 1/sqrt(D) enclosed at kStartBits (enclose_rsqrt), for the first and usually only step.
 SiluResult silu_rounded(DType d, const Real& A, const Real& D, const Real& B, const Interval& r0);
+
+// |silu'(v)| for the condition scales, from v's nearest double: the kernels' own formula
+// (include/gnv/silu.h) in double, 1 and 0 at +Inf and -Inf. Both oracle paths use it.
+double grad_abs(double v);
+
+// The fast path's SiLU (docs/numerics.md "Fused epilogues"): from v (a double-word value within e
+// of the exact v), silu(v) and silu'(v) in double-word arithmetic, each with an upward bound on its
+// distance from the exact value. e^-|v| comes from a reduction by ln 2 (constants split over three
+// doubles) and a degree-24 Taylor polynomial; the quotients from one Newton step. Every bound is
+// computed alongside, from the dw.h constants (doubled), as in the fast GroupNorm path. ok is false
+// where |v| > 600 (e^-|v| would leave the range these bounds assume) or e is not small; the caller
+// then takes the intervals.
+struct Bounded {
+  dw::DW v;
+  double e = 0;
+};
+struct FastSilu {
+  bool ok = false;
+  Bounded z, grad;
+};
+FastSilu silu_fast(Bounded v);
 
 }  // namespace gnv::epilogue

@@ -367,16 +367,22 @@ void y_reference(const ForwardCtx& k, const GroupStats& st, const Real& xj, int6
 // with the condition scale (|silu'(y)| + 32 u S_y) S_y + 3 |z| + eta: the largest |silu'| within
 // 64 u S_y of y (|silu''| <= 1/2), so that a kernel's error in y still bounds its error in z where
 // silu' vanishes, at silu's minimum y = -1.278 (docs/numerics.md "Fused epilogues").
-// xj(j) is element j's exact x. Returns the count of values left undecided.
-template <class XJ>
-int64_t silu_group(const ForwardCtx& k, const GroupStats& st, int64_t n, int64_t g, XJ&& xj, ExactOutput& y) {
-  const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
+// xj(j) is element j's exact x; js the elements to evaluate (channel-major indices j within the
+// group: every one on the reference path, those the fast path left on it). Returns the count of
+// values left undecided.
+double z_scale(const ForwardCtx& k, double grad_abs, double sy, double z) {
   const double u_acc = info(acc_dtype(k.p.dtype)).unit_roundoff;
+  return (grad_abs + 32 * u_acc * sy) * sy + 3 * z + static_cast<double>(k.eta);
+}
+template <class XJ>
+int64_t silu_group(const ForwardCtx& k, const GroupStats& st, int64_t n, int64_t g, XJ&& xj,
+                   const std::vector<int64_t>& js, ExactOutput& y) {
+  const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
   int64_t undecided = 0;
   Real T, mx, A;
   epilogue::Interval r0(epilogue::kStartBits);
-  epilogue::enclose_rsqrt(r0, st.D);
-  for (int64_t j = 0; j < k.m; ++j) {
+  if (!js.empty()) epilogue::enclose_rsqrt(r0, st.D);
+  for (int64_t j : js) {
     const int64_t ch = g * cpg + j / S, q = k.p.param_index(n, ch);
     if (!y_defined(k, st, q)) continue;
     exact::mul_si(mx, xj(j), k.m);
@@ -386,8 +392,7 @@ int64_t silu_group(const ForwardCtx& k, const GroupStats& st, int64_t n, int64_t
     undecided += r.decided ? 0 : 1;
     const double sy = y_scale(k, st, q, xhat_abs(T, st.r), r.v_abs);
     const double z = std::fabs(mpfr_get_d(P(r.approx), MPFR_RNDN));
-    set_value(y, k.p.index(n, ch, j % S), r.bits, r.approx,
-              (r.grad_abs + 32 * u_acc * sy) * sy + 3 * z + static_cast<double>(k.eta), st.kappa);
+    set_value(y, k.p.index(n, ch, j % S), r.bits, r.approx, z_scale(k, r.grad_abs, sy, z), st.kappa);
   }
   return undecided;
 }
@@ -620,11 +625,13 @@ bool y_exact_zero(const ForwardCtx& k, const GroupStats& st, const FastGroup& f,
 }
 
 // Every y of group (n, g) the fast path certifies; the others' indices j (channel-major within the
-// group) go to `rest` for the reference.
+// group) go to `rest` for the reference. With the SiLU epilogue each value is z = silu(y), from
+// y's double-word value and bound (epilogue::silu_fast), and `rest` goes to silu_group.
 GNV_FMA_CLONES
 void y_fast_group(const ForwardCtx& k, const GroupStats& st, const FastGroup& f, const std::vector<double>& xv,
                   int64_t n, int64_t g, ExactOutput& y, std::vector<int64_t>& rest) {
   const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
+  const bool silu = k.p.epilogue == Epilogue::silu;
   Approx a;
   for (int64_t kk = 0; kk < cpg; ++kk) {
     const int64_t ch = g * cpg + kk, q = k.p.param_index(n, ch);
@@ -640,6 +647,14 @@ void y_fast_group(const ForwardCtx& k, const GroupStats& st, const FastGroup& f,
         const int64_t off = k.p.index(n, ch, s0 + i);
         const double scale = f.scales_double ? y_scale<double>(k, st, q, a.xh[i], std::fabs(a.hi[i]))
                                              : y_scale(k, st, q, a.xh[i], std::fabs(a.hi[i]));
+        if (silu) {
+          const epilogue::FastSilu z = epilogue::silu_fast({{a.hi[i], a.lo[i]}, a.e[i]});
+          if (!z.ok || !write_certified(y, off, z.z.v.hi, z.z.v.lo, z.z.e,
+                                        z_scale(k, epilogue::grad_abs(a.hi[i]), scale, std::fabs(z.z.v.hi)),
+                                        st.kappa))
+            rest.push_back(kk * S + s0 + i);
+          continue;
+        }
         if (!write_certified(y, off, a.hi[i], a.lo[i], a.e[i], scale, st.kappa) &&
             !y_exact_zero(k, st, f, xv[kk * S + s0 + i], a.xh[i], off, q, y))
           rest.push_back(kk * S + s0 + i);
@@ -768,19 +783,20 @@ OracleResult oracle_forward(const Case& c, const OracleOptions& o) {
     } else {
       for (int64_t j = 0; j < m; ++j) rest.push_back(j);
     }
-    for (int64_t j : rest) {
-      const int64_t ch = g * cpg + j / S;
-      if (!y_defined(k, st, p.param_index(n, ch))) continue;  // (the reference path's list holds every j)
-      if (fast) exact::set_d(s.xj, xv[j]);
-      y_reference(k, st, fast ? s.xj : xs[j], p.index(n, ch, j % S), p.param_index(n, ch), y, s);
-    }
     if (p.epilogue == Epilogue::silu) {
       auto xj = [&](int64_t j) -> const Real& {
         if (!fast) return xs[j];
         exact::set_d(s.xj, xv[j]);
         return s.xj;
       };
-      undecided[gi] = silu_group(k, st, n, g, xj, y);
+      undecided[gi] = silu_group(k, st, n, g, xj, rest, y);
+      return;
+    }
+    for (int64_t j : rest) {
+      const int64_t ch = g * cpg + j / S;
+      if (!y_defined(k, st, p.param_index(n, ch))) continue;  // (the reference path's list holds every j)
+      if (fast) exact::set_d(s.xj, xv[j]);
+      y_reference(k, st, fast ? s.xj : xs[j], p.index(n, ch, j % S), p.param_index(n, ch), y, s);
     }
   };
   const int threads = o.threads > 0 ? o.threads : oracle_threads();
@@ -977,32 +993,62 @@ struct SiluGroup {
   GroupStats st;
   std::vector<Real> T;   // m x_j - S, exact
   std::vector<double> dy;
+  FastGroup f;           // the fast path's mean and rstd (f.ok false on the reference path)
+  std::vector<double> xv;
 };
 
 // e_j = dy_j silu'(v_j) enclosed at prec bits, for the elements j in [j0, j1) of group (n, g)
 // (channel-major; e_out[j - j0]); [0, 0] for an element whose dy or parameters are not finite
-// (its outputs are undefined, and nothing is computed from it).
-void silu_grad_terms(const Case& c, const SiluGroup& sg, int64_t n, int64_t g, long prec, int64_t j0, int64_t j1,
-                     std::vector<std::unique_ptr<epilogue::Interval>>& e_out) {
+// (its outputs are undefined, and nothing is computed from it). At the first precision the fast
+// path (sg.f.ok) takes silu'(v) from epilogue::silu_fast, v as y_approx computes it, as the
+// interval of its bound; the rest, and every later precision, on intervals. Returns how many went
+// to the intervals on the fast path.
+int64_t silu_grad_terms(const Case& c, const SiluGroup& sg, int64_t n, int64_t g, long prec, int64_t j0, int64_t j1,
+                        std::vector<std::unique_ptr<epilogue::Interval>>& e_out) {
   const Problem& p = c.problem;
   const int64_t S = p.S(), cpg = p.channels_per_group();
+  const bool fast = sg.f.ok && prec == epilogue::kStartBits;
   epilogue::Interval r(prec), v(prec), s1(prec);
-  epilogue::enclose_rsqrt(r, sg.st.D);
+  bool have_r = false;
   e_out.resize(static_cast<size_t>(j1 - j0));
-  Real A, gam, bet;
+  Real A, gam, bet, lo, hi;
+  mpfr_set_prec(P(lo), prec);
+  mpfr_set_prec(P(hi), prec);
+  int64_t fallbacks = 0;
+  Approx a;
   for (int64_t j = j0; j < j1; ++j) {
     auto& e = e_out[static_cast<size_t>(j - j0)];
     e = std::make_unique<epilogue::Interval>(prec);
     mpfi_set_ui(e->get(), 0);
     if (!sg.in_ok[j]) continue;
     const int64_t q = p.param_index(n, g * cpg + j / S);
-    exact::set_d(gam, p.affine ? c.gamma.get(q) : 1.0);
-    exact::set_d(bet, p.affine ? c.beta.get(q) : 0.0);
+    const double gd = p.affine ? c.gamma.get(q) : 1.0, bd = p.affine ? c.beta.get(q) : 0.0;
+    if (fast && in_fast_range(gd) && in_fast_range(bd)) {
+      y_approx(sg.f, gd, bd, &sg.xv[j], 1, a);
+      const epilogue::FastSilu z = epilogue::silu_fast({{a.hi[0], a.lo[0]}, a.e[0]});
+      if (z.ok) {  // [grad - e, grad + e], rounded outward
+        mpfr_set_d(P(lo), z.grad.v.hi, MPFR_RNDD);
+        mpfr_add_d(P(lo), P(lo), z.grad.v.lo, MPFR_RNDD);
+        mpfr_sub_d(P(lo), P(lo), z.grad.e, MPFR_RNDD);
+        mpfr_set_d(P(hi), z.grad.v.hi, MPFR_RNDU);
+        mpfr_add_d(P(hi), P(hi), z.grad.v.lo, MPFR_RNDU);
+        mpfr_add_d(P(hi), P(hi), z.grad.e, MPFR_RNDU);
+        mpfi_interv_fr(e->get(), P(lo), P(hi));
+        mpfi_mul_d(e->get(), e->get(), sg.dy[j]);  // e = dy silu'(v)
+        continue;
+      }
+    }
+    if (fast) ++fallbacks;
+    if (!have_r) epilogue::enclose_rsqrt(r, sg.st.D);
+    have_r = true;
+    exact::set_d(gam, gd);
+    exact::set_d(bet, bd);
     exact::mul(A, gam, sg.T[j]);
     epilogue::enclose(v, A, r, bet);
     epilogue::silu_grad(s1, v);
     mpfi_mul_d(e->get(), s1.get(), sg.dy[j]);  // e = dy silu'(v)
   }
+  return fallbacks;
 }
 
 OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
@@ -1026,12 +1072,18 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
   // Per element, the scale ingredients: |e| (= |dy silu'(v)|) and the error a kernel's silu'(v~)
   // may add to e, |dy| (|silu''| S_v / 2 + 2 |silu'|) with S_v the scale of v (as y's).
   std::vector<double> e_abs(static_cast<size_t>(p.numel()), 0), e_err(e_abs.size(), 0), xh_abs(e_abs.size(), 0);
-  std::vector<int64_t> undecided(static_cast<size_t>(NG), 0);
+  std::vector<int64_t> undecided(static_cast<size_t>(NG), 0), fallbacks(undecided.size(), 0);
+  const bool fast = o.path == OraclePath::fast;
   auto group = [&](int64_t gi) {
     const int64_t n = gi / p.G, g = gi % p.G;
     SiluGroup& sg = groups[gi];
     std::vector<Real> xs, sq;
-    compute_stats(p, c.x, n, g, sg.st, xs, sq);
+    if (fast) {
+      exact::ExactSums sums(p.dtype != DType::f64, o.binned_from);
+      fast_stats(p, c.x, n, g, sg.st, sg.xv, sums);
+    } else {
+      compute_stats(p, c.x, n, g, sg.st, xs, sq);
+    }
     res.kappa[gi] = sg.st.kappa;
     sg.dy.resize(static_cast<size_t>(m));
     gather_group(*c.dy, p, n, g, sg.dy);
@@ -1050,17 +1102,19 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
       for (int64_t j = 0; j < m; ++j) set_undefined(dx, p.index(n, g * cpg + j / S, j % S));
     if (!sg.x_ok) return;
     sg.T.resize(static_cast<size_t>(m));
-    Real mx;
+    Real mx, xj;
     for (int64_t j = 0; j < m; ++j) {
-      exact::mul_si(mx, xs[j], m);
+      if (fast) exact::set_d(xj, sg.xv[j]);
+      exact::mul_si(mx, fast ? xj : xs[j], m);
       exact::sub(sg.T[j], mx, sg.st.S);
     }
+    if (fast) sg.f = fast_group(m, sg.st);
     const double kappa = sg.st.kappa;
     long double gmax = 0;
     std::vector<double> xh(static_cast<size_t>(m));
     // e at the first precision serves the scales and the first evaluation of dx.
     std::vector<std::unique_ptr<Interval>> e;
-    silu_grad_terms(c, sg, n, g, epilogue::kStartBits, 0, m, e);
+    fallbacks[gi] = silu_grad_terms(c, sg, n, g, epilogue::kStartBits, 0, m, e);
     {
       for (int64_t j = 0; j < m; ++j) {
         const int64_t q = p.param_index(n, g * cpg + j / S), off = p.index(n, g * cpg + j / S, j % S);
@@ -1124,6 +1178,7 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
   const int threads = o.threads > 0 ? o.threads : oracle_threads();
   ThreadPool::instance().run(threads, NG, group);
   for (int64_t u : undecided) res.undecided += u;
+  for (int64_t fb : fallbacks) res.fallbacks += fb;
   if (!p.affine) return res;
 
   // dgamma = sum e T r and dbeta = sum e over each output's samples and spatial positions.

@@ -49,6 +49,27 @@ TEST(OraclePaths, AgreeOnEveryDtypeLayoutAndStress) {
   EXPECT_EQ(cases, 4 * 2 * static_cast<int64_t>(default_stresses().size()) * 3);
 }
 
+// The fused forms: SiLU after per-channel and per-sample parameters (and SiLU without affine),
+// where the fast path evaluates z = silu(y) in double-word arithmetic (epilogue::silu_fast) and
+// the reference on intervals. With SiLU, hi is the certified double nearest z on the fast path
+// and the interval's midpoint's on the reference one: they agree unless z lies within 2^-128 of a
+// double's rounding boundary.
+TEST(OraclePaths, AgreeOnTheFusedForms) {
+  for (DType d : {DType::f64, DType::f32, DType::f16, DType::bf16})
+    for (const Stress& s : default_stresses())
+      for (int form = 0; form < 3; ++form) {
+        const Layout l = form == 1 ? Layout::nhwc : Layout::nchw;
+        Problem p{.N = 2, .C = 8, .spatial = {5, 3}, .G = 4, .eps = 1e-5, .affine = form != 2, .dtype = d, .layout = l};
+        p.affine_mode = form == 1 ? AffineMode::per_sample : AffineMode::per_channel;
+        p.epilogue = Epilogue::silu;
+        const Case c = make_case(p, parse_stress(s.name()), 21 + static_cast<uint64_t>(form), true);
+        EXPECT_EQ(oracle_paths_mismatch(fwd(c, OraclePath::fast), fwd(c, OraclePath::reference)), "")
+            << name(d) << " " << s.name() << " form " << form;
+        EXPECT_EQ(oracle_paths_mismatch(bwd(c, OraclePath::fast), bwd(c, OraclePath::reference)), "")
+            << "backward " << name(d) << " " << s.name() << " form " << form;
+      }
+}
+
 // Channels of at least OracleOptions::binned_from elements take the binned sums (NarrowAcc) for
 // f32, f16 and bf16: the same agreement there, on data that spans the exponent range (the
 // default threshold, and 1, which bins every run).
@@ -136,6 +157,9 @@ TEST(OraclePaths, NoFallbacksOnOrdinaryData) {
       const Case c = random_case(d, Layout::nhwc, s, 2, 16, {8, 8}, 4, 1e-5, true, 3);
       EXPECT_EQ(fwd(c, OraclePath::fast).fallbacks, 0) << name(d) << " " << s;
       EXPECT_EQ(bwd(c, OraclePath::fast).fallbacks, 0) << "backward " << name(d) << " " << s;
+      Case fused = c;
+      fused.problem.epilogue = Epilogue::silu;
+      EXPECT_EQ(fwd(fused, OraclePath::fast).fallbacks, 0) << "silu " << name(d) << " " << s;
     }
 }
 
