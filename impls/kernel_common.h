@@ -20,6 +20,7 @@
 // In backward, NaN/Inf propagate through the formulas unaided: the mean and rstd handed in for
 // such a group are already NaN.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -37,6 +38,26 @@ namespace gnv::cpu {
 
 template <class A> struct Stats { A mean; A var; };
 template <class A> struct BwdSums { A sum_g; A sum_gx; };
+
+// std::ldexp(v, k) and std::ilogb(v) without the libm call, for the per-element scalings. Where
+// 2^k is a finite A (normal or subnormal), v * 2^k is one correctly rounded product, which is
+// ldexp's value exactly, subnormal, zero and overflowing results included; elsewhere, and for
+// ilogb of a subnormal, the libm function.
+template <class A> inline A scale2(A v, int k) {
+  using L = std::numeric_limits<A>;
+  constexpr int kMin = L::min_exponent - L::digits, kNormal = L::min_exponent - 1, kMax = L::max_exponent - 1;
+  using U = std::conditional_t<sizeof(A) == 4, uint32_t, uint64_t>;
+  if (k == 0) return v;
+  if (k < kMin || k > kMax) return std::ldexp(v, k);
+  const U bits = k >= kNormal ? static_cast<U>(k - kNormal + 1) << (L::digits - 1) : U{1} << (k - kMin);
+  return v * std::bit_cast<A>(bits);
+}
+template <class A> inline int ilogb2(A v) {  // v finite and nonzero
+  using L = std::numeric_limits<A>;
+  using U = std::conditional_t<sizeof(A) == 4, uint32_t, uint64_t>;
+  const int E = static_cast<int>((std::bit_cast<U>(v) >> (L::digits - 1)) & ((U{1} << (8 * sizeof(A) - L::digits)) - 1));
+  return E == 0 ? std::ilogb(v) : E - L::max_exponent + 1;
+}
 
 template <class T> using acc_of = acc_t<dtype_of<T>()>;
 
@@ -189,7 +210,7 @@ void forward_group(const ForwardArgs& a, int64_t n, int64_t g, ForwardScratch<ac
   }
   const bool with_silu = p.epilogue == Epilogue::silu;
   for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t cl) {
-    const A xhat = ((f.k == 0 ? xs[j] : std::ldexp(xs[j], -f.k)) - f.mean_s) * f.rstd_s;
+    const A xhat = (scale2(xs[j], -f.k) - f.mean_s) * f.rstd_s;
     const A v = silu::affine(gc[cl], xhat, bc[cl]);  // include/gnv/silu.h, shared with the CUDA kernels
     y[idx] = store<T>(with_silu ? silu::value(v, finite && std::isfinite(gc[cl]) && std::isfinite(bc[cl])) : v);
   });
@@ -207,8 +228,8 @@ void forward_typed(const ForwardArgs& a) {
 template <class A> struct Split { A f; int e; };
 template <class A> inline Split<A> split(A v) {
   if (v == 0 || !std::isfinite(v)) return {v, 0};
-  const int e = std::ilogb(v);
-  return {std::ldexp(v, -e), e};
+  const int e = ilogb2(v);
+  return {scale2(v, -e), e};
 }
 
 template <class A> struct BackwardScratch {
@@ -253,7 +274,7 @@ int backward_group(const BackwardArgs& a, const D* dy, int64_t n, int64_t g, Bac
     if (gs[j] != 0 && std::isfinite(gs[j])) kg = std::max(kg, ge[j]);
   });
   if (kg == std::numeric_limits<int>::min()) kg = 0;
-  for (int64_t j = 0; j < m; ++j) gs[j] = std::ldexp(gs[j], ge[j] - kg);
+  for (int64_t j = 0; j < m; ++j) gs[j] = scale2(gs[j], ge[j] - kg);
   const int kx = x_over ? std::ilogb(amax) : 0;
   const A mu_s = std::ldexp(mu, -kx), r_s = std::ldexp(r, kx);
   if (kx != 0)
@@ -263,7 +284,7 @@ int backward_group(const BackwardArgs& a, const D* dy, int64_t n, int64_t g, Bac
   const Split<A> rs = split(r);
   for_each_in_group(p, n, g, [&](int64_t j, int64_t idx, int64_t) {
     const A xhat = (xs[j] - mu_s) * r_s;
-    dx[idx] = store<T>(std::ldexp(rs.f * (gs[j] - mean_g - xhat * mean_gx), rs.e + kg));
+    dx[idx] = store<T>(scale2(rs.f * (gs[j] - mean_g - xhat * mean_gx), rs.e + kg));
   });
   return kx;
 }
@@ -303,15 +324,15 @@ void backward_channel(const BackwardArgs& a, const D* dy, int64_t c, int64_t n0,
       const A mu_s = std::ldexp(mean_in[n * G + g], -kx), r_s = std::ldexp(rstd_in[n * G + g], kx);
       for (int64_t s = 0; s < S; ++s) {
         const int64_t idx = p.index(n, c, s);
-        const A xhat = (std::ldexp(load<A>(x[idx]), -kx) - mu_s) * r_s;
-        buf[(n - n0) * S + s] = std::ldexp(load<A>(dy[idx]), -kd) * xhat;
+        const A xhat = (scale2(load<A>(x[idx]), -kx) - mu_s) * r_s;
+        buf[(n - n0) * S + s] = scale2(load<A>(dy[idx]), -kd) * xhat;
       }
     }
     dgamma[out] = store<T>(std::ldexp(Policy::sum(buf.data(), L), kd));
   }
   if (dbeta) {
     for (int64_t n = n0; n < n1; ++n)
-      for (int64_t s = 0; s < S; ++s) buf[(n - n0) * S + s] = std::ldexp(load<A>(dy[p.index(n, c, s)]), -kd);
+      for (int64_t s = 0; s < S; ++s) buf[(n - n0) * S + s] = scale2(load<A>(dy[p.index(n, c, s)]), -kd);
     dbeta[out] = store<T>(std::ldexp(Policy::sum(buf.data(), L), kd));
   }
 }
