@@ -42,8 +42,8 @@ void enclose(Interval& v, const Real& A, const Interval& r, const Real& B);
 // no step overflows (e^v for negative v, e^-v for positive), so an interval of huge v stays tight.
 void silu(Interval& out, const Interval& v);
 void silu_grad(Interval& out, const Interval& v);
-// Whether every value in iv rounds to the same value of d, and that value's bits (an interval that
-// is the point 0, [-0, +0], is an exact 0: +0).
+// Whether every value in iv rounds to the same value of d and to the same double, and the former's
+// bits (an interval that is the point 0, [-0, +0], is an exact 0: +0).
 bool rounds_to(DType d, const Interval& iv, uint64_t& bits);
 // The midpoint, for the metrics' double-double of the exact value.
 void midpoint(Real& out, const Interval& iv);

@@ -718,9 +718,10 @@ std::string oracle_paths_mismatch(const OracleResult& a, const OracleResult& b) 
       const auto u = static_cast<size_t>(i);
       // lo: within 2^-90 of the condition scale (so of the error budget u_acc * scale): the fast
       // path's bound is about 2^-100 of |gamma xhat| + |beta|, which the scale exceeds, however
-      // much gamma xhat + beta cancels.
+      // much gamma xhat + beta cancels. An infinite scale (past double's range: the element is
+      // ill-posed, never judged) leaves lo unconstrained.
       const double h = std::fabs(x.hi[u]), sc = std::fabs(y.scale[u]);
-      const double room = 0x1p-90 * ((std::isfinite(h) ? h : 0) + (std::isfinite(sc) ? sc : 0)) + 0x1p-1000;
+      const double room = std::isinf(sc) ? sc : 0x1p-90 * ((std::isfinite(h) ? h : 0) + (std::isfinite(sc) ? sc : 0)) + 0x1p-1000;
       const bool lo_ok = same(x.lo[u], y.lo[u]) || std::fabs(x.lo[u] - y.lo[u]) <= room;
       const bool scale_ok = same(x.scale[u], y.scale[u]) ||
                             std::fabs(x.scale[u] - y.scale[u]) <= 0x1p-40 * std::fabs(y.scale[u]);
