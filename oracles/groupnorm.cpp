@@ -994,21 +994,22 @@ struct SiluGroup {
   GroupStats st;
   std::vector<Real> T;   // m x_j - S, exact
   std::vector<double> dy;
-  FastGroup f;           // the fast path's mean and rstd (f.ok false on the reference path)
+  bool fast = false;     // the fast path: xv and f below
+  FastGroup f;           // its mean and rstd (f.ok false where they leave its range)
   std::vector<double> xv;
 };
 
 // e_j = dy_j silu'(v_j) enclosed at prec bits, for the elements j in [j0, j1) of group (n, g)
 // (channel-major; e_out[j - j0]); [0, 0] for an element whose dy or parameters are not finite
 // (its outputs are undefined, and nothing is computed from it). At the first precision the fast
-// path (sg.f.ok) takes silu'(v) from epilogue::silu_fast, v as y_approx computes it, as the
-// interval of its bound; the rest, and every later precision, on intervals. Returns how many went
-// to the intervals on the fast path.
+// path takes silu'(v) from epilogue::silu_fast, v as y_approx computes it, as the interval of its
+// bound; the rest, and every later precision, on intervals. Returns how many of the first
+// precision's went to the intervals on the fast path (its fall-backs).
 int64_t silu_grad_terms(const Case& c, const SiluGroup& sg, int64_t n, int64_t g, long prec, int64_t j0, int64_t j1,
                         std::vector<std::unique_ptr<epilogue::Interval>>& e_out) {
   const Problem& p = c.problem;
   const int64_t S = p.S(), cpg = p.channels_per_group();
-  const bool fast = sg.f.ok && prec == epilogue::kStartBits;
+  const bool first = sg.fast && prec == epilogue::kStartBits;
   epilogue::Interval r(prec), v(prec), s1(prec);
   bool have_r = false;
   e_out.resize(static_cast<size_t>(j1 - j0));
@@ -1024,7 +1025,7 @@ int64_t silu_grad_terms(const Case& c, const SiluGroup& sg, int64_t n, int64_t g
     if (!sg.in_ok[j]) continue;
     const int64_t q = p.param_index(n, g * cpg + j / S);
     const double gd = p.affine ? c.gamma.get(q) : 1.0, bd = p.affine ? c.beta.get(q) : 0.0;
-    if (fast && in_fast_range(gd) && in_fast_range(bd)) {
+    if (first && sg.f.ok && in_fast_range(gd) && in_fast_range(bd)) {
       y_approx(sg.f, gd, bd, &sg.xv[j], 1, a);
       const epilogue::FastSilu z = epilogue::silu_fast({{a.hi[0], a.lo[0]}, a.e[0]});
       if (z.ok) {  // [grad - e, grad + e], rounded outward
@@ -1039,7 +1040,7 @@ int64_t silu_grad_terms(const Case& c, const SiluGroup& sg, int64_t n, int64_t g
         continue;
       }
     }
-    if (fast) ++fallbacks;
+    if (first) ++fallbacks;
     if (!have_r) epilogue::enclose_rsqrt(r, sg.st.D);
     have_r = true;
     exact::set_d(gam, gd);
@@ -1109,6 +1110,7 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
       exact::mul_si(mx, fast ? xj : xs[j], m);
       exact::sub(sg.T[j], mx, sg.st.S);
     }
+    sg.fast = fast;
     if (fast) sg.f = fast_group(m, sg.st);
     const double kappa = sg.st.kappa;
     long double gmax = 0;

@@ -70,6 +70,17 @@ TEST(OraclePaths, AgreeOnTheFusedForms) {
       }
 }
 
+// Values outside the fast path's range (f64 "huge") go to the intervals, and are counted as
+// fall-backs in the fused backward pass as in the forward.
+TEST(OraclePaths, FusedFallBacksAreCounted) {
+  Problem p{.N = 2, .C = 8, .spatial = {5, 3}, .G = 4, .eps = 1e-5, .affine = true, .dtype = DType::f64};
+  p.epilogue = Epilogue::silu;
+  const Case c = make_case(p, parse_stress("huge"), 4, true);
+  EXPECT_GT(fwd(c, OraclePath::fast).fallbacks, 0);
+  EXPECT_GT(bwd(c, OraclePath::fast).fallbacks, 0);
+  EXPECT_EQ(bwd(c, OraclePath::reference).fallbacks, 0);  // the reference path has none to count
+}
+
 // Channels of at least OracleOptions::binned_from elements take the binned sums (NarrowAcc) for
 // f32, f16 and bf16: the same agreement there, on data that spans the exponent range (the
 // default threshold, and 1, which bins every run).
