@@ -701,6 +701,19 @@ void fast_stats(const Problem& p, const Tensor& x, int64_t n, int64_t g, GroupSt
   finish_stats(p, st, Q);
 }
 
+// Group (n, g)'s exact statistics on the chosen path: the fast path's (x as doubles in xv) or the
+// reference's (x and x^2 as MPFR numbers in xs, sq).
+void group_stats(const Case& c, const OracleOptions& o, int64_t n, int64_t g, GroupStats& st,
+                 std::vector<Real>& xs, std::vector<Real>& sq, std::vector<double>& xv) {
+  const Problem& p = c.problem;
+  if (o.path == OraclePath::fast) {
+    exact::ExactSums sums(p.dtype != DType::f64, o.binned_from);
+    fast_stats(p, c.x, n, g, st, xv, sums);
+  } else {
+    compute_stats(p, c.x, n, g, st, xs, sq);
+  }
+}
+
 thread_local int oracle_threads_override = 0;
 
 }  // namespace
@@ -763,12 +776,7 @@ OracleResult oracle_forward(const Case& c, const OracleOptions& o) {
     YScratch s;
     std::vector<Real> xs, sq;
     std::vector<double> xv;
-    if (fast) {
-      exact::ExactSums sums(p.dtype != DType::f64, o.binned_from);
-      fast_stats(p, c.x, n, g, st, xv, sums);
-    } else {
-      compute_stats(p, c.x, n, g, st, xs, sq);
-    }
+    group_stats(c, o, n, g, st, xs, sq, xv);
     res.kappa[gi] = st.kappa;
     write_stats(p, st, gi, mean, rstd);
     for (int64_t kk = 0; kk < cpg; ++kk) {
@@ -1080,12 +1088,7 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
     const int64_t n = gi / p.G, g = gi % p.G;
     SiluGroup& sg = groups[gi];
     std::vector<Real> xs, sq;
-    if (fast) {
-      exact::ExactSums sums(p.dtype != DType::f64, o.binned_from);
-      fast_stats(p, c.x, n, g, sg.st, sg.xv, sums);
-    } else {
-      compute_stats(p, c.x, n, g, sg.st, xs, sq);
-    }
+    group_stats(c, o, n, g, sg.st, xs, sq, sg.xv);
     res.kappa[gi] = sg.st.kappa;
     sg.dy.resize(static_cast<size_t>(m));
     gather_group(*c.dy, p, n, g, sg.dy);
