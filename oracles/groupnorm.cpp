@@ -98,10 +98,18 @@ struct GroupIter {
 struct GroupStats {
   bool finite = true;  // all x finite
   bool degenerate = false;  // D == 0 (eps == 0 and a constant group): rstd = +Inf
+  bool exact = false;  // S, D and r below hold the group's (the fast path takes them only on demand)
   double max_abs = 0;
   Real S, D;
   Real r;  // 1/sqrt(D) rounded to nearest at kPrec bits
   double rstd = kNaN, kappa = kNaN;
+  // Before a new group (a GroupStats is reused; S, D and r keep their storage).
+  void reset() {
+    finite = true;
+    degenerate = exact = false;
+    max_abs = 0;
+    rstd = kappa = kNaN;
+  }
 };
 
 void finish_stats(const Problem& p, GroupStats& st, const Real& Q);
@@ -113,8 +121,7 @@ void compute_stats(const Problem& p, const Tensor& x, int64_t n, int64_t g, Grou
   GroupIter it{p, n, g};
   xs.resize(m);
   sq.resize(m);
-  st.finite = true;
-  st.max_abs = 0;
+  st.reset();
   for (int64_t j = 0; j < m; ++j) {
     const double v = x.get(it.offset(j));
     if (!std::isfinite(v)) st.finite = false;
@@ -139,6 +146,7 @@ void finish_stats(const Problem& p, GroupStats& st, const Real& Q) {
   exact::mul_si(m2eps, eps, m * m);
   exact::add(st.D, nv, m2eps);
   if (mpfr_sgn(P(st.D)) < 0) throw std::logic_error("oracle: negative variance");
+  st.exact = true;
   st.degenerate = mpfr_zero_p(P(st.D));
   if (st.degenerate) {
     st.rstd = std::numeric_limits<double>::infinity();
@@ -238,6 +246,13 @@ uint64_t rstd_bits(const Problem& p, const GroupStats& st, Real& approx) {
                                 A, one, st.D, zero);
 }
 
+// rstd's condition scale: kappa + 1 relative, and the variance's m squares' underflow via r^3.
+double rstd_scale(const Problem& p, const GroupStats& st) {
+  const long double r = st.rstd;
+  const long double under = eta_over_u(p.dtype) * r * r * r * p.group_size() / 2;
+  return static_cast<double>(st.rstd * (st.kappa + 1) + under);
+}
+
 // mean = S/m exactly rounded; rstd = m/sqrt(D) certified.
 void write_stats(const Problem& p, const GroupStats& st, int64_t i, ExactOutput& mean,
                  ExactOutput& rstd) {
@@ -261,9 +276,7 @@ void write_stats(const Problem& p, const GroupStats& st, int64_t i, ExactOutput&
   }
   Real approx;
   const uint64_t bits = rstd_bits(p, st, approx);
-  const long double r = st.rstd;
-  const long double under = eta_over_u(p.dtype) * r * r * r * m / 2;  // var's m squares, via r^3
-  set_value(rstd, i, bits, approx, static_cast<double>(st.rstd * (st.kappa + 1) + under), st.kappa);
+  set_value(rstd, i, bits, approx, rstd_scale(p, st), st.kappa);
 }
 
 }  // namespace
@@ -276,12 +289,12 @@ const ExactOutput& OracleResult::get(const std::string& name) const {
 
 namespace {
 
-// What every y of a case shares: gamma and beta (exact, and as doubles), and which channels the
-// fast path can take (finite parameters in its range).
+// What every y of a case shares: gamma and beta as doubles (param_exact makes the reference's
+// MPFR copies, per element it evaluates), and which channels the fast path can take (finite
+// parameters in its range).
 struct ForwardCtx {
   const Problem& p;
   int64_t m;
-  std::vector<Real> gam, bet;
   std::vector<double> gd, bd;
   std::vector<char> fast_ch;
   long double eta = eta_over_u(p.dtype);
@@ -311,18 +324,22 @@ ParamOutput param_output(const Problem& p, int64_t out) {
 ForwardCtx forward_ctx(const Case& c) {
   const Problem& p = c.problem;
   const auto np = static_cast<size_t>(param_count(p));
-  ForwardCtx k{p, p.group_size(), std::vector<Real>(np), std::vector<Real>(np),
-               std::vector<double>(np, 1.0), std::vector<double>(np, 0.0), std::vector<char>(np, 1)};
+  ForwardCtx k{p, p.group_size(), std::vector<double>(np, 1.0), std::vector<double>(np, 0.0),
+               std::vector<char>(np, 1)};
   for (size_t q = 0; q < np; ++q) {
     if (p.affine) {
       k.gd[q] = c.gamma.get(static_cast<int64_t>(q));
       k.bd[q] = c.beta.get(static_cast<int64_t>(q));
     }
-    exact::set_d(k.gam[q], std::isfinite(k.gd[q]) ? k.gd[q] : 0.0);
-    exact::set_d(k.bet[q], std::isfinite(k.bd[q]) ? k.bd[q] : 0.0);
     k.fast_ch[q] = in_fast_range(k.gd[q]) && in_fast_range(k.bd[q]);  // false for Inf, NaN
   }
   return k;
+}
+
+// gamma and beta of parameter q as exact MPFR numbers (0 for a value that is not finite).
+void param_exact(const ForwardCtx& k, int64_t q, Real& gam, Real& bet) {
+  exact::set_d(gam, std::isfinite(k.gd[q]) ? k.gd[q] : 0.0);
+  exact::set_d(bet, std::isfinite(k.bd[q]) ? k.bd[q] : 0.0);
 }
 
 bool y_defined(const ForwardCtx& k, const GroupStats& st, int64_t q) {
@@ -338,26 +355,27 @@ double y_scale(const ForwardCtx& k, const GroupStats& st, int64_t q, double xh, 
 }
 
 struct YScratch {
-  Real T, mx, xhat, t, ya, A, xj;
+  Real T, mx, xhat, t, ya, A, xj, gam, bet;
 };
 
 // y at element `off` (parameters q, Problem::param_index) from the exact x in MPFR: the reference evaluation.
 void y_reference(const ForwardCtx& k, const GroupStats& st, const Real& xj, int64_t off, int64_t q,
                  ExactOutput& y, YScratch& s) {
   static const Real one = from_double(1.0);
+  param_exact(k, q, s.gam, s.bet);
   exact::mul_si(s.mx, xj, k.m);
   exact::sub(s.T, s.mx, st.S);
   mpfr_set_prec(P(s.xhat), kPrec);
   mpfr_mul(P(s.xhat), P(s.T), P(st.r), MPFR_RNDN);
   mpfr_set_prec(P(s.t), kPrec);
-  mpfr_mul(P(s.t), P(s.xhat), P(k.gam[q]), MPFR_RNDN);
+  mpfr_mul(P(s.t), P(s.xhat), P(s.gam), MPFR_RNDN);
   mpfr_set_prec(P(s.ya), kPrec);
-  mpfr_add(P(s.ya), P(s.t), P(k.bet[q]), MPFR_RNDN);
+  mpfr_add(P(s.ya), P(s.t), P(s.bet), MPFR_RNDN);
   const double yv = std::fabs(mpfr_get_d(P(s.ya), MPFR_RNDN));
   // |ya - y| <= 2^-P (3.01 |t| + |ya|): three roundings in the product, one in the sum.
   const Real err = UpBound().add(4, s.t).add(2, s.ya).scaled(-kPrec);
-  exact::mul(s.A, k.gam[q], s.T);
-  const uint64_t bits = exact::round_certified(k.p.dtype, s.ya, err, s.A, one, st.D, k.bet[q]);
+  exact::mul(s.A, s.gam, s.T);
+  const uint64_t bits = exact::round_certified(k.p.dtype, s.ya, err, s.A, one, st.D, s.bet);
   const double xh = std::fabs(mpfr_get_d(P(s.xhat), MPFR_RNDN));
   set_value(y, off, bits, s.ya, y_scale(k, st, q, xh, yv), st.kappa);
 }
@@ -379,7 +397,7 @@ int64_t silu_group(const ForwardCtx& k, const GroupStats& st, int64_t n, int64_t
                    const std::vector<int64_t>& js, ExactOutput& y) {
   const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
   int64_t undecided = 0;
-  Real T, mx, A;
+  Real T, mx, A, gam, bet;
   epilogue::Interval r0(epilogue::kStartBits);
   if (!js.empty()) epilogue::enclose_rsqrt(r0, st.D);
   for (int64_t j : js) {
@@ -387,8 +405,9 @@ int64_t silu_group(const ForwardCtx& k, const GroupStats& st, int64_t n, int64_t
     if (!y_defined(k, st, q)) continue;
     exact::mul_si(mx, xj(j), k.m);
     exact::sub(T, mx, st.S);
-    exact::mul(A, k.gam[q], T);
-    const epilogue::SiluResult r = epilogue::silu_rounded(k.p.dtype, A, st.D, k.bet[q], r0);
+    param_exact(k, q, gam, bet);
+    exact::mul(A, gam, T);
+    const epilogue::SiluResult r = epilogue::silu_rounded(k.p.dtype, A, st.D, bet, r0);
     undecided += r.decided ? 0 : 1;
     const double sy = y_scale(k, st, q, xhat_abs(T, st.r), r.v_abs);
     const double z = std::fabs(mpfr_get_d(P(r.approx), MPFR_RNDN));
@@ -491,7 +510,7 @@ double next_down(double v) {
   return std::bit_cast<double>(v > 0 ? b - 1 : b + 1);
 }
 
-bool certify_double(dw::DW z, double e, int& side) {
+[[gnu::always_inline]] inline bool certify_double(dw::DW z, double e, int& side) {
   const double h = std::fabs(z.hi);
   if (!(h >= 0x1p-900 && h <= 0x1p900)) return false;
   // The smaller gap to a neighbour (exact), halved and rounded down; the computed |lo| + 2e
@@ -506,7 +525,7 @@ bool certify_double(dw::DW z, double e, int& side) {
 // The target's rounding of v from hi = RN_double(v): rounding twice is rounding once unless hi is
 // a midpoint of the target format (its two double neighbours round apart), where the side of v
 // decides. False where it is a midpoint and the side is unknown.
-bool round_from_double(DType d, double hi, int side, uint64_t& bits) {
+[[gnu::always_inline]] inline bool round_from_double(DType d, double hi, int side, uint64_t& bits) {
   bits = exact::round_double(d, hi);
   // A midpoint of f32, f16 or bf16 (subnormal, and the overflow threshold, included) has at most
   // 25 significant bits: the low 28 bits of its double significand are 0.
@@ -516,6 +535,85 @@ bool round_from_double(DType d, double hi, int side, uint64_t& bits) {
   if (below == above) return true;
   if (side == 0) return false;
   bits = side > 0 ? above : below;
+  return true;
+}
+
+// The fast statistics (docs/numerics.md "Fast statistics"): mean and rstd as double words with
+// bounds (f) and st's rstd and kappa, from the group's values xv (finite) without MPFR. With c
+// the naive mean cut to 24 significant bits (so that m c is exact), the exact centred sums
+//   S' = S - m c  and  Q' = sum (x - c)^2 = Q - 2 c S' - m c^2
+// come from one superaccumulator each and leave it as three doubles; nv = m Q' - S'^2 (equal to
+// m Q - S^2 for every c) and D = nv + eps m^2 are then formed in double-word arithmetic without
+// cancellation (S'^2 is tiny against m Q' where c is near the mean), r = 1/sqrt(D) by one
+// Newton step from double, and mean = c + S'/m. False where a bound or range check fails (a
+// spread tiny against the mean, an f64 group near the range's ends, rstd's double rounding
+// undecided): the caller then takes the exact statistics.
+bool dw_stats(const Problem& p, const std::vector<double>& xv, exact::ExactSums& sums, GroupStats& st,
+              FastGroup& f) {
+  using dw::kU2;
+  constexpr double kSlack = 1 + 0x1p-40;  // the roundings of each bound's own evaluation
+  const auto m = static_cast<int64_t>(xv.size());
+  const auto md = static_cast<double>(m);
+  if (m > (int64_t{1} << 26) || !(st.max_abs <= 0x1p300) ||
+      !(p.eps == 0 || (p.eps >= 0x1p-600 && p.eps <= 0x1p600)))
+    return false;
+  double c = 0;
+  for (double v : xv) c += v;
+  c = std::bit_cast<double>(std::bit_cast<uint64_t>(c / md) & ~((uint64_t{1} << 29) - 1));
+  double s3[3], q3[3], t_s, t_q;
+  exact::SuperAcc& as = sums.accumulate(m, [&](int64_t i) { return xv[i]; });
+  as.add(-(md * c));
+  if (!as.to_doubles(s3, t_s)) return false;
+  exact::SuperAcc& aq = sums.accumulate_products(m, [&](int64_t i) { return xv[i]; }, [&](int64_t i) { return xv[i]; });
+  for (double s : s3) aq.add_product(-2 * c, s);
+  aq.add_product(-(md * c), c);
+  if (!aq.to_doubles(q3, t_q)) return false;
+  // S' = s + (s3[2] + its tail), Q' = q + (q3[2] + its tail + 2 c S''s tail).
+  const dw::DW s{s3[0], s3[1]}, q{q3[0], q3[1]};
+  const double e_s = std::fabs(s3[2]) + t_s, e_q = std::fabs(q3[2]) + t_q + 2 * std::fabs(c) * t_s;
+  const dw::DW mq = dw::mul(q, md), s2 = dw::mul(s, s);
+  const double e_mq = 4 * kU2 * std::fabs(mq.hi) + md * e_q;
+  const double e_s2 = 10 * kU2 * std::fabs(s2.hi) + (2 * std::fabs(s.hi) * 1.001 + e_s) * e_s;
+  const dw::DW nv = dw::add(mq, dw::DW{-s2.hi, -s2.lo});
+  const dw::DW D = dw::add(nv, dw::two_prod(p.eps, md * md));  // m^2 < 2^53; eps m^2 exact
+  const double e_D = (6 * kU2 * (std::fabs(nv.hi) + std::fabs(D.hi)) + e_mq + e_s2 + 0x1p-1000) * kSlack;
+  if (!(D.hi >= 0x1p-600 && D.hi <= 0x1p600 && e_D <= 0x1p-80 * D.hi)) return false;
+  // r0 = RN(1/RN(sqrt(D.hi))) is r (1 + d) with |d| < 2.6 u; one Newton step r0 + r0 (1 - D r0^2) / 2
+  // leaves r (1 - 1.5 d^2 - d^3 / 2): below 2^-101 r. Then the steps' own bounds, and D's
+  // relative error e_D / D, of which r keeps half.
+  const double r0 = 1 / std::sqrt(D.hi);
+  const dw::DW t = dw::mul(D, dw::two_prod(r0, r0));
+  const dw::DW h = dw::add(dw::DW{-t.hi, -t.lo}, 1.0);
+  const double e_h = 4 * kU2 * std::fabs(h.hi) + 10 * kU2 * std::fabs(t.hi);
+  const dw::DW corr = dw::mul(h, 0.5 * r0);
+  const dw::DW r = dw::add(corr, r0);
+  const double e_r = (0x1p-101 * std::fabs(r.hi) + 4 * kU2 * (std::fabs(corr.hi) + std::fabs(r.hi)) +
+                      0.5 * r0 * e_h + 0.51 * (e_D / D.hi) * std::fabs(r.hi)) *
+                     kSlack;
+  // The reference's rstd is RN_double(r at kPrec bits): the same double where the test also
+  // covers that rounding.
+  int side;
+  if (!certify_double(r, e_r + 0x1p-190 * std::fabs(r.hi), side)) return false;
+  st.degenerate = false;
+  st.rstd = r.hi * md;
+  st.kappa = st.max_abs * st.rstd;
+  f.rho = dw::mul(r, md);
+  f.e_rho = (4 * kU2 * std::fabs(f.rho.hi) + md * e_r) * kSlack;
+  // mean = c + S'/m: q0 = RN(s.hi/m), its remainder exact (fma), q1 = RN(RN(rem + s.lo)/m) within
+  // 3 u |q1| of the rest (0 where both steps are exact); then renormalized without error.
+  if (s.hi != 0 && std::fabs(s.hi) < 0x1p-900) return false;  // keeps the remainder exact
+  const double q0 = s.hi / md, rem = std::fma(-q0, md, s.hi);
+  const dw::DW w = dw::two_sum(rem, s.lo);
+  const double q1 = w.hi / md;
+  const bool exact_q = w.lo == 0 && std::fma(-q1, md, w.hi) == 0;
+  const dw::DW a = dw::two_sum(c, q0), b = dw::two_sum(a.lo, q1);
+  f.mu.p[0] = a.hi;
+  f.mu.p[1] = b.hi;
+  f.mu.p[2] = b.lo;
+  f.mu.e = ((exact_q ? 0 : 3 * 0x1p-53 * std::fabs(q1) + 0x1p-1000) + e_s / md) * kSlack;
+  f.scales_double = st.rstd >= 0x1p-100 && st.rstd <= 0x1p100;
+  f.ok = f.mu.in_range() && f.rho.hi != 0 && in_fast_range(f.rho.hi) && in_fast_range(f.rho.lo) &&
+         f.e_rho <= 0x1p300;
   return true;
 }
 
@@ -554,7 +652,18 @@ struct Approx {
                                                    double scale, double kappa) {
   int side = 0;
   uint64_t bits;
-  if (!certify_double({hi, lo}, e, side) || !round_from_double(o.rounded.dtype(), hi, side, bits)) return false;
+  if (e == 0) {
+    // The value is hi + lo exactly (an exact mean): its double is RN(hi + lo), ties to even, and
+    // the exact remainder gives the side; a value that is a double decides a tie by its own rounding.
+    const dw::DW z = dw::two_sum(hi, lo);
+    hi = z.hi;
+    lo = z.lo;
+    if (!std::isfinite(hi)) return false;
+    if (lo == 0) bits = exact::round_double(o.rounded.dtype(), hi);
+    else if (!round_from_double(o.rounded.dtype(), hi, lo > 0 ? 1 : -1, bits)) return false;
+  } else if (!certify_double({hi, lo}, e, side) || !round_from_double(o.rounded.dtype(), hi, side, bits)) {
+    return false;
+  }
   put_bits(o.rounded, off, bits);
   o.hi[off] = hi;
   o.lo[off] = lo;
@@ -681,24 +790,38 @@ void gather_group(const Tensor& t, const Problem& p, int64_t n, int64_t g, std::
   }
 }
 
-// The fast path's exact statistics of group (n, g): the group's values as doubles (in xv), their
-// exact sum and sum of squares in integer digits, then the shared finish_stats.
-void fast_stats(const Problem& p, const Tensor& x, int64_t n, int64_t g, GroupStats& st,
-                std::vector<double>& xv, exact::ExactSums& sums) {
+// The fast path's view of group (n, g): its values as doubles (in xv), whether they are finite,
+// and max|x|.
+void gather_values(const Problem& p, const Tensor& x, int64_t n, int64_t g, GroupStats& st,
+                   std::vector<double>& xv) {
   gather_group(x, p, n, g, xv);
-  st.finite = true;
-  st.max_abs = 0;
+  st.reset();
+  bool finite = true;  // (locals: st may alias the doubles of xv for all the compiler knows)
+  double max_abs = 0;
   for (double v : xv) {
-    if (!std::isfinite(v)) st.finite = false;
-    st.max_abs = std::max(st.max_abs, std::fabs(v));
+    finite = finite && std::isfinite(v);
+    max_abs = std::max(max_abs, std::fabs(v));
   }
-  if (!st.finite) return;
+  st.finite = finite;
+  st.max_abs = max_abs;
+}
+
+// The fast path's exact statistics (once per group, where finite): the exact sum and sum of
+// squares of xv in integer digits, then the shared finish_stats.
+void exact_stats(const Problem& p, const std::vector<double>& xv, exact::ExactSums& sums, GroupStats& st) {
+  if (!st.finite || st.exact) return;
   const auto m = static_cast<int64_t>(xv.size());
   const auto x_at = [&](int64_t i) { return xv[i]; };
   sums.sum(m, x_at, P(st.S));
   Real Q;
   sums.sum_products(m, x_at, x_at, P(Q));
   finish_stats(p, st, Q);
+}
+
+void fast_stats(const Problem& p, const Tensor& x, int64_t n, int64_t g, GroupStats& st,
+                std::vector<double>& xv, exact::ExactSums& sums) {
+  gather_values(p, x, n, g, st, xv);
+  exact_stats(p, xv, sums, st);
 }
 
 // Group (n, g)'s exact statistics on the chosen path: the fast path's (x as doubles in xv) or the
@@ -712,6 +835,20 @@ void group_stats(const Case& c, const OracleOptions& o, int64_t n, int64_t g, Gr
   } else {
     compute_stats(p, c.x, n, g, st, xs, sq);
   }
+}
+
+// mean and rstd from the fast statistics; false where a rounding test cannot decide (the caller
+// then writes both from the exact statistics). An exact mean of 0 is +0, as the reference's.
+bool write_fast_stats(const Problem& p, const GroupStats& st, const FastGroup& f, int64_t i, ExactOutput& mean,
+                      ExactOutput& rstd) {
+  const Triple& mu = f.mu;
+  if (mu.p[0] == 0 && mu.p[1] == 0 && mu.p[2] == 0 && mu.e == 0)
+    write_zero(mean, i, false, st.max_abs, st.kappa);
+  else if (!write_certified(mean, i, mu.p[0], mu.p[1], mu.e + std::fabs(mu.p[2]), st.max_abs, st.kappa))
+    return false;
+  // The reference rounds m r at kPrec bits (within 2^-189 of m/sqrt(D)) to double for hi.
+  return write_certified(rstd, i, f.rho.hi, f.rho.lo, f.e_rho + 0x1p-189 * std::fabs(f.rho.hi), rstd_scale(p, st),
+                         st.kappa);
 }
 
 thread_local int oracle_threads_override = 0;
@@ -772,23 +909,52 @@ OracleResult oracle_forward(const Case& c, const OracleOptions& o) {
   std::vector<int64_t> fallbacks(static_cast<size_t>(p.N * p.G), 0), undecided(fallbacks.size(), 0);
   auto group = [&](int64_t gi) {
     const int64_t n = gi / p.G, g = gi % p.G;
-    GroupStats st;
-    YScratch s;
-    std::vector<Real> xs, sq;
-    std::vector<double> xv;
-    group_stats(c, o, n, g, st, xs, sq, xv);
+    // Each thread's scratch, reused from group to group: a small group costs no allocation.
+    thread_local struct {
+      GroupStats st;
+      YScratch s;
+      std::vector<Real> xs, sq;
+      std::vector<double> xv;
+      std::vector<int64_t> rest;
+      exact::ExactSums sums;
+    } w;
+    GroupStats& st = w.st;
+    YScratch& s = w.s;
+    const std::vector<Real>& xs = w.xs;
+    const std::vector<double>& xv = w.xv;
+    std::vector<int64_t>& rest = w.rest;
+    rest.clear();
+    FastGroup f;
+    if (fast) {
+      // The statistics in double words where they certify (then S, D and r in MPFR only for the
+      // values the fast path leaves to the reference), else exactly.
+      w.sums.configure(p.dtype != DType::f64, o.binned_from);
+      gather_values(p, c.x, n, g, st, w.xv);
+      const bool dws = st.finite && dw_stats(p, xv, w.sums, st, f);
+      if (!dws) {
+        exact_stats(p, xv, w.sums, st);
+        f = fast_group(m, st);
+      }
+      if (!dws || !write_fast_stats(p, st, f, gi, mean, rstd)) {
+        exact_stats(p, xv, w.sums, st);
+        write_stats(p, st, gi, mean, rstd);
+        if (st.finite) fallbacks[gi] += 2;  // mean and rstd went to the reference
+      }
+    } else {
+      compute_stats(p, c.x, n, g, st, w.xs, w.sq);
+      write_stats(p, st, gi, mean, rstd);
+    }
     res.kappa[gi] = st.kappa;
-    write_stats(p, st, gi, mean, rstd);
     for (int64_t kk = 0; kk < cpg; ++kk) {
       const int64_t ch = g * cpg + kk;
       if (y_defined(k, st, p.param_index(n, ch))) continue;
       for (int64_t sp = 0; sp < S; ++sp) set_undefined(y, p.index(n, ch, sp));
     }
     if (!st.finite || st.degenerate) return;
-    std::vector<int64_t> rest;
     if (fast) {
-      y_fast_group(k, st, fast_group(k.m, st), xv, n, g, y, rest);
-      fallbacks[gi] = static_cast<int64_t>(rest.size());
+      y_fast_group(k, st, f, xv, n, g, y, rest);
+      fallbacks[gi] += static_cast<int64_t>(rest.size());
+      if (!rest.empty()) exact_stats(p, xv, w.sums, st);
     } else {
       for (int64_t j = 0; j < m; ++j) rest.push_back(j);
     }

@@ -5,9 +5,12 @@
 // M 2^e's bits to three digits, a product (or square) of two to five; each add changes a digit by less than
 // 2^32, so an int64 digit absorbs 2^30 adds before carries must be propagated (done every 2^29).
 // The range covers every product of two finite doubles (2^-2148 .. 2^2048) and 2^40 more for the sum:
-// overflow-free for any finite input. to_mpfr() hands the exact value to the MPFR side.
+// overflow-free for any finite input. to_mpfr() hands the exact value to the MPFR side, to_doubles()
+// to the double-word side. Only the digits an add touched are cleared and normalized, so a short
+// sum costs what its span of exponents does, not the whole range.
 #include <array>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <gmp.h>
@@ -20,14 +23,17 @@ class SuperAcc {
   static constexpr int kLowExp = -2176;  // below 2^-2148, a multiple of 32
   static constexpr int kDigits = (2048 + 48 - kLowExp) / 32 + 6;
 
-  SuperAcc() { clear(); }
-  void clear() {
+  SuperAcc() {
     digit_.fill(0);
-    pending_ = 0;
+    lo_ = kDigits, hi_ = -1, pending_ = 0;
+  }
+  void clear() {
+    for (int k = lo_; k <= hi_; ++k) digit_[k] = 0;
+    lo_ = kDigits, hi_ = -1, pending_ = 0;
   }
 
   // += x (finite).
-  void add(double x) {
+  [[gnu::always_inline]] void add(double x) {
     int e;
     int64_t M = split(x, e);
     if (M == 0) return;
@@ -35,7 +41,7 @@ class SuperAcc {
     tick();
   }
   // += a * b, exactly (finite a, b).
-  void add_product(double a, double b) {
+  [[gnu::always_inline]] void add_product(double a, double b) {
     int ea, eb;
     const int64_t Ma = split(a, ea), Mb = split(b, eb);
     if (Ma == 0 || Mb == 0) return;
@@ -55,9 +61,9 @@ class SuperAcc {
   // r = the exact sum (r's precision set to hold it). Propagates carries first.
   void to_mpfr(mpfr_ptr r) {
     normalize();
-    int lo = 0, hi = kDigits - 1;
-    while (hi >= 0 && digit_[hi] == 0) --hi;
-    if (hi < 0) {
+    int lo = lo_, hi = hi_;
+    while (hi >= lo && digit_[hi] == 0) --hi;
+    if (hi < lo) {
       mpfr_set_prec(r, MPFR_PREC_MIN);
       mpfr_set_zero(r, 1);
       return;
@@ -78,9 +84,56 @@ class SuperAcc {
     mpz_clear(z);
   }
 
+  // The exact sum as v[0] + v[1] + v[2] + t with v[0] = RN(v[0] + v[1] + v[2]), |v[1]| <= ulp(v[0])/2,
+  // v[2] exact below v[1], and |t| < tail, where tail is 0 if the sum has at most 126 significant
+  // bits (below 2^-94 |v[0]| otherwise). False where a part would leave [2^-960, 2^960] (the
+  // caller then takes to_mpfr). Leaves the digits as a normalized magnitude: clear() before reuse.
+  bool to_doubles(double (&v)[3], double& tail) {
+    v[0] = v[1] = v[2] = tail = 0;
+    normalize();
+    int h = top();
+    if (h < 0) return true;
+    const bool negative = digit_[h] < 0;
+    if (negative) {  // the magnitude: every digit negated, carries propagated again
+      for (int k = lo_; k <= hi_; ++k) digit_[k] = -digit_[k];
+      normalize();
+      h = top();
+    }
+    if (digit_[h] >= (int64_t{1} << 32)) return false;  // only past 2^2048: not for doubles
+    // The top four digits as V < 2^128, cut to V < 2^126 so that RN(V) converts back; what is
+    // below it makes the tail.
+    unsigned __int128 V = 0;
+    bool below = false;
+    for (int k = h; k >= h - 3; --k) V = (V << 32) | static_cast<uint64_t>(k >= lo_ ? digit_[k] : 0);
+    for (int k = lo_; k < h - 3; ++k) below = below || digit_[k] != 0;
+    int e = 32 * (h - 3) + kLowExp;
+    if (V >> 126) {
+      below = below || (V & 3) != 0;
+      V >>= 2;
+      e += 2;
+    }
+    if (e < -960 || e + 126 > 960) return false;
+    const double v0 = static_cast<double>(V);  // round to nearest
+    const auto r1 = static_cast<__int128>(V - static_cast<unsigned __int128>(v0));  // |r1| <= 2^73
+    const double v1 = static_cast<double>(r1);
+    const double v2 = static_cast<double>(r1 - static_cast<__int128>(v1));  // |.| <= 2^20: exact
+    const double sign = negative ? -1.0 : 1.0;
+    v[0] = sign * std::ldexp(v0, e);
+    v[1] = sign * std::ldexp(v1, e);
+    v[2] = sign * std::ldexp(v2, e);
+    tail = below ? std::ldexp(1.0, e) : 0.0;
+    return true;
+  }
+
  private:
+  // The highest nonzero digit (-1 for none); the digits are normalized.
+  int top() const {
+    int h = hi_;
+    while (h >= lo_ && digit_[h] == 0) --h;
+    return h >= lo_ ? h : -1;
+  }
   // x = M * 2^e with M an integer, |M| < 2^53, e >= -1074.
-  static int64_t split(double x, int& e) {
+  [[gnu::always_inline]] static int64_t split(double x, int& e) {
     const auto b = std::bit_cast<uint64_t>(x);
     const int E = static_cast<int>((b >> 52) & 0x7FF);
     int64_t M = static_cast<int64_t>(b & ((uint64_t{1} << 52) - 1));
@@ -89,8 +142,10 @@ class SuperAcc {
     return (b >> 63) ? -M : M;
   }
   // += or -= v * 2^pos, v < 2^106 split over the digits at pos / 32 and up.
-  void place(unsigned __int128 v, int pos, bool negative) {
+  [[gnu::always_inline]] void place(unsigned __int128 v, int pos, bool negative) {
     const int k = pos >> 5, s = pos & 31;
+    lo_ = k < lo_ ? k : lo_;
+    hi_ = k + 4 > hi_ ? k + 4 : hi_;
     const uint64_t lo = static_cast<uint64_t>(v);
     const uint64_t hi = static_cast<uint64_t>(v >> 64);  // < 2^42 for squares, 0 for values
     // v << s < 2^138: five 32-bit pieces.
@@ -109,12 +164,16 @@ class SuperAcc {
       digit_[k] += p0; digit_[k + 1] += p1; digit_[k + 2] += p2; digit_[k + 3] += p3; digit_[k + 4] += p4;
     }
   }
-  void tick() {
+  [[gnu::always_inline]] void tick() {
     if (++pending_ >= (int64_t{1} << 29)) normalize();
   }
-  // Every digit but the top one into [0, 2^32); the top one keeps the sign.
+  // Every touched digit but the top one into [0, 2^32); the top one keeps the sign. The range
+  // grows by two digits first: each of fewer than 2^30 adds left a digit below 2^62 in magnitude,
+  // so the sum is below 2^(32 hi + 63) and the carry into digit hi + 2 is 0 or -1.
   void normalize() {
-    for (int k = 0; k + 1 < kDigits; ++k) {
+    if (hi_ < lo_) return;
+    hi_ = hi_ + 2 < kDigits ? hi_ + 2 : kDigits - 1;
+    for (int k = lo_; k < hi_; ++k) {
       const int64_t c = digit_[k] >> 32;  // floor division by 2^32
       digit_[k] -= c * (int64_t{1} << 32);
       digit_[k + 1] += c;
@@ -124,7 +183,8 @@ class SuperAcc {
   [[noreturn]] static void throw_inexact();
 
   std::array<int64_t, kDigits> digit_;
-  int64_t pending_ = 0;
+  int lo_, hi_;  // the digits any add touched (every other one is 0)
+  int64_t pending_;
 };
 
 // The same sums for values of at most 24 significant bits (every f32, f16 and bf16 value, as a
@@ -143,14 +203,14 @@ class NarrowAcc {
     prods_.fill(0);
   }
   // x must have at most 24 significant bits (the caller's dtype guarantees it).
-  void add(double x) {
+  [[gnu::always_inline]] void add(double x) {
     int e;
     const int64_t M = split24(x, e);
     const int i = e - kMinExp;
     sums_[i] += M;
     touch(s_lo_, s_hi_, i);
   }
-  void add_product(double a, double b) {
+  [[gnu::always_inline]] void add_product(double a, double b) {
     int ea, eb;
     const int64_t Ma = split24(a, ea), Mb = split24(b, eb);
     const int i = ea + eb - 2 * kMinExp;
@@ -176,7 +236,7 @@ class NarrowAcc {
  private:
   // The double x = M 2^e with M < 2^24: its 53-bit significand shifted right by 29 (a value with
   // at most 24 significant bits has 29 zero bits at the bottom; zero gives M = 0).
-  static int64_t split24(double x, int& e) {
+  [[gnu::always_inline]] static int64_t split24(double x, int& e) {
     const auto b = std::bit_cast<uint64_t>(x);
     const int E = static_cast<int>((b >> 52) & 0x7FF);
     if (E == 0) {  // zero (a subnormal double is never narrow)
@@ -187,7 +247,7 @@ class NarrowAcc {
     e = E - 1075 + 29;
     return (b >> 63) ? -M : M;
   }
-  static void touch(int& lo, int& hi, int i) {
+  [[gnu::always_inline]] static void touch(int& lo, int& hi, int i) {
     lo = i < lo ? i : lo;
     hi = i > hi ? i : hi;
   }
@@ -200,10 +260,14 @@ class NarrowAcc {
 // values are narrow (the dtype is not f64) and at least `from` of them, else SuperAcc alone.
 class ExactSums {
  public:
-  ExactSums(bool narrow, int64_t from) : narrow_(narrow), from_(from) {}
-  // r = sum of v(i), i < n.
+  ExactSums(bool narrow = false, int64_t from = 0) { configure(narrow, from); }
+  void configure(bool narrow, int64_t from) {
+    narrow_ = narrow;
+    from_ = from;
+  }
+  // The accumulator holding the sum of v(i), i < n (for more adds, then to_mpfr or to_doubles).
   template <class V>
-  void sum(int64_t n, V v, mpfr_ptr r) {
+  SuperAcc& accumulate(int64_t n, V v) {
     acc_.clear();
     if (narrow_ && n >= from_) {
       for (int64_t i = 0; i < n; ++i) na_.add(v(i));
@@ -211,11 +275,11 @@ class ExactSums {
     } else {
       for (int64_t i = 0; i < n; ++i) acc_.add(v(i));
     }
-    acc_.to_mpfr(r);
+    return acc_;
   }
-  // r = sum of a(i) * b(i), i < n.
+  // The same for the sum of a(i) * b(i), i < n.
   template <class A, class B>
-  void sum_products(int64_t n, A a, B b, mpfr_ptr r) {
+  SuperAcc& accumulate_products(int64_t n, A a, B b) {
     acc_.clear();
     if (narrow_ && n >= from_) {
       for (int64_t i = 0; i < n; ++i) na_.add_product(a(i), b(i));
@@ -223,7 +287,16 @@ class ExactSums {
     } else {
       for (int64_t i = 0; i < n; ++i) acc_.add_product(a(i), b(i));
     }
-    acc_.to_mpfr(r);
+    return acc_;
+  }
+  // r = sum of v(i); r = sum of a(i) * b(i).
+  template <class V>
+  void sum(int64_t n, V v, mpfr_ptr r) {
+    accumulate(n, v).to_mpfr(r);
+  }
+  template <class A, class B>
+  void sum_products(int64_t n, A a, B b, mpfr_ptr r) {
+    accumulate_products(n, a, b).to_mpfr(r);
   }
 
  private:

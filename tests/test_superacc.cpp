@@ -82,5 +82,66 @@ TEST(SuperAcc, CancellationLeavesTheExactRemainder) {
   }
 }
 
+// to_doubles: v[0] + v[1] + v[2] within the tail of the exact sum (equal where the tail is 0),
+// v[0] its nearest double, v[1] within half an ulp of v[0]; on values over the whole range (long
+// sums, nonzero tails), on short sums of ordinary values (exact), and with either sign.
+TEST(SuperAcc, ToDoublesBoundsTheExactSum) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> normal;
+  int exact_ones = 0, with_tail = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const bool narrow = trial % 2 != 0;
+    std::vector<double> a;
+    if (trial % 4 < 2) {
+      a = values(rng, narrow, 20 + trial % 7);
+    } else {
+      for (int i = 0; i < 16; ++i) {
+        const double v = normal(rng) * std::ldexp(1.0, trial % 50 - 25);
+        a.push_back(narrow ? static_cast<double>(static_cast<float>(v)) : v);
+      }
+    }
+    if (trial % 3 == 0) a.push_back(-1e6 * (trial % 5 == 0 ? -1.0 : 1.0));
+    Real want;
+    exact_sum(want, a, nullptr);
+    for (bool products : {false, true}) {
+      ExactSums sums(narrow, 1);
+      const auto n = static_cast<int64_t>(a.size());
+      auto at = [&](int64_t i) { return a[i]; };
+      SuperAcc& acc = products ? sums.accumulate_products(n, at, at) : sums.accumulate(n, at);
+      Real exact;
+      if (products) exact_sum(exact, a, &a);
+      else assign(exact, want);
+      double v[3], tail;
+      if (!acc.to_doubles(v, tail)) {
+        // Only a sum beyond [2^-960, 2^960] may refuse.
+        const double d = std::fabs(mpfr_get_d(P(exact), MPFR_RNDN));
+        EXPECT_TRUE(d > 0x1p900 || d < 0x1p-900) << "trial " << trial;
+        continue;
+      }
+      Real rest, t;
+      mpfr_set_prec(P(rest), 4400);
+      mpfr_set_prec(P(t), 4400);
+      mpfr_set(P(rest), P(exact), MPFR_RNDN);
+      for (double part : v) {
+        mpfr_sub_d(P(t), P(rest), part, MPFR_RNDN);
+        mpfr_swap(P(rest), P(t));
+      }
+      if (tail == 0) {
+        ++exact_ones;
+        EXPECT_EQ(mpfr_zero_p(P(rest)), 1) << "trial " << trial << " products " << products;
+        EXPECT_EQ(v[0], mpfr_get_d(P(exact), MPFR_RNDN)) << "trial " << trial;
+      } else {
+        ++with_tail;
+        mpfr_abs(P(rest), P(rest), MPFR_RNDN);
+        EXPECT_LT(mpfr_cmp_d(P(rest), tail), 0) << "trial " << trial;
+        EXPECT_LE(tail, 0x1p-94 * std::fabs(v[0])) << "trial " << trial;
+      }
+      EXPECT_LE(std::fabs(v[1]), 0.5 * (std::nextafter(std::fabs(v[0]), INFINITY) - std::fabs(v[0]))) << "trial " << trial;
+    }
+  }
+  EXPECT_GT(exact_ones, 100);
+  EXPECT_GT(with_tail, 50);
+}
+
 }  // namespace
 }  // namespace gnv::exact
