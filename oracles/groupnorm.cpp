@@ -436,7 +436,23 @@ struct FastGroup {
   Triple mu;
   dw::DW rho;
   double e_rho = 0;
+  // From the fast statistics only (dw): the centre c, mean - c and r = rho/m, with bounds.
+  bool dw = false;
+  double c = 0, e_dm = 0, e_r = 0;
+  dw::DW dm, r;
 };
+
+// s/m for a double word s within e_s of a value (m < 2^26, |s.hi| 0 or at least 2^-900): q0 =
+// RN(s.hi/m), its remainder exact by FMA, q1 = RN(RN(rem + s.lo)/m) within 3u|q1| of the rest
+// (0 where both steps are exact), plus e_s/m; then normalized by FastTwoSum (exact).
+dw::DW div_m(dw::DW s, double e_s, double md, double& e) {
+  const double q0 = s.hi / md, rem = std::fma(-q0, md, s.hi);
+  const dw::DW w = dw::two_sum(rem, s.lo);
+  const double q1 = w.hi / md;
+  const bool exact = w.lo == 0 && std::fma(-q1, md, w.hi) == 0;
+  e = ((exact ? 0 : 3 * 0x1p-53 * std::fabs(q1) + 0x1p-1000) + e_s / md) * (1 + 0x1p-40);
+  return dw::fast_two_sum(q0, q1);
+}
 
 // An upper bound, as a double, of the MPFR value |v| (rounding up; 0 only for 0).
 double up_double(const Real& v) {
@@ -599,18 +615,18 @@ bool dw_stats(const Problem& p, const std::vector<double>& xv, exact::ExactSums&
   st.kappa = st.max_abs * st.rstd;
   f.rho = dw::mul(r, md);
   f.e_rho = (4 * kU2 * std::fabs(f.rho.hi) + md * e_r) * kSlack;
-  // mean = c + S'/m: q0 = RN(s.hi/m), its remainder exact (fma), q1 = RN(RN(rem + s.lo)/m) within
-  // 3 u |q1| of the rest (0 where both steps are exact); then renormalized without error.
-  if (s.hi != 0 && std::fabs(s.hi) < 0x1p-900) return false;  // keeps the remainder exact
-  const double q0 = s.hi / md, rem = std::fma(-q0, md, s.hi);
-  const dw::DW w = dw::two_sum(rem, s.lo);
-  const double q1 = w.hi / md;
-  const bool exact_q = w.lo == 0 && std::fma(-q1, md, w.hi) == 0;
-  const dw::DW a = dw::two_sum(c, q0), b = dw::two_sum(a.lo, q1);
+  // mean = c + S'/m, renormalized without error.
+  if (s.hi != 0 && std::fabs(s.hi) < 0x1p-900) return false;  // keeps div_m's remainder exact
+  f.dm = div_m(s, e_s, md, f.e_dm);
+  const dw::DW a = dw::two_sum(c, f.dm.hi), b = dw::two_sum(a.lo, f.dm.lo);
   f.mu.p[0] = a.hi;
   f.mu.p[1] = b.hi;
   f.mu.p[2] = b.lo;
-  f.mu.e = ((exact_q ? 0 : 3 * 0x1p-53 * std::fabs(q1) + 0x1p-1000) + e_s / md) * kSlack;
+  f.mu.e = f.e_dm;
+  f.c = c;
+  f.r = r;
+  f.e_r = e_r;
+  f.dw = true;
   f.scales_double = st.rstd >= 0x1p-100 && st.rstd <= 0x1p100;
   f.ok = f.mu.in_range() && f.rho.hi != 0 && in_fast_range(f.rho.hi) && in_fast_range(f.rho.lo) &&
          f.e_rho <= 0x1p300;
@@ -656,7 +672,7 @@ struct Approx {
     // The value is hi + lo exactly (an exact mean): its double is RN(hi + lo), ties to even, and
     // the exact remainder gives the side; a value that is a double decides a tie by its own rounding.
     const dw::DW z = dw::two_sum(hi, lo);
-    hi = z.hi;
+    hi = z.hi + 0.0;  // an exact 0 is +0, as the reference's exact sums give it
     lo = z.lo;
     if (!std::isfinite(hi)) return false;
     if (lo == 0) bits = exact::round_double(o.rounded.dtype(), hi);
@@ -987,7 +1003,6 @@ namespace {
 struct BackwardCtx {
   const Problem& p;
   int64_t m;
-  std::vector<Real> gam;
   std::vector<double> gd;
   std::vector<char> fast_ch;  // gamma in the fast range
   long double eta = eta_over_u(p.dtype);
@@ -1150,6 +1165,83 @@ void dx_fast_group(const BackwardCtx& k, const GroupStats& st, const FastGroup& 
     }
   }
 }
+
+// T = m x - S, exact (st exact), through the scratch's xj and mx.
+void T_of(int64_t m, double x, const GroupStats& st, DxScratch& s, Real& T) {
+  exact::set_d(s.xj, x);
+  exact::mul_si(s.mx, s.xj, m);
+  exact::sub(T, s.mx, st.S);
+}
+
+// Per channel kk of group (n, g), exactly: SD[kk] = sum_s dy (a dy that is not finite counts 0),
+// and, with st exact, Uc[kk] = sum_s dy T for the channels whose dy are all finite: on the fast
+// path from the accumulator (m sum dy x - S SD), on the reference path as MPFR sums of each
+// dy T.
+void exact_channel_sums(const BackwardCtx& k, const GroupStats& st, const std::vector<double>& xv,
+                        const std::vector<double>& dyv, bool reference, bool with_u, exact::ExactSums& acc,
+                        DxScratch& scr, std::vector<Real>& SD, std::vector<Real>& Uc) {
+  const int64_t S = k.p.S(), cpg = k.p.channels_per_group();
+  SD.resize(static_cast<size_t>(cpg));
+  Uc.resize(static_cast<size_t>(cpg));
+  std::vector<Real> terms(static_cast<size_t>(reference ? S : 0));
+  for (int64_t kk = 0; kk < cpg; ++kk) {
+    const double *dyc = &dyv[kk * S], *xc = &xv[kk * S];
+    bool finite = true;
+    for (int64_t s = 0; s < S; ++s) finite = finite && std::isfinite(dyc[s]);
+    if (reference) {
+      for (int64_t s = 0; s < S; ++s) exact::set_d(terms[s], std::isfinite(dyc[s]) ? dyc[s] : 0.0);
+      exact::sum(SD[kk], terms);
+    } else {
+      acc.sum(S, [&](int64_t s) { return std::isfinite(dyc[s]) ? dyc[s] : 0.0; }, P(SD[kk]));
+    }
+    if (!with_u || !finite) continue;
+    if (reference) {
+      for (int64_t s = 0; s < S; ++s) {
+        T_of(k.m, xc[s], st, scr, scr.T);
+        exact::set_d(scr.dyv, dyc[s]);
+        exact::mul(terms[s], scr.dyv, scr.T);
+      }
+      exact::sum(Uc[kk], terms);
+    } else {
+      Real Pc, mP, SSD;
+      acc.sum_products(S, [&](int64_t s) { return dyc[s]; }, [&](int64_t s) { return xc[s]; }, P(Pc));
+      exact::mul_si(mP, Pc, k.m);
+      exact::mul(SSD, st.S, SD[kk]);
+      exact::sub(Uc[kk], mP, SSD);
+    }
+  }
+}
+
+// SG = sum_c gamma_c SD_c, SGT = sum_c gamma_c U_c (exact); q = SGT / D at kPrec bits (every dy
+// and gamma of group (n, g) finite, st exact).
+DxSums dx_sums(const BackwardCtx& k, int64_t n, int64_t g, const GroupStats& st, const std::vector<Real>& SD,
+               const std::vector<Real>& Uc) {
+  const int64_t cpg = k.p.channels_per_group();
+  DxSums sums;
+  std::vector<Real> a(static_cast<size_t>(cpg)), b(static_cast<size_t>(cpg));
+  Real gam;
+  for (int64_t kk = 0; kk < cpg; ++kk) {
+    exact::set_d(gam, k.gd[k.p.param_index(n, g * cpg + kk)]);
+    exact::mul(a[kk], gam, SD[kk]);
+    exact::mul(b[kk], gam, Uc[kk]);
+  }
+  exact::sum(sums.SG, a);
+  exact::sum(sums.SGT, b);
+  mpfr_set_prec(P(sums.q), kPrec);
+  mpfr_div(P(sums.q), P(sums.SGT), P(st.D), MPFR_RNDN);
+  return sums;
+}
+
+// One output of dgamma and dbeta's share from group (n, g) on the fast statistics: the term
+// U/sqrt(D) = u rho of dgamma and the exact sum of dy as three doubles (the rest below t_sd), each
+// with its bound; dw false where the group took the exact sums (U, DB, Dg in MPFR).
+struct ParamPart {
+  bool dw = false;
+  dw::DW term;
+  double e_term = 0;
+  double sd[3] = {};
+  double t_sd = 0;
+};
 
 }  // namespace
 
@@ -1443,39 +1535,49 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
   res.kappa.assign(static_cast<size_t>(p.N * p.G), kNaN);
 
   const auto np = static_cast<size_t>(param_count(p));
-  BackwardCtx k{p, m, std::vector<Real>(np), std::vector<double>(np, 1.0), std::vector<char>(np, 1)};
+  BackwardCtx k{p, m, std::vector<double>(np, 1.0), std::vector<char>(np, 1)};
   for (size_t q = 0; q < np; ++q) {
     if (p.affine) k.gd[q] = c.gamma.get(static_cast<int64_t>(q));
-    exact::set_d(k.gam[q], std::isfinite(k.gd[q]) ? k.gd[q] : 0.0);
     k.fast_ch[q] = in_fast_range(k.gd[q]);
   }
 
   // Per (n, c): U = sum_s dy*T and DB = sum_s dy, exact, and the two outputs' condition-scale
-  // parts; per (n, g): D. For dgamma and dbeta, combined over n per channel below.
+  // parts; per (n, g): D. For dgamma and dbeta, combined over n per channel below. A group on the
+  // fast statistics (group_dw) leaves its channels' terms in `parts` instead, and the channel
+  // pass forms U, DB and D only where it needs them (exact_parts).
   const auto NC = static_cast<size_t>(p.N * p.C);
   std::vector<Real> U(NC), DB(NC), Dg(static_cast<size_t>(p.N * p.G));
   std::vector<char> nc_finite(NC, 1), dy_finite(NC, 1);
   std::vector<double> dgamma_part(NC, 0), dbeta_part(NC, 0);
   std::vector<int64_t> fallbacks(static_cast<size_t>(p.N * p.G), 0);
+  std::vector<ParamPart> parts(NC);
 
-  auto group = [&](int64_t gi) {
-    const int64_t n = gi / p.G, g = gi % p.G;
+  // Each thread's scratch, reused from group to group.
+  struct Scratch {
     GroupStats st;
-    std::vector<Real> xs, sq;
-    std::vector<double> xv, dyv(static_cast<size_t>(m));
-    exact::ExactSums acc(p.dtype != DType::f64, o.binned_from);
-    if (fast) fast_stats(p, c.x, n, g, st, xv, acc);
-    else compute_stats(p, c.x, n, g, st, xs, sq);
-    res.kappa[gi] = st.kappa;
-    gather_group(dy, p, n, g, dyv);
-    // dx needs every x, dy and gamma of the group; dgamma_c only x and channel c's own dy.
-    // Kernels get the statistics rounded to acc_t: where rstd rounds to +Inf (a spread too
-    // small for acc_t, like the degenerate D = 0), they have no finite rstd to work with.
-    Real rstd_approx;
-    const bool x_ok = st.finite && !st.degenerate && is_finite_bits(acc_dtype(p.dtype), rstd_bits(p, st, rstd_approx));
-    bool ok = x_ok;
-    // max|gamma * dy| in long double: in double the product of two f64 values can underflow
-    // to 0 (an allowance of 0) or overflow where rstd * gmax does not.
+    std::vector<double> xv, dyv, xh;
+    std::vector<Centered> cv;
+    std::vector<int64_t> rest;
+    std::vector<Real> SD, Uc;
+    std::vector<ParamPart> pt;
+    exact::ExactSums acc;
+    DxScratch scr;
+  };
+  // dx of the elements in w.rest from the exact sums (the reference's per-element code).
+  auto dx_rest = [&](int64_t n, int64_t g, Scratch& w, const DxSums& sums, long double gmax) {
+    for (int64_t j : w.rest) {
+      const int64_t ch = g * cpg + j / S;
+      T_of(m, w.xv[j], w.st, w.scr, w.scr.T);
+      exact::set_d(w.scr.dyv, w.dyv[j]);
+      exact::set_d(w.scr.xj, k.gd[p.param_index(n, ch)]);
+      exact::mul(w.scr.gj, w.scr.xj, w.scr.dyv);
+      dx_reference(k, w.st, sums, w.scr.T, w.scr.gj, gmax, w.xh[j], p.index(n, ch, j % S), dx, w.scr);
+    }
+  };
+  // max|gamma * dy| over the group (long double: in double the product of two f64 values can
+  // underflow to 0, an allowance of 0, or overflow where rstd * gmax does not), whether every dy
+  // and gamma is finite (dx is defined), and each channel's dy_finite.
+  auto group_dy = [&](int64_t n, int64_t g, const std::vector<double>& dyv, bool& ok) {
     long double gmax = 0;
     for (int64_t j = 0; j < m; ++j) {
       const int64_t ch = g * cpg + j / S;
@@ -1483,101 +1585,200 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
       if (!std::isfinite(dyv[j]) || !std::isfinite(k.gd[p.param_index(n, ch)])) ok = false;
       gmax = std::max(gmax, std::fabs(static_cast<long double>(dyv[j]) * k.gd[p.param_index(n, ch)]));
     }
-    // Per channel of the group: SD = sum_s dy (dbeta is accumulated even where x is unusable).
-    std::vector<Real> SD(static_cast<size_t>(cpg)), Uc(static_cast<size_t>(cpg)), terms(static_cast<size_t>(fast ? 0 : S));
+    for (int64_t kk = 0; kk < cpg; ++kk)
+      for (int64_t s = 0; s < S; ++s) dbeta_part[n * p.C + g * cpg + kk] += std::fabs(dyv[kk * S + s]);
+    return gmax;
+  };
+  auto add_dgamma_scales = [&](int64_t n, int64_t g, const Scratch& w, const FastGroup& f) {
+    if (!p.affine) return;
     for (int64_t kk = 0; kk < cpg; ++kk) {
-      const int64_t ch = g * cpg + kk, nc = n * p.C + ch;
-      const double* dyc = &dyv[kk * S];
-      for (int64_t s = 0; s < S; ++s) {
-        if (!fast) exact::set_d(terms[s], std::isfinite(dyc[s]) ? dyc[s] : 0.0);
-        dbeta_part[nc] += std::fabs(dyc[s]);
-      }
-      if (fast) acc.sum(S, [&](int64_t s) { return std::isfinite(dyc[s]) ? dyc[s] : 0.0; }, P(SD[kk]));
-      else exact::sum(SD[kk], terms);
-      if (p.affine) exact::assign(DB[nc], SD[kk]);
+      const int64_t nc = n * p.C + g * cpg + kk;
+      if (!dy_finite[nc]) continue;
+      for (int64_t s = 0, j = kk * S; s < S; ++s, ++j)
+        dgamma_part[nc] += f.ok && f.scales_double && in_fast_range(w.dyv[j])
+                               ? dgamma_scale_part<double>(k, w.st, w.dyv[j], w.xh[j])
+                               : dgamma_scale_part(k, w.st, w.dyv[j], w.xh[j]);
     }
+  };
+
+  // The fast path on the fast statistics (docs/numerics.md "Fast statistics"): per channel the
+  // exact sum of dy and the exact centred sum of dy (x - c) leave the accumulator as doubles;
+  // u = sum dy (x - mu), SG = sum gamma SD, SGT/m = sum gamma u, gbar = SG/m, q = SGT/D and
+  // dgamma's term u rho follow in double words with bounds. False, before anything is written,
+  // where a precondition fails: the group then takes group_exact.
+  auto group_dw = [&](int64_t gi, Scratch& w) -> bool {
+    using dw::kU2;
+    constexpr double kSlack = 1 + 0x1p-40;
+    const int64_t n = gi / p.G, g = gi % p.G;
+    GroupStats& st = w.st;
+    FastGroup f;
+    gather_values(p, c.x, n, g, st, w.xv);
+    if (!st.finite || !dw_stats(p, w.xv, w.acc, st, f) || !f.ok || !(f.rho.hi <= 0x1p100)) return false;
+    gather_group(dy, p, n, g, w.dyv);
+    for (int64_t j = 0; j < m; ++j) {
+      const double v = w.dyv[j];
+      if (!in_fast_range(w.xv[j]) || (std::isfinite(v) && !in_fast_range(v))) return false;
+    }
+    bool gam_ok = true;  // every gamma finite (then in the fast range)
+    for (int64_t kk = 0; kk < cpg; ++kk) {
+      const int64_t q = p.param_index(n, g * cpg + kk);
+      if (std::isfinite(k.gd[q]) && !k.fast_ch[q]) return false;
+      gam_ok = gam_ok && std::isfinite(k.gd[q]);
+    }
+    const auto md = static_cast<double>(m);
+    w.pt.assign(static_cast<size_t>(cpg), ParamPart{});
+    dw::DW SG{}, SGT{};
+    double e_SG = 0, e_SGT = 0;
+    bool all_dy = true;
+    for (int64_t kk = 0; kk < cpg; ++kk) {
+      const double *dyc = &w.dyv[kk * S], *xc = &w.xv[kk * S];
+      bool finite = true;
+      for (int64_t s = 0; s < S; ++s) finite = finite && std::isfinite(dyc[s]);
+      ParamPart& pt = w.pt[kk];
+      pt.dw = true;
+      all_dy = all_dy && finite;
+      if (!finite) continue;  // its outputs are undefined
+      double pp[3], t_p;
+      if (!w.acc.accumulate(S, [&](int64_t s) { return dyc[s]; }).to_doubles(pt.sd, pt.t_sd)) return false;
+      exact::SuperAcc& a = w.acc.accumulate_products(S, [&](int64_t s) { return dyc[s]; }, [&](int64_t s) { return xc[s]; });
+      for (double v : pt.sd) a.add_product(-f.c, v);
+      if (!a.to_doubles(pp, t_p)) return false;
+      // u = P' - SD (mu - c), P' = sum dy (x - c) (its bound carries c times SD's tail).
+      const dw::DW SD{pt.sd[0], pt.sd[1]}, Pp{pp[0], pp[1]};
+      const double e_sd = std::fabs(pt.sd[2]) + pt.t_sd, e_p = std::fabs(pp[2]) + t_p + std::fabs(f.c) * pt.t_sd;
+      const dw::DW prod = dw::mul(SD, f.dm);
+      const double e_prod = 10 * kU2 * std::fabs(prod.hi) + std::fabs(SD.hi) * 1.001 * f.e_dm +
+                            (std::fabs(f.dm.hi) * 1.001 + f.e_dm) * e_sd;
+      const dw::DW u = dw::add(Pp, dw::DW{-prod.hi, -prod.lo});
+      const double e_u = (6 * kU2 * std::fabs(u.hi) + e_p + e_prod) * kSlack;
+      pt.term = dw::mul(u, f.rho);
+      pt.e_term = (10 * kU2 * std::fabs(pt.term.hi) + std::fabs(f.rho.hi) * 1.001 * e_u +
+                   (std::fabs(u.hi) * 1.001 + e_u) * f.e_rho + (u.hi != 0 || e_u != 0 ? 0x1p-1000 : 0)) *
+                  kSlack;
+      if (!gam_ok) continue;
+      const double gam = k.gd[p.param_index(n, g * cpg + kk)];
+      const dw::DW gs = dw::mul(SD, gam), gu = dw::mul(u, gam);
+      SG = dw::add(SG, gs);
+      SGT = dw::add(SGT, gu);
+      e_SG += 4 * kU2 * std::fabs(gs.hi) + std::fabs(gam) * e_sd + 6 * kU2 * std::fabs(SG.hi);
+      e_SGT += 4 * kU2 * std::fabs(gu.hi) + std::fabs(gam) * e_u + 6 * kU2 * std::fabs(SGT.hi);
+    }
+    const bool ok = gam_ok && all_dy;
+    FastDx fd;
+    if (ok) {
+      // gbar = SG/m; q = SGT/D = (SGT/m) rho r.
+      e_SG *= kSlack;
+      e_SGT *= kSlack;
+      if (SG.hi != 0 && std::fabs(SG.hi) < 0x1p-900) return false;
+      const dw::DW gb = div_m(SG, e_SG, md, fd.gb.e);
+      fd.gb.p[0] = gb.hi;
+      fd.gb.p[1] = gb.lo;
+      const dw::DW t1 = dw::mul(SGT, f.rho);
+      const double e1 = 10 * kU2 * std::fabs(t1.hi) + std::fabs(f.rho.hi) * 1.001 * e_SGT +
+                        (std::fabs(SGT.hi) * 1.001 + e_SGT) * f.e_rho;
+      fd.q = dw::mul(t1, f.r);
+      fd.e_q = (10 * kU2 * std::fabs(fd.q.hi) + std::fabs(f.r.hi) * 1.001 * e1 + (std::fabs(t1.hi) * 1.001 + e1) * f.e_r +
+                0x1p-1000) *
+               kSlack;
+      fd.ok = fd.gb.in_range() && in_fast_range(fd.q.hi) && in_fast_range(fd.q.lo) && fd.e_q <= 0x1p300;
+      if (!fd.ok) return false;
+    }
+    // Committed from here on.
+    res.kappa[gi] = st.kappa;
+    bool ok2 = true;
+    const long double gmax = group_dy(n, g, w.dyv, ok2);
+    for (int64_t kk = 0; kk < cpg; ++kk) {
+      nc_finite[n * p.C + g * cpg + kk] = 1;
+      parts[n * p.C + g * cpg + kk] = w.pt[kk];
+    }
+    w.cv.resize(static_cast<size_t>(m));
+    w.xh.resize(static_cast<size_t>(m));
+    for (int64_t j = 0; j < m; ++j) {
+      w.cv[j] = center(w.xv[j], f);
+      w.xh[j] = std::fabs(w.cv[j].d.hi * f.rho.hi);
+    }
+    add_dgamma_scales(n, g, w, f);
+    if (!ok) {
+      for (int64_t j = 0; j < m; ++j) set_undefined(dx, p.index(n, g * cpg + j / S, j % S));
+      return true;
+    }
+    w.rest.clear();
+    dx_fast_group(k, st, f, fd, w.xv, w.cv, w.dyv, w.xh, gmax, n, g, dx, w.rest);
+    fallbacks[gi] = static_cast<int64_t>(w.rest.size());
+    if (!w.rest.empty()) {
+      exact_stats(p, w.xv, w.acc, st);
+      exact_channel_sums(k, st, w.xv, w.dyv, false, true, w.acc, w.scr, w.SD, w.Uc);
+      dx_rest(n, g, w, dx_sums(k, n, g, st, w.SD, w.Uc), gmax);
+    }
+    return true;
+  };
+
+  // Every other group: the exact sums in MPFR (from the accumulator on the fast path), the fast
+  // path's double-word dx where its range allows, the reference's everywhere else.
+  auto group_exact = [&](int64_t gi, Scratch& w) {
+    const int64_t n = gi / p.G, g = gi % p.G;
+    GroupStats& st = w.st;
+    std::vector<Real> xs, sq;
+    if (fast) {
+      gather_values(p, c.x, n, g, st, w.xv);
+      exact_stats(p, w.xv, w.acc, st);
+    } else {
+      compute_stats(p, c.x, n, g, st, xs, sq);
+      w.xv.resize(static_cast<size_t>(m));
+      for (int64_t j = 0; j < m; ++j) w.xv[j] = c.x.get(GroupIter{p, n, g}.offset(j));
+    }
+    res.kappa[gi] = st.kappa;
+    gather_group(dy, p, n, g, w.dyv);
+    // dx needs every x, dy and gamma of the group; dgamma_c only x and channel c's own dy.
+    // Kernels get the statistics rounded to acc_t: where rstd rounds to +Inf (a spread too
+    // small for acc_t, like the degenerate D = 0), they have no finite rstd to work with.
+    Real rstd_approx;
+    const bool x_ok = st.finite && !st.degenerate && is_finite_bits(acc_dtype(p.dtype), rstd_bits(p, st, rstd_approx));
+    bool ok = x_ok;
+    const long double gmax = group_dy(n, g, w.dyv, ok);
     for (int64_t kk = 0; kk < cpg; ++kk) nc_finite[n * p.C + g * cpg + kk] = x_ok;
     if (!ok)
       for (int64_t kk = 0; kk < cpg; ++kk)
         for (int64_t s = 0; s < S; ++s) set_undefined(dx, p.index(n, g * cpg + kk, s));
+    // SD per channel (dbeta is accumulated even where x is unusable), U where x is usable.
+    exact_channel_sums(k, st, w.xv, w.dyv, !fast, x_ok, w.acc, w.scr, w.SD, w.Uc);
+    for (int64_t kk = 0; kk < cpg; ++kk) {
+      const int64_t nc = n * p.C + g * cpg + kk;
+      if (!p.affine) continue;
+      exact::assign(DB[nc], w.SD[kk]);
+      if (x_ok && dy_finite[nc]) exact::assign(U[nc], w.Uc[kk]);
+    }
     if (!x_ok) return;
     exact::assign(Dg[gi], st.D);
-
-    // T_j = m x_j - S as an MPFR number, for the reference and the fall-backs.
-    DxScratch scr;
-    auto T_of = [&](int64_t j, Real& T) {
-      if (fast) exact::set_d(scr.xj, xv[j]);
-      exact::mul_si(scr.mx, fast ? scr.xj : xs[j], m);
-      exact::sub(T, scr.mx, st.S);
-    };
-    // |xhat_j| for the scales: the reference's from T and r; the fast path's from d and rstd.
+    // |xhat_j| for the scales: the fast path's from d and rstd; the reference's from T and r.
     const FastGroup f = fast ? fast_group(m, st) : FastGroup{};
-    std::vector<double> xh(static_cast<size_t>(m));
-    std::vector<Centered> cv(f.ok ? static_cast<size_t>(m) : 0);
+    w.xh.resize(static_cast<size_t>(m));
+    w.cv.resize(f.ok ? static_cast<size_t>(m) : 0);
     for (int64_t j = 0; j < m; ++j) {
       if (f.ok) {
-        cv[j] = center(xv[j], f);
-        xh[j] = std::fabs(cv[j].d.hi * f.rho.hi);
+        w.cv[j] = center(w.xv[j], f);
+        w.xh[j] = std::fabs(w.cv[j].d.hi * f.rho.hi);
       } else {
-        T_of(j, scr.T);
-        xh[j] = xhat_abs(scr.T, st.r);
+        T_of(m, w.xv[j], st, w.scr, w.scr.T);
+        w.xh[j] = xhat_abs(w.scr.T, st.r);
       }
     }
-    // Uc = sum_s dy T per channel with finite dy: on the fast path m P - S SD with P = sum dy x.
-    for (int64_t kk = 0; kk < cpg; ++kk) {
-      const int64_t ch = g * cpg + kk, nc = n * p.C + ch;
-      if (!dy_finite[nc]) continue;
-      if (fast) {
-        Real Pc, mP, SSD;
-        const double *dyc = &dyv[kk * S], *xc = &xv[kk * S];
-        acc.sum_products(S, [&](int64_t s) { return dyc[s]; }, [&](int64_t s) { return xc[s]; }, P(Pc));
-        exact::mul_si(mP, Pc, m);
-        exact::mul(SSD, st.S, SD[kk]);
-        exact::sub(Uc[kk], mP, SSD);
-      } else {
-        for (int64_t s = 0, j = kk * S; s < S; ++s, ++j) {
-          T_of(j, scr.T);
-          exact::set_d(scr.dyv, dyv[j]);
-          exact::mul(terms[s], scr.dyv, scr.T);
-        }
-        exact::sum(Uc[kk], terms);
-      }
-      if (p.affine) {
-        exact::assign(U[nc], Uc[kk]);
-        for (int64_t s = 0, j = kk * S; s < S; ++s, ++j)
-          dgamma_part[nc] += f.ok && f.scales_double && in_fast_range(dyv[j])
-                                 ? dgamma_scale_part<double>(k, st, dyv[j], xh[j])
-                                 : dgamma_scale_part(k, st, dyv[j], xh[j]);
-      }
-    }
+    add_dgamma_scales(n, g, w, f);
     if (!ok) return;
-    // SG = sum_c gamma_c SD_c, SGT = sum_c gamma_c U_c (exact); q = SGT / D.
-    DxSums sums;
-    {
-      std::vector<Real> a(static_cast<size_t>(cpg)), b(static_cast<size_t>(cpg));
-      for (int64_t kk = 0; kk < cpg; ++kk) {
-        exact::mul(a[kk], k.gam[p.param_index(n, g * cpg + kk)], SD[kk]);
-        exact::mul(b[kk], k.gam[p.param_index(n, g * cpg + kk)], Uc[kk]);
-      }
-      exact::sum(sums.SG, a);
-      exact::sum(sums.SGT, b);
-      mpfr_set_prec(P(sums.q), kPrec);
-      mpfr_div(P(sums.q), P(sums.SGT), P(st.D), MPFR_RNDN);
-    }
-    std::vector<int64_t> rest;
+    const DxSums sums = dx_sums(k, n, g, st, w.SD, w.Uc);
+    w.rest.clear();
     if (fast) {
-      dx_fast_group(k, st, f, fast_dx(m, sums), xv, cv, dyv, xh, gmax, n, g, dx, rest);
-      fallbacks[gi] = static_cast<int64_t>(rest.size());
+      dx_fast_group(k, st, f, fast_dx(m, sums), w.xv, w.cv, w.dyv, w.xh, gmax, n, g, dx, w.rest);
+      fallbacks[gi] = static_cast<int64_t>(w.rest.size());
     } else {
-      for (int64_t j = 0; j < m; ++j) rest.push_back(j);
+      for (int64_t j = 0; j < m; ++j) w.rest.push_back(j);
     }
-    for (int64_t j : rest) {
-      const int64_t ch = g * cpg + j / S;
-      T_of(j, scr.T);
-      exact::set_d(scr.dyv, dyv[j]);
-      exact::mul(scr.gj, k.gam[p.param_index(n, ch)], scr.dyv);
-      dx_reference(k, st, sums, scr.T, scr.gj, gmax, xh[j], p.index(n, ch, j % S), dx, scr);
-    }
+    dx_rest(n, g, w, sums, gmax);
+  };
+  auto group = [&](int64_t gi) {
+    thread_local Scratch w;
+    w.acc.configure(p.dtype != DType::f64, o.binned_from);
+    if (!fast || !group_dw(gi, w)) group_exact(gi, w);
   };
   const int threads = o.threads > 0 ? o.threads : oracle_threads();
   ThreadPool::instance().run(threads, p.N * p.G, group);
@@ -1587,34 +1788,105 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
   ExactOutput &dgamma = res.outputs[1], &dbeta = res.outputs[2];
   // One output per parameter: channel ch's sums over every sample, or per sample over one.
   const int64_t outputs = param_count(p);
-  std::vector<int64_t> undecided(static_cast<size_t>(outputs), 0);
+  std::vector<int64_t> undecided(static_cast<size_t>(outputs), 0), out_fallbacks(static_cast<size_t>(outputs), 0);
+  // U (channel ch), DB (channel ch) and D of group (n, ch / cpg) in MPFR, for a group that took
+  // the fast statistics: from its values again, only where a fast output was not certified.
+  auto exact_parts = [&](int64_t n, int64_t ch, Real& Uo, Real& DBo, Real& Do) {
+    const int64_t g = ch / cpg, kk = ch % cpg;
+    GroupStats st;
+    std::vector<double> xv, dyv;
+    exact::ExactSums acc(p.dtype != DType::f64, o.binned_from);
+    DxScratch scr;
+    std::vector<Real> SD, Uc;
+    fast_stats(p, c.x, n, g, st, xv, acc);
+    gather_group(dy, p, n, g, dyv);
+    exact_channel_sums(k, st, xv, dyv, false, true, acc, scr, SD, Uc);
+    exact::assign(Uo, Uc[kk]);
+    exact::assign(DBo, SD[kk]);
+    exact::assign(Do, st.D);
+  };
   auto channel = [&](int64_t out) {
-    const auto [ch, n0, n1] = param_output(p, out);
-    const int64_t g = ch / cpg;
-    bool dy_ok = true, x_ok = true;
+    using dw::kU2;
+    const ParamOutput po = param_output(p, out);  // (named: a lambda below captures them)
+    const int64_t ch = po.ch, n0 = po.n0, n1 = po.n1, g = ch / cpg;
+    bool dy_ok = true, x_ok = true, all_dw = true;
     double dgamma_scale = 0, dbeta_scale = 0, kappa = 0;
     for (int64_t n = n0; n < n1; ++n) {
       dy_ok = dy_ok && dy_finite[n * p.C + ch];
       x_ok = x_ok && nc_finite[n * p.C + ch];
+      all_dw = all_dw && parts[n * p.C + ch].dw;
       dgamma_scale += dgamma_part[n * p.C + ch];
       dbeta_scale += dbeta_part[n * p.C + ch];
       kappa = std::max(kappa, res.kappa[n * p.G + g]);
     }
-    // dbeta is an exact sum: round it once.
-    Real total;
+    // The exact U, DB and D of each sample, formed on demand for the fast groups.
+    std::vector<Real> own_U, own_DB, own_D;
+    std::vector<const Real*> Un, DBn, Dn;
+    auto exact_inputs = [&] {
+      if (!Un.empty()) return;
+      own_U.resize(static_cast<size_t>(n1 - n0));
+      own_DB.resize(own_U.size());
+      own_D.resize(own_U.size());
+      for (int64_t n = n0; n < n1; ++n) {
+        const size_t i = static_cast<size_t>(n - n0);
+        if (parts[n * p.C + ch].dw) {
+          exact_parts(n, ch, own_U[i], own_DB[i], own_D[i]);
+          Un.push_back(&own_U[i]);
+          DBn.push_back(&own_DB[i]);
+          Dn.push_back(&own_D[i]);
+        } else {
+          Un.push_back(&U[n * p.C + ch]);
+          DBn.push_back(&DB[n * p.C + ch]);
+          Dn.push_back(&Dg[n * p.G + g]);
+        }
+      }
+    };
+    // dbeta is an exact sum: round it once. On the fast statistics the samples' sums (three
+    // doubles each, exact where their tails are 0) are added exactly again.
     if (!dy_ok) {
       set_undefined(dbeta, out);
     } else {
-      std::vector<const Real*> db;
-      for (int64_t n = n0; n < n1; ++n) db.push_back(&DB[n * p.C + ch]);
-      exact::sum(total, db);
-      set_value(dbeta, out, exact::round_to(p.dtype, total), total, dbeta_scale, 0.0);
+      bool done = false;
+      if (all_dw) {
+        thread_local exact::SuperAcc acc;
+        acc.clear();
+        double e = 0, v[3], tail;
+        for (int64_t n = n0; n < n1; ++n) {
+          const ParamPart& pt = parts[n * p.C + ch];
+          for (double sd : pt.sd) acc.add(sd);
+          e += pt.t_sd;
+        }
+        if (acc.to_doubles(v, tail)) {
+          e = e + tail + std::fabs(v[2]);
+          done = write_certified(dbeta, out, v[0], v[1], e == 0 ? 0.0 : e * (1 + 0x1p-40), dbeta_scale, 0.0);
+        }
+        out_fallbacks[out] += done ? 0 : 1;
+      }
+      if (!done) {
+        exact_inputs();
+        Real total;
+        exact::sum(total, DBn);
+        set_value(dbeta, out, exact::round_to(p.dtype, total), total, dbeta_scale, 0.0);
+      }
     }
     if (!dy_ok || !x_ok) {
       set_undefined(dgamma, out);
       return;
     }
-    // dgamma = sum_n U_n / sqrt(D_n): Ziv's loop with doubling precision.
+    // dgamma = sum_n U_n / sqrt(D_n): on the fast statistics the sum of the terms u rho in double
+    // words; else, and where that does not round, Ziv's loop with doubling precision.
+    if (all_dw) {
+      dw::DW sum{};
+      double e = 0;
+      for (int64_t n = n0; n < n1; ++n) {
+        const ParamPart& pt = parts[n * p.C + ch];
+        sum = dw::add(sum, pt.term);
+        e += pt.e_term + (pt.e_term != 0 ? 6 * kU2 * std::fabs(sum.hi) : 0);
+      }
+      if (write_certified(dgamma, out, sum.hi, sum.lo, e * (1 + 0x1p-40), dgamma_scale, kappa)) return;
+      ++out_fallbacks[out];
+    }
+    exact_inputs();
     bool decided = false;
     uint64_t bits = 0;
     Real approx;
@@ -1623,9 +1895,9 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
       for (int64_t n = n0; n < n1; ++n) {
         Real r;
         mpfr_set_prec(P(r), prec);
-        mpfr_rec_sqrt(P(r), P(Dg[n * p.G + g]), MPFR_RNDN);
+        mpfr_rec_sqrt(P(r), P(*Dn[n - n0]), MPFR_RNDN);
         mpfr_set_prec(P(terms[n - n0]), prec);
-        mpfr_mul(P(terms[n - n0]), P(U[n * p.C + ch]), P(r), MPFR_RNDN);
+        mpfr_mul(P(terms[n - n0]), P(*Un[n - n0]), P(r), MPFR_RNDN);
       }
       std::vector<mpfr_ptr> tp;
       for (auto& tr : terms) tp.push_back(P(tr));
@@ -1651,6 +1923,7 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
   };
   ThreadPool::instance().run(threads, outputs, channel);
   for (int64_t u : undecided) res.undecided += u;
+  for (int64_t fb : out_fallbacks) res.fallbacks += fb;
   return res;
 }
 
