@@ -14,33 +14,33 @@ struct DW {
   double hi = 0, lo = 0;
 };
 
-inline DW two_sum(double a, double b) {
+[[gnu::always_inline]] inline DW two_sum(double a, double b) {
   const double s = a + b;
   const double bb = s - a;
   return {s, (a - (s - bb)) + (b - bb)};
 }
-inline DW fast_two_sum(double a, double b) {  // |a| >= |b| or a == 0
+[[gnu::always_inline]] inline DW fast_two_sum(double a, double b) {  // |a| >= |b| or a == 0
   const double s = a + b;
   return {s, b - (s - a)};
 }
-inline DW two_prod(double a, double b) {
+[[gnu::always_inline]] inline DW two_prod(double a, double b) {
   const double p = a * b;
   return {p, std::fma(a, b, -p)};
 }
-inline DW add(DW x, double y) {  // Algorithm 4
+[[gnu::always_inline]] inline DW add(DW x, double y) {  // Algorithm 4
   const DW s = two_sum(x.hi, y);
   return fast_two_sum(s.hi, x.lo + s.lo);
 }
-inline DW add(DW x, DW y) {  // Algorithm 6
+[[gnu::always_inline]] inline DW add(DW x, DW y) {  // Algorithm 6
   const DW s = two_sum(x.hi, y.hi), t = two_sum(x.lo, y.lo);
   const DW v = fast_two_sum(s.hi, s.lo + t.hi);
   return fast_two_sum(v.hi, t.lo + v.lo);
 }
-inline DW mul(DW x, double y) {  // Algorithm 9
+[[gnu::always_inline]] inline DW mul(DW x, double y) {  // Algorithm 9
   const DW c = two_prod(x.hi, y);
   return fast_two_sum(c.hi, std::fma(x.lo, y, c.lo));
 }
-inline DW mul(DW x, DW y) {  // Algorithm 12
+[[gnu::always_inline]] inline DW mul(DW x, DW y) {  // Algorithm 12
   const DW c = two_prod(x.hi, y.hi);
   const double t = std::fma(x.hi, y.lo, x.lo * y.lo);
   return fast_two_sum(c.hi, c.lo + std::fma(x.lo, y.hi, t));
