@@ -556,7 +556,8 @@ double next_down(double v) {
 
 // The fast statistics (docs/numerics.md "Fast statistics"): mean and rstd as double words with
 // bounds (f) and st's rstd and kappa, from the group's values xv (finite) without MPFR. With c
-// the naive mean cut to 24 significant bits (so that m c is exact), the exact centred sums
+// the naive mean cut to 24 significant bits (so that m c is exact; a constant group's value
+// itself, for which both sums below are 0), the exact centred sums
 //   S' = S - m c  and  Q' = sum (x - c)^2 = Q - 2 c S' - m c^2
 // come from one superaccumulator each and leave it as three doubles; nv = m Q' - S'^2 (equal to
 // m Q - S^2 for every c) and D = nv + eps m^2 are then formed in double-word arithmetic without
@@ -574,16 +575,24 @@ bool dw_stats(const Problem& p, const std::vector<double>& xv, exact::ExactSums&
       !(p.eps == 0 || (p.eps >= 0x1p-600 && p.eps <= 0x1p600)))
     return false;
   double c = 0;
-  for (double v : xv) c += v;
-  c = std::bit_cast<double>(std::bit_cast<uint64_t>(c / md) & ~((uint64_t{1} << 29) - 1));
-  double s3[3], q3[3], t_s, t_q;
-  exact::SuperAcc& as = sums.accumulate(m, [&](int64_t i) { return xv[i]; });
-  as.add(-(md * c));
-  if (!as.to_doubles(s3, t_s)) return false;
-  exact::SuperAcc& aq = sums.accumulate_products(m, [&](int64_t i) { return xv[i]; }, [&](int64_t i) { return xv[i]; });
-  for (double s : s3) aq.add_product(-2 * c, s);
-  aq.add_product(-(md * c), c);
-  if (!aq.to_doubles(q3, t_q)) return false;
+  bool constant = true;
+  for (double v : xv) {
+    c += v;
+    constant = constant && v == xv[0];
+  }
+  double s3[3] = {}, q3[3] = {}, t_s = 0, t_q = 0;
+  if (constant) {
+    c = xv[0];  // S' = Q' = 0 exactly: the mean is exact, and so is every x - mean
+  } else {
+    c = std::bit_cast<double>(std::bit_cast<uint64_t>(c / md) & ~((uint64_t{1} << 29) - 1));
+    exact::SuperAcc& as = sums.accumulate(m, [&](int64_t i) { return xv[i]; });
+    as.add(-(md * c));
+    if (!as.to_doubles(s3, t_s)) return false;
+    exact::SuperAcc& aq = sums.accumulate_products(m, [&](int64_t i) { return xv[i]; }, [&](int64_t i) { return xv[i]; });
+    for (double s : s3) aq.add_product(-2 * c, s);
+    aq.add_product(-(md * c), c);
+    if (!aq.to_doubles(q3, t_q)) return false;
+  }
   // S' = s + (s3[2] + its tail), Q' = q + (q3[2] + its tail + 2 c S''s tail).
   const dw::DW s{s3[0], s3[1]}, q{q3[0], q3[1]};
   const double e_s = std::fabs(s3[2]) + t_s, e_q = std::fabs(q3[2]) + t_q + 2 * std::fabs(c) * t_s;

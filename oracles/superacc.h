@@ -113,19 +113,40 @@ class SuperAcc {
       e += 2;
     }
     if (e < -960 || e + 126 > 960) return false;
-    const double v0 = static_cast<double>(V);  // round to nearest
-    const auto r1 = static_cast<__int128>(V - static_cast<unsigned __int128>(v0));  // |r1| <= 2^73
-    const double v1 = static_cast<double>(r1);
-    const double v2 = static_cast<double>(r1 - static_cast<__int128>(v1));  // |.| <= 2^20: exact
-    const double sign = negative ? -1.0 : 1.0;
-    v[0] = sign * std::ldexp(v0, e);
-    v[1] = sign * std::ldexp(v1, e);
-    v[2] = sign * std::ldexp(v2, e);
-    tail = below ? std::ldexp(1.0, e) : 0.0;
+    // V = v0 + v1 + v2 exactly: v0 = RN(V), v1 = RN(V - v0) (|V - v0| <= 2^73), v2 what is left
+    // (below 2^21: exact).
+    __int128 r1, r2;
+    const double v0 = rn(V, r1);
+    const double v1 = (r1 < 0 ? -1.0 : 1.0) * rn(static_cast<unsigned __int128>(r1 < 0 ? -r1 : r1), r2);
+    const double v2 = static_cast<double>(static_cast<int64_t>(r1 < 0 ? -r2 : r2));
+    const double scale = (negative ? -1.0 : 1.0) * pow2(e);  // exact products: e >= -960
+    v[0] = v0 * scale;
+    v[1] = v1 * scale;
+    v[2] = v2 * scale;
+    tail = below ? pow2(e) : 0.0;
     return true;
   }
 
  private:
+  // 2^e for -1022 <= e <= 1023, from its bits.
+  static double pow2(int e) { return std::bit_cast<double>(static_cast<uint64_t>(1023 + e) << 52); }
+  // RN(v), ties to even, for v < 2^126 in integer arithmetic (the library's 128-bit conversions
+  // are calls), and rest = v - RN(v) exactly.
+  static double rn(unsigned __int128 v, __int128& rest) {
+    const auto hi = static_cast<uint64_t>(v >> 64), lo = static_cast<uint64_t>(v);
+    const int bits = hi ? 128 - __builtin_clzll(hi) : lo ? 64 - __builtin_clzll(lo) : 0;
+    if (bits <= 53) {
+      rest = 0;
+      return static_cast<double>(lo);
+    }
+    const int sh = bits - 53;
+    uint64_t t = static_cast<uint64_t>(v >> sh);
+    const unsigned __int128 low = v & ((static_cast<unsigned __int128>(1) << sh) - 1);
+    const unsigned __int128 half = static_cast<unsigned __int128>(1) << (sh - 1);
+    if (low > half || (low == half && (t & 1))) ++t;  // 2^53 at most: still exact
+    rest = static_cast<__int128>(v - (static_cast<unsigned __int128>(t) << sh));
+    return static_cast<double>(t) * pow2(sh);
+  }
   // The highest nonzero digit (-1 for none); the digits are normalized.
   int top() const {
     int h = hi_;
