@@ -160,6 +160,32 @@ TEST(OraclePaths, ExactMidpointGoesToTheReference) {
   EXPECT_EQ(r.fallbacks, 0);
 }
 
+// Exact means that are ties of the accumulation dtype: x = {1, 1 + 2u} (m = 2) has the mean
+// 1 + u, a double (f32: u = 2^-24) or exactly between two doubles (f64: u = 2^-53). The fast
+// statistics know the mean exactly (no bound), so they decide the tie (to even: 1.0) instead of
+// handing it over, and agree with the reference bit for bit.
+TEST(OraclePaths, ExactMeanTiesAreDecided) {
+  for (DType d : {DType::f32, DType::f64}) {
+    Problem p;
+    p.N = 1;
+    p.C = 2;
+    p.spatial = {};
+    p.G = 1;
+    p.eps = 1e-5;
+    p.affine = false;
+    p.dtype = d;
+    Case c;
+    c.problem = p;
+    c.x = Tensor(d, p.x_shape());
+    c.x.set(0, 1.0);
+    c.x.set(1, d == DType::f32 ? 1.0 + 0x1p-23 : 1.0 + 0x1p-52);
+    const OracleResult f = fwd(c, OraclePath::fast), r = fwd(c, OraclePath::reference);
+    EXPECT_EQ(oracle_paths_mismatch(f, r), "") << name(d);
+    EXPECT_EQ(f.get("mean").rounded.get(0), 1.0) << name(d);  // the tie, to even
+    EXPECT_EQ(f.fallbacks, 0) << name(d);
+  }
+}
+
 // On ordinary data every value is certified by the fast path: a path that silently fell back
 // everywhere would still agree with the reference, so count. Constant groups included: their
 // dgamma is an exact 0 the fast statistics must show as such (f64 values are not 24-bit centres).
