@@ -50,6 +50,9 @@ namespace {
 
 constexpr long kPrec = 192;
 constexpr long kMaxPrec = 4096;
+// The fast path's bounds are computed in double: each is rounded upward by this factor, which
+// covers the roundings of its own evaluation.
+constexpr double kSlack = 1 + 0x1p-40;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // Gradual underflow (docs/numerics.md "Metrics and budgets"). Below the normal range each product,
@@ -436,8 +439,7 @@ struct FastGroup {
   Triple mu;
   dw::DW rho;
   double e_rho = 0;
-  // From the fast statistics only (dw): the centre c, mean - c and r = rho/m, with bounds.
-  bool dw = false;
+  // From the fast statistics only: the centre c, mean - c and r = rho/m, with bounds.
   double c = 0, e_dm = 0, e_r = 0;
   dw::DW dm, r;
 };
@@ -450,7 +452,7 @@ dw::DW div_m(dw::DW s, double e_s, double md, double& e) {
   const dw::DW w = dw::two_sum(rem, s.lo);
   const double q1 = w.hi / md;
   const bool exact = w.lo == 0 && std::fma(-q1, md, w.hi) == 0;
-  e = ((exact ? 0 : 3 * 0x1p-53 * std::fabs(q1) + 0x1p-1000) + e_s / md) * (1 + 0x1p-40);
+  e = ((exact ? 0 : 3 * 0x1p-53 * std::fabs(q1) + 0x1p-1000) + e_s / md) * kSlack;
   return dw::fast_two_sum(q0, q1);
 }
 
@@ -568,7 +570,6 @@ double next_down(double v) {
 bool dw_stats(const Problem& p, const std::vector<double>& xv, exact::ExactSums& sums, GroupStats& st,
               FastGroup& f) {
   using dw::kU2;
-  constexpr double kSlack = 1 + 0x1p-40;  // the roundings of each bound's own evaluation
   const auto m = static_cast<int64_t>(xv.size());
   const auto md = static_cast<double>(m);
   if (m > (int64_t{1} << 26) || !(st.max_abs <= 0x1p300) ||
@@ -635,7 +636,6 @@ bool dw_stats(const Problem& p, const std::vector<double>& xv, exact::ExactSums&
   f.c = c;
   f.r = r;
   f.e_r = e_r;
-  f.dw = true;
   f.scales_double = st.rstd >= 0x1p-100 && st.rstd <= 0x1p100;
   f.ok = f.mu.in_range() && f.rho.hi != 0 && in_fast_range(f.rho.hi) && in_fast_range(f.rho.lo) &&
          f.e_rho <= 0x1p300;
@@ -753,7 +753,7 @@ bool y_exact_zero(const ForwardCtx& k, const GroupStats& st, const FastGroup& f,
     const dw::DW v = dw::add(t, b);
     a.hi[i] = v.hi;
     a.lo[i] = v.lo;
-    a.e[i] = (4 * kU2 * std::fabs(v.hi) + e_t + 0x1p-1000) * (1 + 0x1p-40);
+    a.e[i] = (4 * kU2 * std::fabs(v.hi) + e_t + 0x1p-1000) * kSlack;
     a.xh[i] = std::fabs(xh.hi);
   }
 }
@@ -863,14 +863,12 @@ void group_stats(const Case& c, const OracleOptions& o, int64_t n, int64_t g, Gr
 }
 
 // mean and rstd from the fast statistics; false where a rounding test cannot decide (the caller
-// then writes both from the exact statistics). An exact mean of 0 is +0, as the reference's.
+// then writes both from the exact statistics). An exact mean (e = 0, 0 included) takes
+// write_certified's exact branch.
 bool write_fast_stats(const Problem& p, const GroupStats& st, const FastGroup& f, int64_t i, ExactOutput& mean,
                       ExactOutput& rstd) {
   const Triple& mu = f.mu;
-  if (mu.p[0] == 0 && mu.p[1] == 0 && mu.p[2] == 0 && mu.e == 0)
-    write_zero(mean, i, false, st.max_abs, st.kappa);
-  else if (!write_certified(mean, i, mu.p[0], mu.p[1], mu.e + std::fabs(mu.p[2]), st.max_abs, st.kappa))
-    return false;
+  if (!write_certified(mean, i, mu.p[0], mu.p[1], mu.e + std::fabs(mu.p[2]), st.max_abs, st.kappa)) return false;
   // The reference rounds m r at kPrec bits (within 2^-189 of m/sqrt(D)) to double for hi.
   return write_certified(rstd, i, f.rho.hi, f.rho.lo, f.e_rho + 0x1p-189 * std::fabs(f.rho.hi), rstd_scale(p, st),
                          st.kappa);
@@ -1125,7 +1123,7 @@ FastDx fast_dx(int64_t m, const DxSums& sums) {
     const dw::DW v = dw::mul(A, f.rho);
     const double e = (10 * kU2 * std::fabs(v.hi) + std::fabs(f.rho.hi) * 1.001 * e_A +
                       (std::fabs(A.hi) * 1.001 + e_A) * f.e_rho + 0x1p-1000) *
-                     (1 + 0x1p-40);
+                     kSlack;
     const double ady = std::fabs(dy[i]);
     const bool dy_ok = ady == 0 || (ady >= 0x1p-300 && ady <= 0x1p300);
     a.hi[i] = v.hi;
@@ -1606,6 +1604,21 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
       for (int64_t s = 0; s < S; ++s) dbeta_part[n * p.C + g * cpg + kk] += std::fabs(dyv[kk * S + s]);
     return gmax;
   };
+  // Each x - mu as a double word (f.ok) and |xhat| for the scales: the fast path's from d and
+  // rstd; else (the reference, or f outside its range) from T and r, st exact.
+  auto center_group = [&](Scratch& w, const FastGroup& f) {
+    w.xh.resize(static_cast<size_t>(m));
+    w.cv.resize(f.ok ? static_cast<size_t>(m) : 0);
+    for (int64_t j = 0; j < m; ++j) {
+      if (f.ok) {
+        w.cv[j] = center(w.xv[j], f);
+        w.xh[j] = std::fabs(w.cv[j].d.hi * f.rho.hi);
+      } else {
+        T_of(m, w.xv[j], w.st, w.scr, w.scr.T);
+        w.xh[j] = xhat_abs(w.scr.T, w.st.r);
+      }
+    }
+  };
   auto add_dgamma_scales = [&](int64_t n, int64_t g, const Scratch& w, const FastGroup& f) {
     if (!p.affine) return;
     for (int64_t kk = 0; kk < cpg; ++kk) {
@@ -1625,7 +1638,6 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
   // where a precondition fails: the group then takes group_exact.
   auto group_dw = [&](int64_t gi, Scratch& w) -> bool {
     using dw::kU2;
-    constexpr double kSlack = 1 + 0x1p-40;
     const int64_t n = gi / p.G, g = gi % p.G;
     GroupStats& st = w.st;
     FastGroup f;
@@ -1702,18 +1714,13 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     }
     // Committed from here on.
     res.kappa[gi] = st.kappa;
-    bool ok2 = true;
-    const long double gmax = group_dy(n, g, w.dyv, ok2);
+    bool defined = true;  // group_dy's verdict: the same as ok, found above
+    const long double gmax = group_dy(n, g, w.dyv, defined);
     for (int64_t kk = 0; kk < cpg; ++kk) {
       nc_finite[n * p.C + g * cpg + kk] = 1;
       parts[n * p.C + g * cpg + kk] = w.pt[kk];
     }
-    w.cv.resize(static_cast<size_t>(m));
-    w.xh.resize(static_cast<size_t>(m));
-    for (int64_t j = 0; j < m; ++j) {
-      w.cv[j] = center(w.xv[j], f);
-      w.xh[j] = std::fabs(w.cv[j].d.hi * f.rho.hi);
-    }
+    center_group(w, f);
     add_dgamma_scales(n, g, w, f);
     if (!ok) {
       for (int64_t j = 0; j < m; ++j) set_undefined(dx, p.index(n, g * cpg + j / S, j % S));
@@ -1741,8 +1748,7 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
       exact_stats(p, w.xv, w.acc, st);
     } else {
       compute_stats(p, c.x, n, g, st, xs, sq);
-      w.xv.resize(static_cast<size_t>(m));
-      for (int64_t j = 0; j < m; ++j) w.xv[j] = c.x.get(GroupIter{p, n, g}.offset(j));
+      gather_group(c.x, p, n, g, w.xv);  // for T_of: the same exact values as xs
     }
     res.kappa[gi] = st.kappa;
     gather_group(dy, p, n, g, w.dyv);
@@ -1767,19 +1773,8 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     }
     if (!x_ok) return;
     exact::assign(Dg[gi], st.D);
-    // |xhat_j| for the scales: the fast path's from d and rstd; the reference's from T and r.
     const FastGroup f = fast ? fast_group(m, st) : FastGroup{};
-    w.xh.resize(static_cast<size_t>(m));
-    w.cv.resize(f.ok ? static_cast<size_t>(m) : 0);
-    for (int64_t j = 0; j < m; ++j) {
-      if (f.ok) {
-        w.cv[j] = center(w.xv[j], f);
-        w.xh[j] = std::fabs(w.cv[j].d.hi * f.rho.hi);
-      } else {
-        T_of(m, w.xv[j], st, w.scr, w.scr.T);
-        w.xh[j] = xhat_abs(w.scr.T, st.r);
-      }
-    }
+    center_group(w, f);
     add_dgamma_scales(n, g, w, f);
     if (!ok) return;
     const DxSums sums = dx_sums(k, n, g, st, w.SD, w.Uc);
@@ -1875,7 +1870,7 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
         }
         if (acc.to_doubles(v, tail)) {
           e = e + tail + std::fabs(v[2]);
-          done = write_certified(dbeta, out, v[0], v[1], e == 0 ? 0.0 : e * (1 + 0x1p-40), dbeta_scale, 0.0);
+          done = write_certified(dbeta, out, v[0], v[1], e == 0 ? 0.0 : e * kSlack, dbeta_scale, 0.0);
         }
         out_fallbacks[out] += done ? 0 : 1;
       }
@@ -1900,7 +1895,7 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
         sum = dw::add(sum, pt.term);
         e += pt.e_term + (pt.e_term != 0 ? 6 * kU2 * std::fabs(sum.hi) : 0);
       }
-      if (write_certified(dgamma, out, sum.hi, sum.lo, e * (1 + 0x1p-40), dgamma_scale, kappa)) return;
+      if (write_certified(dgamma, out, sum.hi, sum.lo, e * kSlack, dgamma_scale, kappa)) return;
       ++out_fallbacks[out];
     }
     exact_inputs();

@@ -10,7 +10,6 @@
 // sum costs what its span of exponents does, not the whole range.
 #include <array>
 #include <bit>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <gmp.h>
@@ -61,9 +60,9 @@ class SuperAcc {
   // r = the exact sum (r's precision set to hold it). Propagates carries first.
   void to_mpfr(mpfr_ptr r) {
     normalize();
-    int lo = lo_, hi = hi_;
-    while (hi >= lo && digit_[hi] == 0) --hi;
-    if (hi < lo) {
+    const int hi = top();
+    int lo = lo_;
+    if (hi < 0) {
       mpfr_set_prec(r, MPFR_PREC_MIN);
       mpfr_set_zero(r, 1);
       return;
