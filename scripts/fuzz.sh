@@ -11,11 +11,18 @@
 #   edges only: -use_counters=0)
 #   covering what it covers now, what earlier runs found (build/fuzz/corpus/<target>/), and the
 #   inputs in DIR/<target>/ (e.g. the seeds of fuzz/make_seeds.py); repro-* files always stay.
-# Environment: FUZZ_ARGS adds libFuzzer flags (e.g. FUZZ_ARGS=-fork=1).
+# Environment: FUZZ_ARGS adds libFuzzer flags (e.g. FUZZ_ARGS=-fork=1); FUZZ_PRESET=fuzz-ubsan
+# builds and runs the UBSan-only targets (build/fuzz-ubsan/, about twice the executions of the
+# differential targets) instead of the ASan + UBSan ones.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
-build=$root/build/fuzz
+preset=${FUZZ_PRESET:-fuzz}
+case $preset in
+  fuzz | fuzz-ubsan) ;;
+  *) echo "fuzz.sh: error: FUZZ_PRESET must be fuzz or fuzz-ubsan, not '$preset'" >&2; exit 2 ;;
+esac
+build=$root/build/$preset
 all_targets=(differential oracle_paths npy case report runner_output grid)
 
 merge=0
@@ -29,8 +36,8 @@ elif [[ "${1:-}" =~ ^[0-9]+$ ]]; then
 fi
 
 scripts/bootstrap.sh
-cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz --target gnv "${all_targets[@]/%/_fuzzer}"
+cmake --preset "$preset" >/dev/null
+cmake --build --preset "$preset" --target gnv "${all_targets[@]/%/_fuzzer}"
 
 dict_args() { [ -f "fuzz/$1.dict" ] && echo "-dict=fuzz/$1.dict" || true; }
 
