@@ -310,6 +310,15 @@ bool in_fast_range(double v) {
   const double a = std::fabs(v);
   return a == 0 || (a >= 0x1p-300 && a <= 0x1p300);
 }
+// Every x of a group in it (only f64 can fail): then x - mu is 0 or at least 2^-352, and its
+// products with rho and q stay clear of underflow. A subnormal x with mu = 0 had x rho's rounding
+// error underflow out of its bound, and y = gamma x rho + beta, dx certified wrong values
+// (OraclePaths.TinyF64ValuesLeaveTheFastPath).
+bool all_in_fast_range(const std::vector<double>& xv) {
+  for (double v : xv)
+    if (!in_fast_range(v)) return false;
+  return true;
+}
 
 // Indexed by Problem::param_index: per channel, or per sample and channel.
 int64_t param_count(const Problem& p) { return p.per_sample() ? p.N * p.C : p.C; }
@@ -497,9 +506,9 @@ Triple quotient(const Real& sum, int64_t m) {
   return t;
 }
 
-FastGroup fast_group(int64_t m, const GroupStats& st) {
+FastGroup fast_group(int64_t m, const GroupStats& st, const std::vector<double>& xv) {
   FastGroup f;
-  if (!st.finite || st.degenerate) return f;
+  if (!st.finite || st.degenerate || !all_in_fast_range(xv)) return f;
   f.mu = quotient(st.S, m);
   // rho = m r, r = 1/sqrt(D) at kPrec bits (2^-kPrec relative, and the product's rounding), as two.
   Real rho;
@@ -638,7 +647,7 @@ bool dw_stats(const Problem& p, const std::vector<double>& xv, exact::ExactSums&
   f.e_r = e_r;
   f.scales_double = st.rstd >= 0x1p-100 && st.rstd <= 0x1p100;
   f.ok = f.mu.in_range() && f.rho.hi != 0 && in_fast_range(f.rho.hi) && in_fast_range(f.rho.lo) &&
-         f.e_rho <= 0x1p300;
+         f.e_rho <= 0x1p300 && (p.dtype != DType::f64 || all_in_fast_range(xv));
   return true;
 }
 
@@ -956,7 +965,7 @@ OracleResult oracle_forward(const Case& c, const OracleOptions& o) {
       const bool dws = st.finite && dw_stats(p, xv, w.sums, st, f);
       if (!dws) {
         exact_stats(p, xv, w.sums, st);
-        f = fast_group(m, st);
+        f = fast_group(m, st, xv);
       }
       if (!dws || !write_fast_stats(p, st, f, gi, mean, rstd)) {
         exact_stats(p, xv, w.sums, st);
@@ -1379,7 +1388,7 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
       exact::sub(sg.T[j], mx, sg.st.S);
     }
     sg.fast = fast;
-    if (fast) sg.f = fast_group(m, sg.st);
+    if (fast) sg.f = fast_group(m, sg.st, sg.xv);
     const double kappa = sg.st.kappa;
     long double gmax = 0;
     std::vector<double> xh(static_cast<size_t>(m));
@@ -1646,7 +1655,7 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     gather_group(dy, p, n, g, w.dyv);
     for (int64_t j = 0; j < m; ++j) {
       const double v = w.dyv[j];
-      if (!in_fast_range(w.xv[j]) || (std::isfinite(v) && !in_fast_range(v))) return false;
+      if (std::isfinite(v) && !in_fast_range(v)) return false;  // f.ok covers x
     }
     bool gam_ok = true;  // every gamma finite (then in the fast range)
     for (int64_t kk = 0; kk < cpg; ++kk) {
@@ -1679,7 +1688,9 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
       const double e_prod = 10 * kU2 * std::fabs(prod.hi) + std::fabs(SD.hi) * 1.001 * f.e_dm +
                             (std::fabs(f.dm.hi) * 1.001 + f.e_dm) * e_sd;
       const dw::DW u = dw::add(Pp, dw::DW{-prod.hi, -prod.lo});
-      const double e_u = (6 * kU2 * std::fabs(u.hi) + e_p + e_prod) * kSlack;
+      // 2^-1000 covers the underflow of SD (mu - c), whose factors can be 2^-300 and 2^-926.
+      const double e_u = (6 * kU2 * std::fabs(u.hi) + e_p + e_prod + (SD.hi != 0 && f.dm.hi != 0 ? 0x1p-1000 : 0)) *
+                         kSlack;
       pt.term = dw::mul(u, f.rho);
       pt.e_term = (10 * kU2 * std::fabs(pt.term.hi) + std::fabs(f.rho.hi) * 1.001 * e_u +
                    (std::fabs(u.hi) * 1.001 + e_u) * f.e_rho + (u.hi != 0 || e_u != 0 ? 0x1p-1000 : 0)) *
@@ -1689,8 +1700,11 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
       const dw::DW gs = dw::mul(SD, gam), gu = dw::mul(u, gam);
       SG = dw::add(SG, gs);
       SGT = dw::add(SGT, gu);
-      e_SG += 4 * kU2 * std::fabs(gs.hi) + std::fabs(gam) * e_sd + 6 * kU2 * std::fabs(SG.hi);
-      e_SGT += 4 * kU2 * std::fabs(gu.hi) + std::fabs(gam) * e_u + 6 * kU2 * std::fabs(SGT.hi);
+      // 2^-1000 each: a low word of gamma SD or gamma u may underflow (gamma down to 2^-300), and
+      // q = SGT rho r scales that up to 2^200 times before dx's own 2^-1000 is added.
+      const double uf_s = gam != 0 && SD.hi != 0 ? 0x1p-1000 : 0, uf_u = gam != 0 && u.hi != 0 ? 0x1p-1000 : 0;
+      e_SG += 4 * kU2 * std::fabs(gs.hi) + std::fabs(gam) * e_sd + 6 * kU2 * std::fabs(SG.hi) + uf_s;
+      e_SGT += 4 * kU2 * std::fabs(gu.hi) + std::fabs(gam) * e_u + 6 * kU2 * std::fabs(SGT.hi) + uf_u;
     }
     const bool ok = gam_ok && all_dy;
     FastDx fd;
@@ -1773,7 +1787,7 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     }
     if (!x_ok) return;
     exact::assign(Dg[gi], st.D);
-    const FastGroup f = fast ? fast_group(m, st) : FastGroup{};
+    const FastGroup f = fast ? fast_group(m, st, w.xv) : FastGroup{};
     center_group(w, f);
     add_dgamma_scales(n, g, w, f);
     if (!ok) return;

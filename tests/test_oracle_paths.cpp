@@ -186,6 +186,51 @@ TEST(OraclePaths, ExactMeanTiesAreDecided) {
   }
 }
 
+// f64 groups with a subnormal x and mean 0: x - mu is the subnormal itself, and the low word of
+// (x - mu) rho underflowed out of its error bound, so the fast path certified y (gamma = 2^200 scales
+// the lost 2^-1076 up) and dx (q and rho do) one ulp-thousands off. Found by an independent review
+// of the fast statistics; the values of such groups now go to the reference.
+TEST(OraclePaths, TinyF64ValuesLeaveTheFastPath) {
+  const double t = 3 * 0x1p-1074;
+  Problem p;
+  p.N = 1;
+  p.C = 1;
+  p.spatial = {4};
+  p.G = 1;
+  p.dtype = DType::f64;
+  auto make = [&](double eps, bool affine, std::vector<double> x, std::vector<double> dy) {
+    p.eps = eps;
+    p.affine = affine;
+    Case c;
+    c.problem = p;
+    c.x = Tensor(p.dtype, p.x_shape());
+    c.dy = Tensor(p.dtype, p.x_shape());
+    for (int64_t i = 0; i < 4; ++i) {
+      c.x.set(i, x[i]);
+      c.dy->set(i, dy[i]);
+    }
+    if (affine) {
+      c.gamma = Tensor(p.dtype, p.param_shape());
+      c.beta = Tensor(p.dtype, p.param_shape());
+      c.gamma.set(0, 0x1p200);
+      c.beta.set(0, 0.0);
+    }
+    return c;
+  };
+  // y = 2^200 x rho with rho = 1.414..: 2^-872 and a bit, not the 2^-872 the bound allowed.
+  const Case a = make(1e-5, true, {t, -t, 1, -1}, {1, 2, 3, 4});
+  // dx = rho (0 - 0 - x q): the bound lost x q's underflow, then rho = 2^173 scaled it.
+  const double b = 1.3 * 0x1p-173;
+  const Case d = make(0, false, {t, -t, 0x1p-173, -0x1p-173}, {0, 0, b, -b});
+  for (const Case* c : {&a, &d}) {
+    const OracleResult fy = fwd(*c, OraclePath::fast), ry = fwd(*c, OraclePath::reference);
+    EXPECT_EQ(oracle_paths_mismatch(fy, ry), "");
+    EXPECT_NE(fy.get("y").rounded.get(0), 0x1p-872);
+    const OracleResult fb = bwd(*c, OraclePath::fast), rb = bwd(*c, OraclePath::reference);
+    EXPECT_EQ(oracle_paths_mismatch(fb, rb), "");
+  }
+}
+
 // On ordinary data every value is certified by the fast path: a path that silently fell back
 // everywhere would still agree with the reference, so count. Constant groups included: their
 // dgamma is an exact 0 the fast statistics must show as such (f64 values are not 24-bit centres).
