@@ -246,4 +246,15 @@ for d in DTYPES:
 differential('N0', 'f32', 'nchw', True, True, N=0, G=2, cpg=2, tensors_spec=spec(0, 4, True, True, (0.0, 0, [])))
 differential('eps_raw_acc', 'f32', 'nchw', False, False, N=1, G=1, cpg=2, spatial=(2,), eps_sel=7,
              eps_bits=bits_of('f32', 1e-30), tensors_spec=spec(4, 2, False, False, (0.0, -140, spread(4))))
+# The review's two f64 inputs whose fast-path values were certified wrong (subnormal x, mean 0:
+# tests/test_oracle_paths.cpp TinyF64ValuesLeaveTheFastPath); checked in as
+# fuzz/corpus/oracle_paths/repro-oracle-tiny-x-{y,dx}.
+raw64 = lambda *vs: [('raw', bits_of('f64', v)) for v in vs]
+tiny = 3 * 2.0 ** -1074
+differential('repro-oracle-tiny-x-y', 'f64', 'nchw', True, True, N=1, G=1, cpg=1, spatial=(4,),
+             tensors_spec=[(0.0, 0, raw64(tiny, -tiny, 1.0, -1.0)), (0.0, 0, raw64(2.0 ** 200)),
+                           (0.0, 0, raw64(0.0)), (0.0, 0, raw64(1.0, 2.0, 3.0, 4.0))])
+b = 1.3 * 2.0 ** -173
+differential('repro-oracle-tiny-x-dx', 'f64', 'nchw', False, True, N=1, G=1, cpg=1, spatial=(4,), eps_sel=1,
+             tensors_spec=[(0.0, 0, raw64(tiny, -tiny, 2.0 ** -173, -2.0 ** -173)), (0.0, 0, raw64(0.0, 0.0, b, -b))])
 print(f'seeds written to {OUT}')
