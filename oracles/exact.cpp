@@ -242,6 +242,15 @@ uint64_t round_certified(DType d, const Real& approx, const Real& err, const Rea
     mul(w, mb, K);
     return sign_a_over_sqrt_minus_w(A, D, w);
   };
+  // ordinal() gives -0 and +0 the same value, so the steps below find +0 for any zero: a negative v
+  // that rounds to zero (beyond half the smallest subnormal, or exactly there: a tie, to the even
+  // 0) is -0. An exact 0 stays +0.
+  auto signed_zero = [&](uint64_t b) {
+    if (ordinal(d, b) != 0) return b;
+    Real zero;
+    set_d(zero, 0.0);
+    return side(zero) < 0 ? uint64_t{1} << (info(d).bytes * 8 - 1) : uint64_t{0};
+  };
   // The interval can span many values of d (a result at or near zero, where the error bound is
   // absolute): bisect the ordinals between its two roundings with the exact test first, so the
   // walk below only has the last step or two to make.
@@ -254,7 +263,7 @@ uint64_t round_certified(DType d, const Real& approx, const Real& err, const Rea
     Real m;
     midpoint(m, d, b_mid, b_next);
     const int s = side(m);
-    if (s == 0) return (b_mid & 1) == 0 ? b_mid : b_next;
+    if (s == 0) return signed_zero((b_mid & 1) == 0 ? b_mid : b_next);
     if (s > 0) o_lo = mid + 1;
     else o_hi = mid;
   }
@@ -272,9 +281,9 @@ uint64_t round_certified(DType d, const Real& approx, const Real& err, const Rea
     if (s_lo < 0) { cand = below; continue; }
     if (s_hi > 0) { cand = above; continue; }
     // Ties go to the neighbour with an even last bit (IEEE round-half-even; Inf counts as even).
-    if (s_lo == 0) return (below & 1) == 0 ? below : cand;
-    if (s_hi == 0) return (above & 1) == 0 ? above : cand;
-    return cand;
+    if (s_lo == 0) return signed_zero((below & 1) == 0 ? below : cand);
+    if (s_hi == 0) return signed_zero((above & 1) == 0 ? above : cand);
+    return signed_zero(cand);
   }
   throw std::logic_error("round_certified did not converge");
 }

@@ -186,6 +186,34 @@ TEST(OraclePaths, ExactMeanTiesAreDecided) {
   }
 }
 
+// A negative value that rounds to zero is -0: here y = -2^-150 exactly (x = 0, 1, 1, 1, 1 with
+// eps = 0 gives xhat = 1/2; gamma = -2^-149), the tie between -2^-149 and -0, to the even -0.
+// round_certified walked ordinals, where -0 and +0 are one value, and returned +0 on both paths
+// (found by a review).
+TEST(OraclePaths, NegativeTieToZeroIsMinusZero) {
+  Problem p;
+  p.N = 1;
+  p.C = 1;
+  p.spatial = {5};
+  p.G = 1;
+  p.eps = 0;
+  p.affine = true;
+  p.dtype = DType::f32;
+  Case c;
+  c.problem = p;
+  c.x = Tensor(p.dtype, p.x_shape());
+  for (int64_t i = 0; i < 5; ++i) c.x.set(i, i == 0 ? 0.0 : 1.0);
+  c.gamma = Tensor(p.dtype, p.param_shape());
+  c.beta = Tensor(p.dtype, p.param_shape());
+  c.gamma.set(0, -0x1p-149);
+  c.beta.set(0, 0.0);
+  for (OraclePath path : {OraclePath::fast, OraclePath::reference}) {
+    const OracleResult r = fwd(c, path);
+    for (int64_t i = 1; i < 5; ++i) EXPECT_EQ(r.get("y").rounded.bits(i), 0x80000000u) << i;
+    EXPECT_EQ(r.get("y").rounded.bits(0), 2u);  // y = -gamma = 2^-148: not a zero
+  }
+}
+
 // f64 groups with a subnormal x and mean 0: x - mu is the subnormal itself, and the low word of
 // (x - mu) rho underflowed out of its error bound, so the fast path certified y (gamma = 2^200 scales
 // the lost 2^-1076 up) and dx (q and rho do) one ulp-thousands off. Found by an independent review
