@@ -6,6 +6,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 
 namespace gnv::exact {
@@ -286,6 +287,96 @@ uint64_t round_certified(DType d, const Real& approx, const Real& err, const Rea
     return signed_zero(cand);
   }
   throw std::logic_error("round_certified did not converge");
+}
+
+}  // namespace gnv::exact
+
+namespace gnv::exact {
+namespace {
+
+// GMP rationals with their clears (the few of round_sum_over_sqrts).
+struct Q {
+  mpq_t q;
+  Q() { mpq_init(q); }
+  ~Q() { mpq_clear(q); }
+  Q(const Q&) = delete;
+  Q& operator=(const Q&) = delete;
+};
+struct Z {
+  mpz_t z;
+  Z() { mpz_init(z); }
+  ~Z() { mpz_clear(z); }
+  Z(const Z&) = delete;
+  Z& operator=(const Z&) = delete;
+};
+
+// q = x exactly (x finite).
+void to_q(const Real& x, mpq_t q) {
+  Z m;
+  const mpfr_exp_t e = mpfr_get_z_2exp(m.z, P(x));
+  mpq_set_z(q, m.z);
+  if (e > 0) mpq_mul_2exp(q, q, static_cast<mp_bitcnt_t>(e));
+  if (e < 0) mpq_div_2exp(q, q, static_cast<mp_bitcnt_t>(-e));
+}
+
+// root = sqrt(q) where q >= 0 is the square of a rational; false where it is not.
+bool rational_sqrt(const mpq_t q, mpq_t root) {
+  if (!mpz_perfect_square_p(mpq_numref(q)) || !mpz_perfect_square_p(mpq_denref(q))) return false;
+  mpz_sqrt(mpq_numref(root), mpq_numref(q));
+  mpz_sqrt(mpq_denref(root), mpq_denref(q));
+  mpq_canonicalize(root);
+  return true;
+}
+
+void z_to_real(const mpz_t z, Real& r) {
+  mpfr_set_prec(P(r), std::max<mpfr_prec_t>(static_cast<mpfr_prec_t>(mpz_sizeinbase(z, 2)), 2));
+  mpfr_set_z(P(r), z, MPFR_RNDN);  // exact at that precision
+}
+
+}  // namespace
+
+std::optional<uint64_t> round_sum_over_sqrts(DType d, const Real& approx, const Real& err,
+                                             const std::vector<const Real*>& U,
+                                             const std::vector<const Real*>& D) {
+  const size_t n = U.size();
+  std::vector<std::unique_ptr<Q>> u(n), dq(n);
+  for (size_t i = 0; i < n; ++i) {
+    u[i] = std::make_unique<Q>();
+    dq[i] = std::make_unique<Q>();
+    to_q(*U[i], u[i]->q);
+    to_q(*D[i], dq[i]->q);
+  }
+  // Per class, its representative k and T_k = sum U_n sqrt(D_n D_k) / D_n (= sqrt(D_k) times its
+  // terms' sum).
+  std::vector<size_t> rep;
+  std::vector<std::unique_ptr<Q>> T;
+  Q prod, root, term;
+  for (size_t i = 0; i < n; ++i) {
+    if (mpq_sgn(u[i]->q) == 0) continue;
+    size_t c = 0;
+    for (; c < rep.size(); ++c) {
+      mpq_mul(prod.q, dq[i]->q, dq[rep[c]]->q);
+      if (rational_sqrt(prod.q, root.q)) break;
+    }
+    if (c == rep.size()) {
+      rep.push_back(i);
+      T.push_back(std::make_unique<Q>());
+      mpq_set(root.q, dq[i]->q);  // sqrt(D_i D_i)
+    }
+    mpq_mul(term.q, u[i]->q, root.q);
+    mpq_div(term.q, term.q, dq[i]->q);
+    mpq_add(T[c]->q, T[c]->q, term.q);
+  }
+  size_t live = 0, k = 0;
+  for (size_t c = 0; c < rep.size(); ++c)
+    if (mpq_sgn(T[c]->q) != 0) ++live, k = c;
+  if (live == 0) return uint64_t{0};  // exactly 0: +0
+  if (live > 1) return std::nullopt;
+  Real A, K, B;
+  z_to_real(mpq_numref(T[k]->q), A);
+  z_to_real(mpq_denref(T[k]->q), K);  // > 0
+  set_d(B, 0.0);
+  return round_certified(d, approx, err, A, K, *D[rep[k]], B);
 }
 
 }  // namespace gnv::exact

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <mpfr.h>
+#include <optional>
 #include <vector>
 
 #include "gnv/dtype.h"
@@ -76,5 +77,15 @@ int sign_a_over_sqrt_minus_w(const Real& A, const Real& D, const Real& W);
 // rounding boundary. A, K, D, B exact; K > 0, D > 0.
 uint64_t round_certified(DType d, const Real& approx, const Real& err, const Real& A,
                          const Real& K, const Real& D, const Real& B);
+
+// The sum v = sum_n U[n] / sqrt(D[n]) (every D[n] > 0, all exact) correctly rounded to d, given
+// |approx - v| <= err, where v can be a rounding boundary or 0: the terms whose D[n] D[k] is a
+// rational square combine into T_k / sqrt(D[k]) (T_k rational); no class with T_k != 0 is v = 0
+// (+0), one is v = A / (K sqrt(D[k])) for round_certified. Two or more make v irrational (the
+// square roots of distinct square classes are linearly independent over Q): no boundary, no
+// zero; then nullopt (more precision would decide). dgamma's last resort after Ziv's loop.
+std::optional<uint64_t> round_sum_over_sqrts(DType d, const Real& approx, const Real& err,
+                                             const std::vector<const Real*>& U,
+                                             const std::vector<const Real*>& D);
 
 }  // namespace gnv::exact

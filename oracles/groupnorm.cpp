@@ -1915,7 +1915,7 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     exact_inputs();
     bool decided = false;
     uint64_t bits = 0;
-    Real approx;
+    Real approx, err;
     for (long prec = kPrec; prec <= kMaxPrec && !decided; prec *= 2) {
       std::vector<Real> terms(n1 - n0);
       for (int64_t n = n0; n < n1; ++n) {
@@ -1935,15 +1935,19 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
       // Each term: two roundings (r, product); the sum: one.
       UpBound bound;
       for (const Real& tr : terms) bound.add(3, tr);
-      const Real err = bound.add(2, approx).scaled(-prec);
+      exact::assign(err, bound.add(2, approx).scaled(-prec));
       mpfr_sub(P(lo), P(approx), P(err), MPFR_RNDD);
       mpfr_add(P(hi), P(approx), P(err), MPFR_RNDU);
       bits = exact::round_to(p.dtype, lo);
       decided = bits == exact::round_to(p.dtype, hi);
     }
+    // An exact tie or 0 (one sample with eps = 0 and m = 2 makes ties: x-hat = +-1) never
+    // decides above: the square classes of the D_n do, exactly.
     if (!decided) {
-      ++undecided[out];
-      bits = exact::round_to(p.dtype, approx);
+      const std::optional<uint64_t> exact = exact::round_sum_over_sqrts(p.dtype, approx, err, Un, Dn);
+      decided = exact.has_value();
+      bits = decided ? *exact : exact::round_to(p.dtype, approx);
+      if (!decided) ++undecided[out];
     }
     set_value(dgamma, out, bits, approx, dgamma_scale, kappa);
   };

@@ -214,6 +214,56 @@ TEST(OraclePaths, NegativeTieToZeroIsMinusZero) {
   }
 }
 
+// dgamma at an exact tie or an exact 0, which Ziv's loop never decides (its 4 096-bit guess fell on
+// either side): x = (0, 7) with eps = 0 gives x-hat = (-1, 1) and dgamma = dy1 - dy0, here
+// 1.5 + 2^-24 in f32 (to even: 1.5) or 1.5 + 2^-53 in f64; dy = (b, b) gives exactly 0 (+0).
+// With N = 2 the samples' D differ by a square factor (x scaled by 2): one square class, still
+// decided exactly. Found by a review of the reference path.
+TEST(OraclePaths, DgammaTiesAndZerosAreDecided) {
+  for (DType d : {DType::f32, DType::f64, DType::f16, DType::bf16}) {
+    const double u = d == DType::f64 ? 0x1p-53 : d == DType::f32 ? 0x1p-24 : d == DType::f16 ? 0x1p-11 : 0x1p-8;
+    for (int64_t N : {1, 2}) {
+      Problem p;
+      p.N = N;
+      p.C = 2;
+      p.spatial = {2};
+      p.G = 2;
+      p.eps = 0;
+      p.affine = true;
+      p.dtype = d;
+      Case c;
+      c.problem = p;
+      c.x = Tensor(d, p.x_shape());
+      c.dy = Tensor(d, p.x_shape());
+      c.gamma = Tensor(d, p.param_shape());
+      c.beta = Tensor(d, p.param_shape());
+      for (int64_t ch = 0; ch < 2; ++ch) {
+        c.gamma.set(ch, 1.0);
+        c.beta.set(ch, 0.0);
+      }
+      for (int64_t n = 0; n < N; ++n) {
+        const double scale = n == 0 ? 1.0 : 2.0;
+        c.x.set(p.index(n, 0, 0), 0.0);
+        c.x.set(p.index(n, 0, 1), 7.0 * scale);
+        c.x.set(p.index(n, 1, 0), 0.0);
+        c.x.set(p.index(n, 1, 1), 13.0 * scale);
+        // Channel 0: dgamma = sum_n (dy1 - dy0) = 1.5 + u in all (a tie); channel 1: 0.
+        c.dy->set(p.index(n, 0, 0), n == 0 ? -u : 0.0);
+        c.dy->set(p.index(n, 0, 1), n == 0 ? 1.5 - (N - 1) * 0.25 : 0.25);
+        c.dy->set(p.index(n, 1, 0), 0.75);
+        c.dy->set(p.index(n, 1, 1), 0.75);
+      }
+      const OracleResult f = bwd(c, OraclePath::fast), r = bwd(c, OraclePath::reference);
+      EXPECT_EQ(oracle_paths_mismatch(f, r), "") << name(d) << " N=" << N;
+      for (const OracleResult* o : {&f, &r}) {
+        EXPECT_EQ(o->get("dgamma").rounded.get(0), 1.5) << name(d) << " N=" << N;
+        EXPECT_EQ(o->get("dgamma").rounded.bits(1), 0u) << name(d) << " N=" << N;  // +0
+        EXPECT_EQ(o->undecided, 0) << name(d) << " N=" << N;
+      }
+    }
+  }
+}
+
 // f64 groups with a subnormal x and mean 0: x - mu is the subnormal itself, and the low word of
 // (x - mu) rho underflowed out of its error bound, so the fast path certified y (gamma = 2^200 scales
 // the lost 2^-1076 up) and dx (q and rho do) one ulp-thousands off. Found by an independent review
