@@ -101,6 +101,16 @@ Report merge_reports(std::vector<Report> shards) {
   for (size_t i = 1; i < out.cells.size(); ++i)
     if (out.cells[i].index == out.cells[i - 1].index)
       throw ReportError(fmt::format("merge: cell {} appears in two shards", out.cells[i].index));
+  // Each shard judged its waivers on its own cells (apply_waivers), so a waiver whose cells all
+  // passed in one shard made them XPASS there while another shard has a failing one. Judged as a
+  // whole again, as the unsharded run does: while some cell under a waiver fails, its passing
+  // cells are plain PASS. (A waiver is known here by its note, reason and link.)
+  std::vector<WaiverNote> failing;
+  for (const Cell& c : out.cells)
+    if (c.xfail() && std::find(failing.begin(), failing.end(), *c.waiver) == failing.end())
+      failing.push_back(*c.waiver);
+  for (Cell& c : out.cells)
+    if (c.xpass() && std::find(failing.begin(), failing.end(), *c.waiver) != failing.end()) c.waiver.reset();
   return out;
 }
 
@@ -126,6 +136,7 @@ Comparison compare_reports(const Report& base, const Report& now, double toleran
     ++cmp.matched;
     if (!b.control && !c.control && b.judged() && c.judged()) ++cmp.matched_judged;
     const bool was_ok = b.result.verdict == Verdict::pass, is_ok = c.result.verdict == Verdict::pass;
+    const bool newly_failing = !is_ok && (was_ok || (!b.judged() && c.judged()));
     // The largest growth over the outputs both sides measured.
     CellChange grow{&b, &c, "", 0, 0};
     double worst_ratio = 0;
@@ -148,8 +159,14 @@ Comparison compare_reports(const Report& base, const Report& now, double toleran
       if (was_ok != is_ok || b.result.verdict != c.result.verdict) cmp.control_changes.push_back(change);
       continue;
     }
-    if (was_ok && !is_ok) cmp.regressions.push_back(change);
+    if (newly_failing) cmp.regressions.push_back(change);
     else if (!grow.output.empty()) cmp.growths.push_back(grow);
+    if (c.judged() && !no_result(c.result.verdict))
+      for (const OutputMetrics& mb : b.result.outputs) {
+        const bool kept = std::any_of(c.result.outputs.begin(), c.result.outputs.end(),
+                                      [&](const OutputMetrics& m) { return m.name == mb.name; });
+        if (!kept) cmp.lost_outputs.push_back({&b, &c, mb.name, mb.max_cond_err, 0});
+      }
     if (!was_ok && is_ok) cmp.improvements.push_back(change);
   }
   for (const Cell& c : base.cells)
@@ -161,9 +178,11 @@ std::string render_comparison(const Comparison& c, const std::string& base_name,
   constexpr size_t kMax = 100;
   auto num = [](double v) { return fmt::format("{:.3g}", v); };
   std::string md = fmt::format("## gnv compare: `{}` → `{}`\n\n", base_name, now_name);
-  md += fmt::format("**Result: {}** — {} cells matched, {} regressions (pass → not pass), {} errors grown beyond "
-                    "{}×, {} improvements, {} only in the baseline, {} only in the new report.\n\n",
-                    c.regressed() ? "REGRESSION" : "OK", c.matched, c.regressions.size(), c.growths.size(),
+  md += fmt::format("**Result: {}** — {} cells matched, {} regressions (pass → not pass), {} outputs no longer "
+                    "measured, {} errors grown beyond {}×, {} improvements, {} only in the baseline, {} only in "
+                    "the new report.\n\n",
+                    c.regressed() ? "REGRESSION" : "OK", c.matched, c.regressions.size(), c.lost_outputs.size(),
+                    c.growths.size(),
                     num(c.tolerance), c.improvements.size(), c.only_base.size(), c.only_now.size());
   // The impls on one side only: a renamed kernel is the usual reason cells do not match.
   auto impls_of = [](const std::vector<const Cell*>& v) {
@@ -202,7 +221,14 @@ std::string render_comparison(const Comparison& c, const std::string& base_name,
     }
     if (v.size() > kMax) md += fmt::format("\n… and {} more\n", v.size() - kMax);
   };
-  section("Regressions (pass → not pass)", c.regressions, false);
+  section("Regressions (pass → not pass, skipped → not pass)", c.regressions, false);
+  if (!c.lost_outputs.empty()) {
+    md += "\n### Outputs the baseline measured and the new report does not\n\n| cell | output | before |\n|---|---|--:|\n";
+    for (size_t i = 0; i < c.lost_outputs.size() && i < kMax; ++i)
+      md += fmt::format("| `{}` | {} | {} |\n", c.lost_outputs[i].now->id(), c.lost_outputs[i].output,
+                        num(c.lost_outputs[i].before));
+    if (c.lost_outputs.size() > kMax) md += fmt::format("\n… and {} more\n", c.lost_outputs.size() - kMax);
+  }
   section("Errors grown beyond the tolerance", c.growths, true);
   section("Improvements (not pass → pass)", c.improvements, false);
   section("Control cells whose verdict changed (informative)", c.control_changes, false);

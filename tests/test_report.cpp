@@ -266,6 +266,32 @@ std::vector<Report> split(const Report& r, int n) {
   return shards;
 }
 
+// A waiver with one failing cell: unsharded its passing cells are plain PASS; sharded, a shard
+// holding only passing cells of it judged them XPASS, and the merged run failed where the
+// unsharded one passes. The merge judges the waiver as a whole again.
+TEST(Report, MergeJudgesWaiversAsAWhole) {
+  const std::vector<Waiver> ws = parse_waivers("[[waiver]]\nimpl = \"welford\"\nreason = \"r\"\n", "w.toml");
+  Report whole = sample();
+  for (Cell& c : whole.cells)
+    if (ws[0].matches(c)) {
+      c.result.verdict = Verdict::fail;
+      break;
+    }
+  for (int n : {2, 3, 7}) {
+    std::vector<Report> shards = split(whole, n);
+    for (Report& s : shards) (void)apply_waivers(s, ws);
+    size_t xpass_in_shards = 0;
+    for (const Report& s : shards) xpass_in_shards += summarize(s).xpasses.size();
+    ASSERT_GT(xpass_in_shards, 0u) << n << " shards: the test needs a shard with only passing cells";
+    const Report merged = merge_reports(shards);
+    Report unsharded = whole;
+    (void)apply_waivers(unsharded, ws);
+    EXPECT_EQ(without_timing(merged), without_timing(unsharded)) << n << " shards";
+    EXPECT_TRUE(summarize(merged).xpasses.empty()) << n << " shards";
+    EXPECT_EQ(summarize(merged).xfails.size(), 1u) << n << " shards";
+  }
+}
+
 TEST(Report, MergeOfShardsEqualsTheWhole) {
   for (int n : {1, 2, 3, 7}) {
     std::vector<Report> shards = split(sample(), n);
@@ -334,6 +360,43 @@ TEST(Report, CompareFlagsPassToFail) {
   EXPECT_FALSE(back.regressed());
   EXPECT_EQ(back.improvements.size(), 1u);
   EXPECT_NE(render_comparison(c, "a", "b").find("REGRESSION"), std::string::npos);
+}
+
+// A run that stops measuring an output (mean and rstd under --no-stats, dx/dgamma/dbeta of a kernel
+// that no longer declares backward) compared only what was left and passed; now each lost output
+// is a regression, and the other way round (a new output) is not.
+TEST(Report, CompareFlagsLostOutputs) {
+  Report now = sample();
+  Cell* cell = find_cell(now, false, Verdict::pass);
+  ASSERT_NE(cell, nullptr);
+  ASSERT_GE(cell->result.outputs.size(), 2u);
+  const std::string lost = cell->result.outputs.back().name;
+  cell->result.outputs.pop_back();
+  const Comparison c = compare_reports(sample(), now, 2);
+  EXPECT_TRUE(c.regressed());
+  ASSERT_EQ(c.lost_outputs.size(), 1u);
+  EXPECT_EQ(c.lost_outputs[0].output, lost);
+  EXPECT_TRUE(c.regressions.empty());
+  EXPECT_NE(render_comparison(c, "a", "b").find("| " + lost + " |"), std::string::npos);
+  EXPECT_FALSE(compare_reports(now, sample(), 2).regressed());
+}
+
+// SKIPPED in the baseline (the kernel declined the case), judged and failing now: the kernel took
+// the case on and fails it, which the gate reported as OK.
+TEST(Report, CompareFlagsSkippedToFail) {
+  Report base = sample(), now = sample();
+  Cell* b = find_cell(base, false, Verdict::pass);
+  ASSERT_NE(b, nullptr);
+  Cell* n = &now.cells[static_cast<size_t>(b - base.cells.data())];
+  b->result.verdict = Verdict::skipped;
+  b->result.outputs.clear();
+  n->result.verdict = Verdict::fail;
+  const Comparison c = compare_reports(base, now, 2);
+  EXPECT_TRUE(c.regressed());
+  ASSERT_EQ(c.regressions.size(), 1u);
+  EXPECT_EQ(c.regressions[0].now->id(), n->id());
+  n->result.verdict = Verdict::pass;  // SKIPPED -> PASS: new coverage, fine
+  EXPECT_TRUE(compare_reports(base, now, 2).regressions.empty());
 }
 
 TEST(Report, CompareGrowthUsesToleranceWithAFloorOfOne) {

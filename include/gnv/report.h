@@ -326,7 +326,8 @@ struct CellChange {
 struct Comparison {
   double tolerance = 2;
   bool allow_missing = false;
-  std::vector<CellChange> regressions;   // non-control pass -> not pass
+  std::vector<CellChange> regressions;   // non-control pass -> not pass, skipped -> judged, not pass
+  std::vector<CellChange> lost_outputs;  // an output the baseline measured that the new cell lacks
   std::vector<CellChange> growths;       // non-control error grew beyond tolerance
   std::vector<CellChange> improvements;  // not pass -> pass
   std::vector<CellChange> control_changes;
@@ -340,7 +341,8 @@ struct Comparison {
   bool nothing_matched() const { return matched_judged == 0; }
   bool coverage_lost() const { return !only_base.empty() && !allow_missing; }
   bool regressed() const {
-    return !regressions.empty() || !growths.empty() || nothing_matched() || coverage_lost();
+    return !regressions.empty() || !lost_outputs.empty() || !growths.empty() || nothing_matched() ||
+           coverage_lost();
   }
 };
 // An error "grows beyond F" when after > F * max(before, 1): condition-scaled errors below 1 are
@@ -348,7 +350,10 @@ struct Comparison {
 // does not make every later rounding a regression. NaN counts as infinite. Throws ReportError on
 // mismatched grids (grid_mismatch). The reports must outlive the Comparison.
 // A non-control cell that went from PASS to SKIPPED is a regression too: the kernel stopped
-// covering a case it handled.
+// covering a case it handled; so is one that went from SKIPPED to a judged verdict other than
+// PASS (the kernel took the case on and fails it), and a measured cell that lacks an output its
+// baseline measured (the statistics or the backward pass no longer checked: the gate would
+// otherwise compare only what is left).
 Comparison compare_reports(const Report& base, const Report& now, double tolerance, bool allow_missing = false);
 std::string render_comparison(const Comparison& c, const std::string& base_name,
                               const std::string& now_name);
