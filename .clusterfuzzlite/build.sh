@@ -28,7 +28,7 @@ for src in fuzz/*.cpp; do
   t=$(basename "$src" .cpp)
   grep -q LLVMFuzzerTestOneInput "$src" || continue  # decode.cpp, replay_main.cpp
   [ "$t" = replay_main ] && continue
-  $CXX $CXXFLAGS "${defs[@]}" "${inc[@]}" "$src" "${objs[@]}" $LIB_FUZZING_ENGINE -lmpfr -lgmp -ldl \
+  $CXX $CXXFLAGS "${defs[@]}" "${inc[@]}" "$src" "${objs[@]}" $LIB_FUZZING_ENGINE -lmpfr -lgmpxx -lgmp -ldl \
     -o "$OUT/$t"
   [ -f "fuzz/$t.dict" ] && cp "fuzz/$t.dict" "$OUT/$t.dict"
   if [ -d "fuzz/corpus/$t" ]; then

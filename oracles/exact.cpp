@@ -2,11 +2,12 @@
 
 #include "superacc.h"
 
+#include <gmpxx.h>
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <limits>
-#include <memory>
 #include <stdexcept>
 
 namespace gnv::exact {
@@ -294,43 +295,25 @@ uint64_t round_certified(DType d, const Real& approx, const Real& err, const Rea
 namespace gnv::exact {
 namespace {
 
-// GMP rationals with their clears (the few of round_sum_over_sqrts).
-struct Q {
-  mpq_t q;
-  Q() { mpq_init(q); }
-  ~Q() { mpq_clear(q); }
-  Q(const Q&) = delete;
-  Q& operator=(const Q&) = delete;
-};
-struct Z {
-  mpz_t z;
-  Z() { mpz_init(z); }
-  ~Z() { mpz_clear(z); }
-  Z(const Z&) = delete;
-  Z& operator=(const Z&) = delete;
-};
-
-// q = x exactly (x finite).
-void to_q(const Real& x, mpq_t q) {
-  Z m;
-  const mpfr_exp_t e = mpfr_get_z_2exp(m.z, P(x));
-  mpq_set_z(q, m.z);
-  if (e > 0) mpq_mul_2exp(q, q, static_cast<mp_bitcnt_t>(e));
-  if (e < 0) mpq_div_2exp(q, q, static_cast<mp_bitcnt_t>(-e));
+// x exactly (x finite), as a GMP rational.
+mpq_class to_q(const Real& x) {
+  mpz_class m;
+  const mpfr_exp_t e = mpfr_get_z_2exp(m.get_mpz_t(), P(x));
+  mpq_class q(m);
+  if (e > 0) mpq_mul_2exp(q.get_mpq_t(), q.get_mpq_t(), static_cast<mp_bitcnt_t>(e));
+  if (e < 0) mpq_div_2exp(q.get_mpq_t(), q.get_mpq_t(), static_cast<mp_bitcnt_t>(-e));
+  return q;
 }
 
-// root = sqrt(q) where q >= 0 is the square of a rational; false where it is not.
-bool rational_sqrt(const mpq_t q, mpq_t root) {
-  if (!mpz_perfect_square_p(mpq_numref(q)) || !mpz_perfect_square_p(mpq_denref(q))) return false;
-  mpz_sqrt(mpq_numref(root), mpq_numref(q));
-  mpz_sqrt(mpq_denref(root), mpq_denref(q));
-  mpq_canonicalize(root);
-  return true;
+// sqrt(q) where q >= 0 is the square of a rational; nullopt where it is not.
+std::optional<mpq_class> rational_sqrt(const mpq_class& q) {
+  if (!mpz_perfect_square_p(q.get_num_mpz_t()) || !mpz_perfect_square_p(q.get_den_mpz_t())) return std::nullopt;
+  return mpq_class(mpz_class(sqrt(q.get_num())), mpz_class(sqrt(q.get_den())));  // coprime: canonical
 }
 
-void z_to_real(const mpz_t z, Real& r) {
-  mpfr_set_prec(P(r), std::max<mpfr_prec_t>(static_cast<mpfr_prec_t>(mpz_sizeinbase(z, 2)), 2));
-  mpfr_set_z(P(r), z, MPFR_RNDN);  // exact at that precision
+void z_to_real(const mpz_class& z, Real& r) {
+  mpfr_set_prec(P(r), std::max<mpfr_prec_t>(static_cast<mpfr_prec_t>(mpz_sizeinbase(z.get_mpz_t(), 2)), 2));
+  mpfr_set_z(P(r), z.get_mpz_t(), MPFR_RNDN);  // exact at that precision
 }
 
 }  // namespace
@@ -338,43 +321,33 @@ void z_to_real(const mpz_t z, Real& r) {
 std::optional<uint64_t> round_sum_over_sqrts(DType d, const Real& approx, const Real& err,
                                              const std::vector<const Real*>& U,
                                              const std::vector<const Real*>& D) {
-  const size_t n = U.size();
-  std::vector<std::unique_ptr<Q>> u(n), dq(n);
-  for (size_t i = 0; i < n; ++i) {
-    u[i] = std::make_unique<Q>();
-    dq[i] = std::make_unique<Q>();
-    to_q(*U[i], u[i]->q);
-    to_q(*D[i], dq[i]->q);
-  }
+  std::vector<mpq_class> dq;
+  for (const Real* v : D) dq.push_back(to_q(*v));
   // Per class, its representative k and T_k = sum U_n sqrt(D_n D_k) / D_n (= sqrt(D_k) times its
   // terms' sum).
   std::vector<size_t> rep;
-  std::vector<std::unique_ptr<Q>> T;
-  Q prod, root, term;
-  for (size_t i = 0; i < n; ++i) {
-    if (mpq_sgn(u[i]->q) == 0) continue;
+  std::vector<mpq_class> T;
+  for (size_t i = 0; i < U.size(); ++i) {
+    const mpq_class u = to_q(*U[i]);
+    if (sgn(u) == 0) continue;
+    std::optional<mpq_class> root;
     size_t c = 0;
-    for (; c < rep.size(); ++c) {
-      mpq_mul(prod.q, dq[i]->q, dq[rep[c]]->q);
-      if (rational_sqrt(prod.q, root.q)) break;
-    }
+    while (c < rep.size() && !(root = rational_sqrt(dq[i] * dq[rep[c]]))) ++c;
     if (c == rep.size()) {
       rep.push_back(i);
-      T.push_back(std::make_unique<Q>());
-      mpq_set(root.q, dq[i]->q);  // sqrt(D_i D_i)
+      T.emplace_back(0);
+      root = dq[i];  // sqrt(D_i D_i)
     }
-    mpq_mul(term.q, u[i]->q, root.q);
-    mpq_div(term.q, term.q, dq[i]->q);
-    mpq_add(T[c]->q, T[c]->q, term.q);
+    T[c] += u * *root / dq[i];
   }
   size_t live = 0, k = 0;
   for (size_t c = 0; c < rep.size(); ++c)
-    if (mpq_sgn(T[c]->q) != 0) ++live, k = c;
+    if (sgn(T[c]) != 0) ++live, k = c;
   if (live == 0) return uint64_t{0};  // exactly 0: +0
   if (live > 1) return std::nullopt;
   Real A, K, B;
-  z_to_real(mpq_numref(T[k]->q), A);
-  z_to_real(mpq_denref(T[k]->q), K);  // > 0
+  z_to_real(T[k].get_num(), A);
+  z_to_real(T[k].get_den(), K);  // > 0
   set_d(B, 0.0);
   return round_certified(d, approx, err, A, K, *D[rep[k]], B);
 }

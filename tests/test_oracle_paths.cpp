@@ -29,6 +29,23 @@ Case random_case(DType d, Layout l, const std::string& stress, int64_t N, int64_
   return make_case(p, parse_stress(stress), seed, backward);
 }
 
+// A hand-made case with its tensors allocated (x; gamma and beta where affine; dy where backward),
+// for the tests that set a few values themselves.
+Case hand_case(DType d, int64_t N, int64_t C, std::vector<int64_t> spatial, int64_t G, double eps, bool affine,
+               bool backward) {
+  Case c;
+  c.problem = Problem{.N = N, .C = C, .spatial = std::move(spatial), .G = G, .eps = eps, .affine = affine,
+                      .dtype = d, .layout = Layout::nchw};
+  const Problem& p = c.problem;
+  c.x = Tensor(d, p.x_shape());
+  if (affine) {
+    c.gamma = Tensor(d, p.param_shape());
+    c.beta = Tensor(d, p.param_shape());
+  }
+  if (backward) c.dy = Tensor(d, p.x_shape());
+  return c;
+}
+
 TEST(OraclePaths, AgreeOnEveryDtypeLayoutAndStress) {
   int64_t cases = 0;
   for (DType d : {DType::f64, DType::f32, DType::f16, DType::bf16})
@@ -133,21 +150,9 @@ TEST(OraclePaths, ExactZerosWithTheReferenceSigns) {
 // put y = 1 + 2^-24, the midpoint between two floats, which rounds to even (1.0f). The fast path
 // cannot tell the side of an exact midpoint and must hand it over.
 TEST(OraclePaths, ExactMidpointGoesToTheReference) {
-  Problem p;
-  p.N = 1;
-  p.C = 2;
-  p.spatial = {};
-  p.G = 1;
-  p.eps = 0;
-  p.affine = true;
-  p.dtype = DType::f32;
-  Case c;
-  c.problem = p;
-  c.x = Tensor(p.dtype, p.x_shape());
+  Case c = hand_case(DType::f32, 1, 2, {}, 1, 0, true, false);
   c.x.set(0, -3.0);
   c.x.set(1, 3.0);
-  c.gamma = Tensor(p.dtype, p.param_shape());
-  c.beta = Tensor(p.dtype, p.param_shape());
   for (int64_t ch = 0; ch < 2; ++ch) {
     c.gamma.set(ch, 1.0);
     c.beta.set(ch, 0x1p-24);
@@ -166,17 +171,7 @@ TEST(OraclePaths, ExactMidpointGoesToTheReference) {
 // handing it over, and agree with the reference bit for bit.
 TEST(OraclePaths, ExactMeanTiesAreDecided) {
   for (DType d : {DType::f32, DType::f64}) {
-    Problem p;
-    p.N = 1;
-    p.C = 2;
-    p.spatial = {};
-    p.G = 1;
-    p.eps = 1e-5;
-    p.affine = false;
-    p.dtype = d;
-    Case c;
-    c.problem = p;
-    c.x = Tensor(d, p.x_shape());
+    Case c = hand_case(d, 1, 2, {}, 1, 1e-5, false, false);
     c.x.set(0, 1.0);
     c.x.set(1, d == DType::f32 ? 1.0 + 0x1p-23 : 1.0 + 0x1p-52);
     const OracleResult f = fwd(c, OraclePath::fast), r = fwd(c, OraclePath::reference);
@@ -191,20 +186,8 @@ TEST(OraclePaths, ExactMeanTiesAreDecided) {
 // round_certified walked ordinals, where -0 and +0 are one value, and returned +0 on both paths
 // (found by a review).
 TEST(OraclePaths, NegativeTieToZeroIsMinusZero) {
-  Problem p;
-  p.N = 1;
-  p.C = 1;
-  p.spatial = {5};
-  p.G = 1;
-  p.eps = 0;
-  p.affine = true;
-  p.dtype = DType::f32;
-  Case c;
-  c.problem = p;
-  c.x = Tensor(p.dtype, p.x_shape());
+  Case c = hand_case(DType::f32, 1, 1, {5}, 1, 0, true, false);
   for (int64_t i = 0; i < 5; ++i) c.x.set(i, i == 0 ? 0.0 : 1.0);
-  c.gamma = Tensor(p.dtype, p.param_shape());
-  c.beta = Tensor(p.dtype, p.param_shape());
   c.gamma.set(0, -0x1p-149);
   c.beta.set(0, 0.0);
   for (OraclePath path : {OraclePath::fast, OraclePath::reference}) {
@@ -223,20 +206,8 @@ TEST(OraclePaths, DgammaTiesAndZerosAreDecided) {
   for (DType d : {DType::f32, DType::f64, DType::f16, DType::bf16}) {
     const double u = d == DType::f64 ? 0x1p-53 : d == DType::f32 ? 0x1p-24 : d == DType::f16 ? 0x1p-11 : 0x1p-8;
     for (int64_t N : {1, 2}) {
-      Problem p;
-      p.N = N;
-      p.C = 2;
-      p.spatial = {2};
-      p.G = 2;
-      p.eps = 0;
-      p.affine = true;
-      p.dtype = d;
-      Case c;
-      c.problem = p;
-      c.x = Tensor(d, p.x_shape());
-      c.dy = Tensor(d, p.x_shape());
-      c.gamma = Tensor(d, p.param_shape());
-      c.beta = Tensor(d, p.param_shape());
+      Case c = hand_case(d, N, 2, {2}, 2, 0, true, true);
+      const Problem& p = c.problem;
       for (int64_t ch = 0; ch < 2; ++ch) {
         c.gamma.set(ch, 1.0);
         c.beta.set(ch, 0.0);
@@ -270,26 +241,13 @@ TEST(OraclePaths, DgammaTiesAndZerosAreDecided) {
 // of the fast statistics; the values of such groups now go to the reference.
 TEST(OraclePaths, TinyF64ValuesLeaveTheFastPath) {
   const double t = 3 * 0x1p-1074;
-  Problem p;
-  p.N = 1;
-  p.C = 1;
-  p.spatial = {4};
-  p.G = 1;
-  p.dtype = DType::f64;
   auto make = [&](double eps, bool affine, std::vector<double> x, std::vector<double> dy) {
-    p.eps = eps;
-    p.affine = affine;
-    Case c;
-    c.problem = p;
-    c.x = Tensor(p.dtype, p.x_shape());
-    c.dy = Tensor(p.dtype, p.x_shape());
+    Case c = hand_case(DType::f64, 1, 1, {4}, 1, eps, affine, true);
     for (int64_t i = 0; i < 4; ++i) {
       c.x.set(i, x[i]);
       c.dy->set(i, dy[i]);
     }
     if (affine) {
-      c.gamma = Tensor(p.dtype, p.param_shape());
-      c.beta = Tensor(p.dtype, p.param_shape());
       c.gamma.set(0, 0x1p200);
       c.beta.set(0, 0.0);
     }
