@@ -178,7 +178,7 @@ std::string render_comparison(const Comparison& c, const std::string& base_name,
   constexpr size_t kMax = 100;
   auto num = [](double v) { return fmt::format("{:.3g}", v); };
   std::string md = fmt::format("## gnv compare: `{}` → `{}`\n\n", base_name, now_name);
-  md += fmt::format("**Result: {}** — {} cells matched, {} regressions (pass → not pass), {} outputs no longer "
+  md += fmt::format("**Result: {}** — {} cells matched, {} regressions (pass or skipped → not pass), {} outputs no longer "
                     "measured, {} errors grown beyond {}×, {} improvements, {} only in the baseline, {} only in "
                     "the new report.\n\n",
                     c.regressed() ? "REGRESSION" : "OK", c.matched, c.regressions.size(), c.lost_outputs.size(),
