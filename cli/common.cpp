@@ -219,6 +219,7 @@ void print_result(std::FILE* out, const Problem& p, const CheckResult& r) {
                                    fmt_metric(m.max_u_err), m.normwise);
     if (m.unwritten) line += fmt::format(" unwritten={}", m.unwritten);
     if (m.policy_violations) line += fmt::format(" policy_violations={}", m.policy_violations);
+    if (m.ill_posed) line += fmt::format(" ill_posed={}", m.ill_posed);
     if (m.worst_index >= 0) line += "  worst " + describe_worst(p, m);
     fmt::print(out, "{}\n", line);
   }
@@ -275,7 +276,8 @@ nlohmann::json to_json(const Problem& p, const CheckResult& r) {
                         {"max_u_err", json_number(m.max_u_err)},
                         {"normwise", json_number(m.normwise)},
                         {"unwritten", m.unwritten},
-                        {"policy_violations", m.policy_violations}};
+                        {"policy_violations", m.policy_violations},
+                        {"ill_posed", m.ill_posed}};
     if (m.worst_index >= 0)
       o["worst"] = {{"index", m.worst_index},
                     {"where", describe_index(p, m.name, m.worst_index)},

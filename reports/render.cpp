@@ -168,6 +168,7 @@ std::string failure_detail(const Cell& c) {
                      num(m.max_cond_err), num(m.budget), num(m.max_ulp));
     if (m.unwritten) s += fmt::format(" unwritten={}", m.unwritten);
     if (m.policy_violations) s += fmt::format(" policy_violations={}", m.policy_violations);
+    if (m.ill_posed) s += fmt::format(" ill_posed={}", m.ill_posed);
     if (m.worst_index >= 0) {
       const int d = c.problem.dtype == DType::f64 ? 17 : 9;
       s += fmt::format(" worst {} expected={:.{}g} actual={:.{}g}", describe_index(c.problem, m.name, m.worst_index),

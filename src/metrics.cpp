@@ -101,6 +101,9 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tens
   m.budget = budget_for(exact.reduction_length, profile);
 
   const double out_scale = max_finite_abs(exact.hi);
+  // normwise's sums of squares are formed relative to a power of two near max|exact| (an exact
+  // scaling), so they neither overflow (Inf / Inf) nor underflow near the ends of the range.
+  const double norm_unit = out_scale > 0 ? std::ldexp(1.0, std::clamp(-std::ilogb(out_scale), -1022, 1022)) : 1.0;
   const ElementRule rule(exact);
 
   // Unsigned: for f64, ordinals of opposite signs differ by more than int64 can hold.
@@ -192,8 +195,9 @@ OutputMetrics measure(const Tensor& actual, const ExactOutput& exact, const Tens
       note_worst(i, cond, a);
     }
     if (std::isfinite(a) && std::isfinite(hi)) {
-      diff2 += (a - hi) * (a - hi);
-      ref2 += hi * hi;
+      const double dv = (a - hi) * norm_unit, hv = hi * norm_unit;
+      diff2 += dv * dv;
+      ref2 += hv * hv;
     }
   }
   m.normwise = ref2 > 0 ? std::sqrt(diff2 / ref2) : (diff2 > 0 ? inf : 0);

@@ -178,6 +178,15 @@ TEST(Metrics, NormwiseRelativeError) {
   const ExactOutput e = exact_of(DType::f64, {3.0, 4.0});
   const OutputMetrics m = measure(tensor_of(DType::f64, {3.0, 4.5}), e);
   EXPECT_DOUBLE_EQ(m.normwise, 0.5 / 5.0);
+  // Near the top of f64's range the sums of squares would overflow (Inf / Inf = NaN); they are
+  // formed relative to a power of two near max|exact|, so the ratio stays exact.
+  const ExactOutput big = exact_of(DType::f64, {0x3p1000, 0x4p1000});
+  EXPECT_DOUBLE_EQ(measure(tensor_of(DType::f64, {0x3p1000, 0x4.8p1000}), big).normwise, 0.5 / 5.0);
+  // And at the bottom, where the squares would underflow to 0.
+  const ExactOutput tiny = exact_of(DType::f64, {0x3p-1000, 0x4p-1000});
+  EXPECT_DOUBLE_EQ(measure(tensor_of(DType::f64, {0x3p-1000, 0x4.8p-1000}), tiny).normwise, 0.5 / 5.0);
+  const ExactOutput sub = exact_of(DType::f64, {0x1p-1074});  // its unit 2^1074 would overflow
+  EXPECT_DOUBLE_EQ(measure(tensor_of(DType::f64, {0x1p-1073}), sub).normwise, 1.0);
 }
 
 TEST(Metrics, SubnormalResultsHaveAnUnderflowAllowance) {

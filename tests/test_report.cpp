@@ -271,24 +271,28 @@ std::vector<Report> split(const Report& r, int n) {
 // unsharded one passes. The merge judges the waiver as a whole again.
 TEST(Report, MergeJudgesWaiversAsAWhole) {
   const std::vector<Waiver> ws = parse_waivers("[[waiver]]\nimpl = \"welford\"\nreason = \"r\"\n", "w.toml");
-  Report whole = sample();
-  for (Cell& c : whole.cells)
-    if (ws[0].matches(c)) {
-      c.result.verdict = Verdict::fail;
-      break;
+  // One cell under the waiver fails (XFAIL) or crashes (CRASH, not waived, but the waiver is not stale).
+  for (Verdict v : {Verdict::fail, Verdict::crash}) {
+    Report whole = sample();
+    for (Cell& c : whole.cells)
+      if (ws[0].matches(c)) {
+        c.result.verdict = v;
+        break;
+      }
+    for (int n : {2, 3, 7}) {
+      std::vector<Report> shards = split(whole, n);
+      for (Report& s : shards) (void)apply_waivers(s, ws);
+      size_t xpass_in_shards = 0;
+      for (const Report& s : shards) xpass_in_shards += summarize(s).xpasses.size();
+      ASSERT_GT(xpass_in_shards, 0u) << n << " shards: the test needs a shard with only passing cells";
+      const Report merged = merge_reports(shards);
+      Report unsharded = whole;
+      (void)apply_waivers(unsharded, ws);
+      EXPECT_EQ(without_timing(merged), without_timing(unsharded)) << n << " shards";
+      EXPECT_TRUE(summarize(merged).xpasses.empty()) << n << " shards";
+      EXPECT_EQ(summarize(merged).xfails.size(), v == Verdict::fail ? 1u : 0u) << n << " shards";
+      EXPECT_EQ(summarize(merged).failures.size(), v == Verdict::fail ? 0u : 1u) << n << " shards";
     }
-  for (int n : {2, 3, 7}) {
-    std::vector<Report> shards = split(whole, n);
-    for (Report& s : shards) (void)apply_waivers(s, ws);
-    size_t xpass_in_shards = 0;
-    for (const Report& s : shards) xpass_in_shards += summarize(s).xpasses.size();
-    ASSERT_GT(xpass_in_shards, 0u) << n << " shards: the test needs a shard with only passing cells";
-    const Report merged = merge_reports(shards);
-    Report unsharded = whole;
-    (void)apply_waivers(unsharded, ws);
-    EXPECT_EQ(without_timing(merged), without_timing(unsharded)) << n << " shards";
-    EXPECT_TRUE(summarize(merged).xpasses.empty()) << n << " shards";
-    EXPECT_EQ(summarize(merged).xfails.size(), 1u) << n << " shards";
   }
 }
 
@@ -591,6 +595,19 @@ TEST(Report, WaiversMakeXfailAndStrictXpass) {
   EXPECT_EQ(sm.xfails.size(), 1u);
   EXPECT_TRUE(sm.xpasses.empty());
   EXPECT_TRUE(sm.passed_all);
+  // A waiver expects wrong numbers, not none: a waived cell that crashed stays CRASH and fails the
+  // run, and it keeps the waiver's passing cells from being called stale.
+  Report crashed = sample();
+  n = 0;
+  for (Cell& c : crashed.cells)
+    if (ws[0].matches(c) && n++ == 0) c.result.verdict = Verdict::crash;
+  (void)apply_waivers(crashed, ws);
+  const Summary sc = summarize(crashed);
+  EXPECT_TRUE(sc.xfails.empty());
+  EXPECT_TRUE(sc.xpasses.empty());
+  ASSERT_EQ(sc.failures.size(), 1u);
+  EXPECT_EQ(cell_label(*sc.failures[0]), "CRASH");
+  EXPECT_FALSE(sc.passed_all);
   // Malformed waiver files name file, line and key.
   auto err = [](const std::string& text) {
     try {

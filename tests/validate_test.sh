@@ -70,6 +70,13 @@ expect_rc "a waived cell that passes fails the run (XPASS)" 1 "$gnv" validate --
   --stress normal --waivers "$tmp/waive-normal.toml" --out "$tmp/w2"
 expect_grep "... named XPASS" "$tmp/out" "XPASS: .* waived cells passed"
 expect_grep "... junit failure XPASS" "$tmp/w2/junit.xml" '<failure type="XPASS"'
+# A waiver expects wrong numbers, not a crash: a waived CRASH stays CRASH and fails the run, and
+# the waiver's passing (nchw) cells are not called stale.
+printf '[[waiver]]\nimpl = "test_crash"\nreason = "wrong in nhwc"\n' >"$tmp/waive-crash.toml"
+expect_rc "a waived cell that crashes fails the run" 1 "$gnv" validate --plugin "$(p crash)" "${grid[@]}" \
+  --waivers "$tmp/waive-crash.toml" --out "$tmp/w3"
+[ "$(count "$tmp/w3/report.json" '"verdict":"CRASH"')" -gt 0 ] && ! grep -Eq 'XFAIL|XPASS' "$tmp/out" \
+  && ok "... its cells are CRASH and PASS, not XFAIL or XPASS" || bad "a waived crash: $(grep -E 'XFAIL|XPASS' "$tmp/out")"
 printf '[[waiver]]\nimpl = "test_wrong"\nstress = "offset:3e4x"\nreason = "r"\n' >"$tmp/waive-bad.toml"
 expect_rc "waiver with an unknown stress class" 2 "$gnv" validate --plugin "$(p wrong)" "${grid[@]}" --waivers "$tmp/waive-bad.toml" --out "$tmp/w1"
 expect_grep "... names file, line and key" "$tmp/err" "waive-bad.toml:3: waiver\[0\]\.stress: "

@@ -168,8 +168,12 @@ struct Cell {
   // Judged: the kernel ran the case (not SKIPPED). Only judged cells make breakdown points and
   // the table's worst entries.
   bool judged() const { return result.verdict != Verdict::skipped; }
-  // Under a waiver: XFAIL (did not pass, as expected) or XPASS (passed: the waiver is stale).
-  bool xfail() const { return waiver && judged() && result.verdict != Verdict::pass; }
+  // Under a waiver: XFAIL (measured and did not pass, as expected) or XPASS (passed: the waiver
+  // is stale). A waiver expects wrong numbers, not a kernel that produced none: a waived cell that
+  // is ERROR, CRASH or TIMEOUT keeps that verdict and fails the run (it still keeps its waiver from
+  // being judged stale, waived_nonpass).
+  bool waived_nonpass() const { return waiver && judged() && result.verdict != Verdict::pass; }
+  bool xfail() const { return waived_nonpass() && !no_result(result.verdict); }
   bool xpass() const { return waiver && result.verdict == Verdict::pass; }
 };
 // The cell's verdict as every rendering prints it: PASS, FAIL, ..., SKIPPED, or XFAIL / XPASS.
