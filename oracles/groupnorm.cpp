@@ -228,7 +228,7 @@ void set_undefined(ExactOutput& o, int64_t i) {
   o.kappa[i] = kNaN;
 }
 
-void set_value(ExactOutput& o, int64_t i, uint64_t bits, const Real& approx, double scale,
+void set_value(ExactOutput& o, int64_t i, uint64_t bits, const Real& approx, long double scale,
                double kappa) {
   o.rounded.set_bits(i, bits);
   exact::to_double_double(approx, o.hi[i], o.lo[i]);
@@ -250,10 +250,10 @@ uint64_t rstd_bits(const Problem& p, const GroupStats& st, Real& approx) {
 }
 
 // rstd's condition scale: kappa + 1 relative, and the variance's m squares' underflow via r^3.
-double rstd_scale(const Problem& p, const GroupStats& st) {
+long double rstd_scale(const Problem& p, const GroupStats& st) {
   const long double r = st.rstd;
   const long double under = eta_over_u(p.dtype) * r * r * r * p.group_size() / 2;
-  return static_cast<double>(st.rstd * (st.kappa + 1) + under);
+  return r * (st.kappa + 1) + under;
 }
 
 // mean = S/m exactly rounded; rstd = m/sqrt(D) certified.
@@ -358,12 +358,17 @@ bool y_defined(const ForwardCtx& k, const GroupStats& st, int64_t q) {
   return st.finite && !st.degenerate && std::isfinite(k.gd[q]) && std::isfinite(k.bd[q]);
 }
 
-// The condition scale of y (docs/numerics.md "Metrics and budgets"), from |xhat| and |y|.
+// The condition scale of y (docs/numerics.md "Metrics and budgets"), from |xhat| and |y|. F =
+// double is the fast path's shortcut; where its value leaves double's range (gamma or beta near
+// f64's max) the scale is taken in long double, whose range holds every S_i.
 template <class F = long double>
-double y_scale(const ForwardCtx& k, const GroupStats& st, int64_t q, double xh, double yv) {
-  const F under = static_cast<F>(k.eta) *
-                  (std::fabs(k.gd[q]) * xhat_underflow<F>(st.rstd, static_cast<F>(k.m), xh) + 1);
-  return static_cast<double>(std::fabs(k.gd[q]) * st.kappa * (2 + xh) + std::fabs(k.bd[q]) + yv + under);
+long double y_scale(const ForwardCtx& k, const GroupStats& st, int64_t q, double xh, long double yv) {
+  const F gam = std::fabs(k.gd[q]);
+  const F under = static_cast<F>(k.eta) * (gam * xhat_underflow<F>(st.rstd, static_cast<F>(k.m), xh) + 1);
+  const F s = gam * st.kappa * (2 + xh) + std::fabs(k.bd[q]) + static_cast<F>(yv) + under;
+  if constexpr (std::is_same_v<F, double>)
+    if (!std::isfinite(s)) return y_scale<long double>(k, st, q, xh, yv);
+  return s;
 }
 
 struct YScratch {
@@ -383,7 +388,7 @@ void y_reference(const ForwardCtx& k, const GroupStats& st, const Real& xj, int6
   mpfr_mul(P(s.t), P(s.xhat), P(s.gam), MPFR_RNDN);
   mpfr_set_prec(P(s.ya), kPrec);
   mpfr_add(P(s.ya), P(s.t), P(s.bet), MPFR_RNDN);
-  const double yv = std::fabs(mpfr_get_d(P(s.ya), MPFR_RNDN));
+  const long double yv = std::fabs(mpfr_get_ld(P(s.ya), MPFR_RNDN));  // |y| may pass double's range
   // |ya - y| <= 2^-P (3.01 |t| + |ya|): three roundings in the product, one in the sum.
   const Real err = UpBound().add(4, s.t).add(2, s.ya).scaled(-kPrec);
   exact::mul(s.A, s.gam, s.T);
@@ -400,9 +405,9 @@ void y_reference(const ForwardCtx& k, const GroupStats& st, const Real& xj, int6
 // xj(j) is element j's exact x; js the elements to evaluate (channel-major indices j within the
 // group: every one on the reference path, those the fast path left on it). Returns the count of
 // values left undecided.
-double z_scale(const ForwardCtx& k, double grad_abs, double sy, double z) {
-  const double u_acc = info(acc_dtype(k.p.dtype)).unit_roundoff;
-  return (grad_abs + 32 * u_acc * sy) * sy + 3 * z + static_cast<double>(k.eta);
+long double z_scale(const ForwardCtx& k, double grad_abs, long double sy, double z) {
+  const long double u_acc = info(acc_dtype(k.p.dtype)).unit_roundoff;
+  return (grad_abs + 32 * u_acc * sy) * sy + 3 * z + k.eta;
 }
 template <class XJ>
 int64_t silu_group(const ForwardCtx& k, const GroupStats& st, int64_t n, int64_t g, XJ&& xj,
@@ -421,7 +426,7 @@ int64_t silu_group(const ForwardCtx& k, const GroupStats& st, int64_t n, int64_t
     exact::mul(A, gam, T);
     const epilogue::SiluResult r = epilogue::silu_rounded(k.p.dtype, A, st.D, bet, r0);
     undecided += r.decided ? 0 : 1;
-    const double sy = y_scale(k, st, q, xhat_abs(T, st.r), r.v_abs);
+    const long double sy = y_scale(k, st, q, xhat_abs(T, st.r), r.v_abs);
     const double z = std::fabs(mpfr_get_d(P(r.approx), MPFR_RNDN));
     set_value(y, k.p.index(n, ch, j % S), r.bits, r.approx, z_scale(k, r.grad_abs, sy, z), st.kappa);
   }
@@ -683,7 +688,7 @@ struct Approx {
 // Writes a certified value (hi + lo within e of it) with its scale; false where the rounding test
 // cannot decide.
 [[gnu::always_inline]] inline bool write_certified(ExactOutput& o, int64_t off, double hi, double lo, double e,
-                                                   double scale, double kappa) {
+                                                   long double scale, double kappa) {
   int side = 0;
   uint64_t bits;
   if (e == 0) {
@@ -724,7 +729,7 @@ Sign sign_of_T(const FastGroup& f, const Centered& c, double x) {
   if (std::fabs(c.d.hi) > c.e) return c.d.hi > 0 ? Sign::positive : Sign::negative;
   return Sign::unknown;
 }
-void write_zero(ExactOutput& o, int64_t off, bool negative, double scale, double kappa) {
+void write_zero(ExactOutput& o, int64_t off, bool negative, long double scale, double kappa) {
   put_bits(o.rounded, off, 0);  // +0 in every dtype
   o.hi[off] = negative ? -0.0 : 0.0;
   o.lo[off] = 0.0;
@@ -788,8 +793,8 @@ void y_fast_group(const ForwardCtx& k, const GroupStats& st, const FastGroup& f,
       y_approx(f, k.gd[q], k.bd[q], &xv[kk * S + s0], nb, a);
       for (int i = 0; i < nb; ++i) {
         const int64_t off = k.p.index(n, ch, s0 + i);
-        const double scale = f.scales_double ? y_scale<double>(k, st, q, a.xh[i], std::fabs(a.hi[i]))
-                                             : y_scale(k, st, q, a.xh[i], std::fabs(a.hi[i]));
+        const long double scale = f.scales_double ? y_scale<double>(k, st, q, a.xh[i], std::fabs(a.hi[i]))
+                                                  : y_scale(k, st, q, a.xh[i], std::fabs(a.hi[i]));
         if (silu) {
           const epilogue::FastSilu z = epilogue::silu_fast({{a.hi[i], a.lo[i]}, a.e[i]});
           if (!z.ok || !write_certified(y, off, z.z.v.hi, z.z.v.lo, z.z.e,
@@ -902,11 +907,12 @@ std::string oracle_paths_mismatch(const OracleResult& a, const OracleResult& b) 
       // path's bound is about 2^-100 of |gamma xhat| + |beta|, which the scale exceeds, however
       // much gamma xhat + beta cancels. An infinite scale (past double's range: the element is
       // ill-posed, never judged) leaves lo unconstrained.
-      const double h = std::fabs(x.hi[u]), sc = std::fabs(y.scale[u]);
-      const double room = std::isinf(sc) ? sc : 0x1p-90 * ((std::isfinite(h) ? h : 0) + (std::isfinite(sc) ? sc : 0)) + 0x1p-1000;
+      const long double h = std::fabs(x.hi[u]), sc = std::fabs(y.scale[u]);
+      const long double room =
+          std::isinf(sc) ? sc : 0x1p-90L * ((std::isfinite(h) ? h : 0) + (std::isfinite(sc) ? sc : 0)) + 0x1p-1000L;
       const bool lo_ok = same(x.lo[u], y.lo[u]) || std::fabs(x.lo[u] - y.lo[u]) <= room;
-      const bool scale_ok = same(x.scale[u], y.scale[u]) ||
-                            std::fabs(x.scale[u] - y.scale[u]) <= 0x1p-40 * std::fabs(y.scale[u]);
+      const bool scale_ok = x.scale[u] == y.scale[u] || (std::isnan(x.scale[u]) && std::isnan(y.scale[u])) ||
+                            std::fabs(x.scale[u] - y.scale[u]) <= 0x1p-40L * std::fabs(y.scale[u]);
       if (x.rounded.bits(i) != y.rounded.bits(i) || !same(x.hi[u], y.hi[u]) || !same(x.kappa[u], y.kappa[u]) ||
           !lo_ok || !scale_ok)
         return fmt::format("{}[{}]: bits {:#x} vs {:#x}, hi {:a} vs {:a}, lo {:a} vs {:a}, scale {} vs {}, kappa {} vs {}",
@@ -1027,22 +1033,29 @@ struct BackwardCtx {
 // The condition scale of dx (docs/numerics.md "Metrics and budgets"), from max|gamma dy|, |xhat|
 // and |dx|.
 template <class F = long double>
-double dx_scale(const BackwardCtx& k, const GroupStats& st, F gmax, double xh, double vd) {
+long double dx_scale(const BackwardCtx& k, const GroupStats& st, F gmax, double xh, long double vd) {
   // Underflow: g's and the sums' own losses times r, xhat's (through mean(g xhat) and
   // mean(g)) times r G, and rstd's relative error r^2 m eta / 2 times |dx|.
   const F rs = st.rstd, mm = static_cast<F>(k.m), sm = std::sqrt(mm);
+  const F v = static_cast<F>(vd);
   const F under = static_cast<F>(k.eta) * (rs * (1 + mm) * (1 + xh) +
                                            rs * gmax * (sm + xh) * xhat_underflow<F>(rs, mm, sm) +
-                                           rs * rs * mm * vd / 2 + 1);
-  return static_cast<double>(st.rstd * gmax * (1 + st.kappa) * (2 + xh) + vd + under);
+                                           rs * rs * mm * v / 2 + 1);
+  const F s = rs * gmax * (1 + st.kappa) * (2 + xh) + v + under;
+  if constexpr (std::is_same_v<F, double>)
+    if (!std::isfinite(s)) return dx_scale<long double>(k, st, gmax, xh, vd);
+  return s;
 }
 
 // One element's part of dgamma's condition scale, summed per sample and channel.
 template <class F = long double>
-double dgamma_scale_part(const BackwardCtx& k, const GroupStats& st, double dy, double xh) {
-  return std::fabs(dy) * (st.kappa * (2 + xh) + xh) +
-         static_cast<double>(static_cast<F>(k.eta) *
-                             (std::fabs(dy) * xhat_underflow<F>(st.rstd, static_cast<F>(k.m), xh) + 1));
+long double dgamma_scale_part(const BackwardCtx& k, const GroupStats& st, double dy, double xh) {
+  const F d = std::fabs(dy);
+  const F s = d * (st.kappa * (2 + xh) + xh) +
+              static_cast<F>(k.eta) * (d * xhat_underflow<F>(st.rstd, static_cast<F>(k.m), xh) + 1);
+  if constexpr (std::is_same_v<F, double>)
+    if (!std::isfinite(s)) return dgamma_scale_part<long double>(k, st, dy, xh);
+  return s;
 }
 
 struct DxScratch {
@@ -1068,7 +1081,7 @@ void dx_reference(const BackwardCtx& k, const GroupStats& st, const DxSums& sums
   mpfr_sub(P(s.u), P(s.a2), P(s.a3), MPFR_RNDN);
   mpfr_set_prec(P(s.dxa), kPrec);
   mpfr_mul(P(s.dxa), P(s.u), P(st.r), MPFR_RNDN);
-  const double vd = std::fabs(mpfr_get_d(P(s.dxa), MPFR_RNDN));
+  const long double vd = std::fabs(mpfr_get_ld(P(s.dxa), MPFR_RNDN));
   const Real err =
       UpBound().add(1, s.a2).add(3, s.a3).add(1, s.u).times(st.r).times(1.01).add(3, s.dxa).scaled(-kPrec);
   // Exact form for the rare undecided rounding: dx = A'/(D sqrt D), A' = m g D - SG D - T SGT.
@@ -1163,8 +1176,8 @@ void dx_fast_group(const BackwardCtx& k, const GroupStats& st, const FastGroup& 
       dx_approx(f, fd, k.gd[q], &cv[j0], &dyv[j0], nb, a);
       for (int i = 0; i < nb; ++i) {
         const double vd = std::fabs(a.hi[i]), x = xh[j0 + i];
-        const double scale = gmax_double ? dx_scale<double>(k, st, static_cast<double>(gmax), x, vd)
-                                         : dx_scale(k, st, gmax, x, vd);
+        const long double scale = gmax_double ? dx_scale<double>(k, st, static_cast<double>(gmax), x, vd)
+                                              : dx_scale(k, st, gmax, x, vd);
         const int64_t off = k.p.index(n, ch, s0 + i);
         if (write_certified(dx, off, a.hi[i], a.lo[i], a.e[i], scale, st.kappa)) continue;
         // Every g = gamma dy of the group 0: SG = SGT = +0, q = +0, and dx = (m g - SG - T q) r is
@@ -1446,9 +1459,9 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
           bits = exact::round_to(p.dtype, mid);
         }
         // dx_scale with gmax = max |gamma| (|e| + its error), written out for F = long double.
-        const long double rs = sg.st.rstd, xj = xh[j], vd = std::fabs(mpfr_get_d(P(mid), MPFR_RNDN));
+        const long double rs = sg.st.rstd, xj = xh[j], vd = std::fabs(mpfr_get_ld(P(mid), MPFR_RNDN));
         const long double under = eta * (rs * (1 + m) * (1 + xj) + 1);
-        const double scale = static_cast<double>(rs * gmax * (1 + kappa) * (2 + xj) + vd + under);
+        const long double scale = rs * gmax * (1 + kappa) * (2 + xj) + vd + under;
         set_value(dx, p.index(n, g * cpg + j / S, j % S), bits, mid, scale, kappa);
         done[j] = 1;
         --left;
@@ -1469,7 +1482,8 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
     const auto [ch, n0, n1] = param_output(p, out);
     const int64_t g = ch / cpg, kk = ch % cpg;
     bool ok = true;
-    double sg_scale = 0, sb_scale = 0, kappa = 0;
+    long double sg_scale = 0, sb_scale = 0;
+    double kappa = 0;
     for (int64_t n = n0; n < n1; ++n) {
       const SiluGroup& sg = groups[n * p.G + g];
       ok = ok && sg.x_ok;
@@ -1479,9 +1493,10 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
         const int64_t off = p.index(n, ch, s);
         // dgamma_scale_part with |e| for |dy|, plus e's own error times |xhat|.
         const long double xj = xh_abs[off];
-        sg_scale += e_abs[off] * (sg.st.kappa * (2 + xh_abs[off]) + xh_abs[off]) + e_err[off] * xh_abs[off] +
-                    static_cast<double>(eta * (e_abs[off] * xhat_underflow<long double>(sg.st.rstd, m, xj) + 1));
-        sb_scale += e_abs[off] + e_err[off];
+        const long double ea = e_abs[off];
+        sg_scale += ea * (sg.st.kappa * (2 + xj) + xj) + e_err[off] * xj +
+                    eta * (ea * xhat_underflow<long double>(sg.st.rstd, m, xj) + 1);
+        sb_scale += ea + e_err[off];
       }
     }
     if (!ok) {
@@ -1564,7 +1579,8 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
   const auto NC = static_cast<size_t>(p.N * p.C);
   std::vector<Real> U(NC), DB(NC), Dg(static_cast<size_t>(p.N * p.G));
   std::vector<char> nc_finite(NC, 1), dy_finite(NC, 1);
-  std::vector<double> dgamma_part(NC, 0), dbeta_part(NC, 0);
+  // long double: a sum of f64 terms may pass double's range where u_acc times it does not.
+  std::vector<long double> dgamma_part(NC, 0), dbeta_part(NC, 0);
   std::vector<int64_t> fallbacks(static_cast<size_t>(p.N * p.G), 0);
   std::vector<ParamPart> parts(NC);
 
@@ -1836,7 +1852,8 @@ OracleResult oracle_backward(const Case& c, const OracleOptions& o) {
     const ParamOutput po = param_output(p, out);  // (named: a lambda below captures them)
     const int64_t ch = po.ch, n0 = po.n0, n1 = po.n1, g = ch / cpg;
     bool dy_ok = true, x_ok = true, all_dw = true;
-    double dgamma_scale = 0, dbeta_scale = 0, kappa = 0;
+    long double dgamma_scale = 0, dbeta_scale = 0;
+    double kappa = 0;
     for (int64_t n = n0; n < n1; ++n) {
       dy_ok = dy_ok && dy_finite[n * p.C + ch];
       x_ok = x_ok && nc_finite[n * p.C + ch];

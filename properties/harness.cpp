@@ -99,11 +99,7 @@ bool not_judged(const ExactOutput& e, int64_t i) {
   // No condition scale (the oracle's scale formula can hit 0 * Inf, e.g. dx of huge f64 inputs
   // with gamma = 0): measure() cannot judge such an element either (its error ratio is NaN).
   if (std::isnan(e.scale[i])) return true;
-  // The same rule as measure() in src/metrics.cpp: ill-posed where u_acc * kappa > 1/64, or
-  // where the error a backward-stable kernel may make, u_acc * S_i, exceeds the dtype's range.
-  const DType d = e.rounded.dtype();
-  const double u_acc = info(acc_dtype(d)).unit_roundoff;
-  return u_acc * e.kappa[i] > kIllPosed || u_acc * e.scale[i] > info(d).max_finite;
+  return ill_posed(e, i);  // measure()'s own rule
 }
 
 Ctx::Ctx(const Impl& impl_, DType dtype_, Layout layout_, bool conditioned_)

@@ -7,6 +7,7 @@
 
 #include "../oracles/exact.h"
 #include "gnv/case.h"
+#include "gnv/metrics.h"
 #include "gnv/oracle.h"
 
 namespace gnv {
@@ -144,6 +145,47 @@ TEST(Oracle, BackwardScalesStayFiniteForHugeSpreadsAndZeroGamma) {
     const ExactOutput& o = r.get(name);
     for (size_t i = 0; i < o.scale.size(); ++i)
       EXPECT_TRUE(std::isfinite(o.scale[i])) << name << "[" << i << "] scale " << o.scale[i];
+  }
+}
+
+// In f64 a condition scale can pass double's range (1.8e308) while u_acc * S_i (~1e293) is far
+// inside it: with gamma = 1.5e308 and beta = 1e308, S of y is ~1e309. Stored as a double it was
+// +Inf, the element counted ill-posed, and a badly wrong y passed. Both paths, forward and back.
+TEST(Oracle, F64ScalesPastDoublesRangeAreJudged) {
+  for (OraclePath path : {OraclePath::fast, OraclePath::reference}) {
+    const OracleOptions opt{.path = path};
+    Case c = make({0, 1}, 1, {2}, 1, 0.0);
+    c.problem.affine = true;
+    c.gamma = Tensor(DType::f64, {1});
+    c.beta = Tensor(DType::f64, {1});
+    c.gamma.set(0, 1.5e308);
+    c.beta.set(0, 1e308);
+    const OracleResult fwd = oracle_forward(c, opt);
+    const ExactOutput& y = fwd.get("y");
+    EXPECT_EQ(y.rounded.get(0), -0.5e308);
+    EXPECT_TRUE(std::isinf(y.rounded.get(1)));  // 2.5e308 overflows
+    EXPECT_GT(y.scale[0], 1.8e308L);
+    OutputMetrics m = measure(y.rounded, y);
+    EXPECT_EQ(m.verdict, Verdict::pass);
+    EXPECT_EQ(m.ill_posed, 0);
+    Tensor wrong = y.rounded;
+    wrong.set(0, 7.0);
+    m = measure(wrong, y);
+    EXPECT_EQ(m.verdict, Verdict::fail) << "max_cond_err " << m.max_cond_err;
+    EXPECT_EQ(m.ill_posed, 0);
+    EXPECT_GT(m.max_cond_err, 1e10);
+    // dbeta = dy_0 + dy_1 = 0 with S = |dy_0| + |dy_1| = 3e308.
+    c.dy = Tensor(DType::f64, c.problem.x_shape());
+    c.dy->set(0, 1.5e308);
+    c.dy->set(1, -1.5e308);
+    const OracleResult bwd = oracle_backward(c, opt);
+    const ExactOutput& dbeta = bwd.get("dbeta");
+    EXPECT_EQ(dbeta.rounded.get(0), 0.0);
+    Tensor off = dbeta.rounded;
+    off.set(0, 1e300);
+    m = measure(off, dbeta);
+    EXPECT_EQ(m.verdict, Verdict::fail) << "max_cond_err " << m.max_cond_err;
+    EXPECT_EQ(m.ill_posed, 0);
   }
 }
 

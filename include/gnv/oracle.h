@@ -18,7 +18,8 @@ struct ExactOutput {
   Tensor rounded;               // correctly rounded to its dtype (acc dtype for mean/rstd)
   std::vector<double> hi, lo;   // exact value ~ hi + lo; hi is NaN where the value is undefined
                                 // (the non-finite policy: the kernel must give NaN or +-Inf there)
-  std::vector<double> scale;    // condition scale S_i >= 0 (see README), per element
+  std::vector<long double> scale;  // condition scale S_i >= 0 (docs/numerics.md), per element; long
+                                   // double: in f64 it may pass double's range while u_acc * S_i does not
   std::vector<double> kappa;    // condition number of the group(s) behind element i (0: none)
   int64_t reduction_length = 1; // elements summed to make one value (budget grows with log2)
 };
