@@ -399,15 +399,17 @@ void y_reference(const ForwardCtx& k, const GroupStats& st, const Real& xj, int6
 
 // The SiLU epilogue over group (n, g), whose y before it is written: each defined element becomes
 // silu(y) of the exact y = gamma T / sqrt(D) + beta, decided on intervals (oracles/epilogue.h),
-// with the condition scale (|silu'(y)| + 32 u S_y) S_y + 3 |z| + eta: the largest |silu'| within
-// 64 u S_y of y (|silu''| <= 1/2), so that a kernel's error in y still bounds its error in z where
-// silu' vanishes, at silu's minimum y = -1.278 (docs/numerics.md "Fused epilogues").
+// with the condition scale min(|silu'(y)| + 32 u S_y, 1.1) S_y + 3 |z| + eta: the largest |silu'|
+// within 64 u S_y of y (|silu''| <= 1/2), so that a kernel's error in y still bounds its error in
+// z where silu' vanishes, at silu's minimum y = -1.278, and never above silu's largest slope
+// (1.0998 at y = 2.40): uncapped, a large S_y made the allowance grow like S_y^2 and pass a z
+// that was wildly wrong (docs/numerics.md "Fused epilogues").
 // xj(j) is element j's exact x; js the elements to evaluate (channel-major indices j within the
 // group: every one on the reference path, those the fast path left on it). Returns the count of
 // values left undecided.
 long double z_scale(const ForwardCtx& k, double grad_abs, long double sy, double z) {
   const long double u_acc = info(acc_dtype(k.p.dtype)).unit_roundoff;
-  return (grad_abs + 32 * u_acc * sy) * sy + 3 * z + k.eta;
+  return std::min(grad_abs + 32 * u_acc * sy, 1.1L) * sy + 3 * z + k.eta;
 }
 template <class XJ>
 int64_t silu_group(const ForwardCtx& k, const GroupStats& st, int64_t n, int64_t g, XJ&& xj,
@@ -1361,14 +1363,16 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
   }
   ExactOutput& dx = res.outputs[0];
   res.kappa.assign(static_cast<size_t>(NG), kNaN);
-  const long double eta = eta_over_u(p.dtype);
+  const long double eta = eta_over_u(p.dtype), u_acc = info(acc_dtype(p.dtype)).unit_roundoff;
   auto gam_of = [&](int64_t q) { return p.affine ? c.gamma.get(q) : 1.0; };
   auto bet_of = [&](int64_t q) { return p.affine ? c.beta.get(q) : 0.0; };
 
   std::vector<SiluGroup> groups(static_cast<size_t>(NG));
   // Per element, the scale ingredients: |e| (= |dy silu'(v)|) and the error a kernel's silu'(v~)
-  // may add to e, |dy| (|silu''| S_v / 2 + 2 |silu'|) with S_v the scale of v (as y's).
-  std::vector<double> e_abs(static_cast<size_t>(p.numel()), 0), e_err(e_abs.size(), 0), xh_abs(e_abs.size(), 0);
+  // may add to e, |dy| (|silu''| S_v / 2 + 2 |silu'|) with S_v the scale of v (as y's): long
+  // double, as S_v may pass double's range (and 0 * Inf where dy = 0 would be NaN).
+  std::vector<double> e_abs(static_cast<size_t>(p.numel()), 0), xh_abs(e_abs.size(), 0);
+  std::vector<long double> e_err(e_abs.size(), 0);
   std::vector<int64_t> undecided(static_cast<size_t>(NG), 0), fallbacks(undecided.size(), 0);
   const bool fast = o.path == OraclePath::fast;
   auto group = [&](int64_t gi) {
@@ -1414,14 +1418,15 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
         xh[j] = xhat_abs(sg.T[j], sg.st.r);
         xh_abs[off] = xh[j];
         if (!sg.in_ok[j]) continue;  // its outputs are undefined
-        const double ga = std::fabs(gam_of(q)), dya = std::fabs(sg.dy[j]);
+        const long double ga = std::fabs(gam_of(q)), dya = std::fabs(sg.dy[j]);
         const double ej = std::fabs(mpfi_get_d(e[j]->get()));
-        const double y_abs = ga * xh[j] + std::fabs(bet_of(q));
-        const double s_v = ga * kappa * (2 + xh[j]) + std::fabs(bet_of(q)) + y_abs;
-        const double grad = dya > 0 ? ej / dya : 0;
+        const long double y_abs = ga * xh[j] + std::fabs(bet_of(q));
+        const long double s_v = ga * kappa * (2 + xh[j]) + std::fabs(bet_of(q)) + y_abs;
+        const long double grad = dya > 0 ? ej / dya : 0;
         e_abs[off] = ej;
-        e_err[off] = dya * (s_v / 2 + 2 * grad);
-        gmax = std::max(gmax, static_cast<long double>(ga) * (ej + e_err[off]));
+        // |silu'(v~) - silu'(v)| <= min(|v~ - v| / 2, 1.2): silu' lies within [-0.0998, 1.0998].
+        e_err[off] = dya * (std::min(s_v / 2, 1.2L / u_acc) + 2 * grad);
+        gmax = std::max(gmax, ga * (ej + e_err[off]));
       }
     }
     if (!sg.ok) return;

@@ -165,6 +165,7 @@ TEST(Oracle, F64ScalesPastDoublesRangeAreJudged) {
     EXPECT_EQ(y.rounded.get(0), -0.5e308);
     EXPECT_TRUE(std::isinf(y.rounded.get(1)));  // 2.5e308 overflows
     EXPECT_GT(y.scale[0], 1.8e308L);
+    EXPECT_TRUE(std::isfinite(y.scale[0]));
     OutputMetrics m = measure(y.rounded, y);
     EXPECT_EQ(m.verdict, Verdict::pass);
     EXPECT_EQ(m.ill_posed, 0);
@@ -186,6 +187,57 @@ TEST(Oracle, F64ScalesPastDoublesRangeAreJudged) {
     m = measure(off, dbeta);
     EXPECT_EQ(m.verdict, Verdict::fail) << "max_cond_err " << m.max_cond_err;
     EXPECT_EQ(m.ill_posed, 0);
+  }
+}
+
+// The SiLU scales. Forward: the largest |silu'| near y is capped at silu's largest slope (1.0998);
+// uncapped it grew with u S_y and, with gamma = 1e19 in f32, let z = (7, 7) pass for an exact
+// z = (-0, 1e19). Backward: the error terms E_i in long double; in double, with gamma = 5e307 in
+// f64 they overflowed (dgamma and dbeta ill-posed, a wrong 1e300 for an exact 1 passed) and,
+// where dy = 0, made 0 * Inf = NaN (the metrics' "oracle bug").
+TEST(Oracle, SiluScalesAreCapped) {
+  for (OraclePath path : {OraclePath::fast, OraclePath::reference}) {
+    const OracleOptions opt{.path = path};
+    Case c = make({0, 1}, 1, {2}, 1, 0.0, DType::f32);
+    c.problem.affine = true;
+    c.problem.epilogue = Epilogue::silu;
+    c.gamma = Tensor(DType::f32, {1});
+    c.beta = Tensor(DType::f32, {1});
+    c.gamma.set(0, 1e19);
+    c.beta.set(0, 0.0);
+    const OracleResult fwd = oracle_forward(c, opt);
+    const ExactOutput& z = fwd.get("y");
+    EXPECT_EQ(z.rounded.get(1), static_cast<double>(1e19f));
+    Tensor wrong = z.rounded;
+    wrong.set(0, 7.0);
+    wrong.set(1, 7.0);
+    OutputMetrics m = measure(wrong, z);
+    EXPECT_EQ(m.verdict, Verdict::fail) << "max_cond_err " << m.max_cond_err;
+    EXPECT_EQ(measure(z.rounded, z).verdict, Verdict::pass);
+
+    Case b = make({0, 1}, 1, {2}, 1, 0.0);
+    b.problem.affine = true;
+    b.problem.epilogue = Epilogue::silu;
+    b.gamma = Tensor(DType::f64, {1});
+    b.beta = Tensor(DType::f64, {1});
+    b.gamma.set(0, 5e307);
+    b.beta.set(0, 0.0);
+    b.dy = Tensor(DType::f64, b.problem.x_shape());
+    for (double dy0 : {1.0, 0.0}) {
+      b.dy->set(0, dy0);
+      b.dy->set(1, 1.0);
+      const OracleResult bwd = oracle_backward(b, opt);
+      for (const char* name : {"dgamma", "dbeta"}) {
+        const ExactOutput& o = bwd.get(name);
+        ASSERT_TRUE(std::isfinite(o.scale[0])) << name << " dy0 " << dy0;
+        EXPECT_EQ(o.rounded.get(0), 1.0) << name << " dy0 " << dy0;
+        Tensor off = o.rounded;
+        off.set(0, 1e300);
+        m = measure(off, o);
+        EXPECT_EQ(m.verdict, Verdict::fail) << name << " dy0 " << dy0 << " max_cond_err " << m.max_cond_err;
+        EXPECT_EQ(m.ill_posed, 0) << name << " dy0 " << dy0;
+      }
+    }
   }
 }
 
