@@ -359,16 +359,14 @@ bool y_defined(const ForwardCtx& k, const GroupStats& st, int64_t q) {
 }
 
 // The condition scale of y (docs/numerics.md "Metrics and budgets"), from |xhat| and |y|. F =
-// double is the fast path's shortcut; where its value leaves double's range (gamma or beta near
-// f64's max) the scale is taken in long double, whose range holds every S_i.
+// double is the fast path's shortcut, taken only where every operand is within [2^-300, 2^300]
+// and rstd within [2^-100, 2^100] (FastGroup::scales_double), so every term stays within 2^720:
+// the long double result (whose range holds every S_i, also past double's) is not needed there.
 template <class F = long double>
 long double y_scale(const ForwardCtx& k, const GroupStats& st, int64_t q, double xh, long double yv) {
   const F gam = std::fabs(k.gd[q]);
   const F under = static_cast<F>(k.eta) * (gam * xhat_underflow<F>(st.rstd, static_cast<F>(k.m), xh) + 1);
-  const F s = gam * st.kappa * (2 + xh) + std::fabs(k.bd[q]) + static_cast<F>(yv) + under;
-  if constexpr (std::is_same_v<F, double>)
-    if (!std::isfinite(s)) return y_scale<long double>(k, st, q, xh, yv);
-  return s;
+  return gam * st.kappa * (2 + xh) + std::fabs(k.bd[q]) + static_cast<F>(yv) + under;
 }
 
 struct YScratch {
@@ -1043,21 +1041,15 @@ long double dx_scale(const BackwardCtx& k, const GroupStats& st, F gmax, double 
   const F under = static_cast<F>(k.eta) * (rs * (1 + mm) * (1 + xh) +
                                            rs * gmax * (sm + xh) * xhat_underflow<F>(rs, mm, sm) +
                                            rs * rs * mm * v / 2 + 1);
-  const F s = rs * gmax * (1 + st.kappa) * (2 + xh) + v + under;
-  if constexpr (std::is_same_v<F, double>)
-    if (!std::isfinite(s)) return dx_scale<long double>(k, st, gmax, xh, vd);
-  return s;
+  return rs * gmax * (1 + st.kappa) * (2 + xh) + v + under;
 }
 
 // One element's part of dgamma's condition scale, summed per sample and channel.
 template <class F = long double>
 long double dgamma_scale_part(const BackwardCtx& k, const GroupStats& st, double dy, double xh) {
   const F d = std::fabs(dy);
-  const F s = d * (st.kappa * (2 + xh) + xh) +
-              static_cast<F>(k.eta) * (d * xhat_underflow<F>(st.rstd, static_cast<F>(k.m), xh) + 1);
-  if constexpr (std::is_same_v<F, double>)
-    if (!std::isfinite(s)) return dgamma_scale_part<long double>(k, st, dy, xh);
-  return s;
+  return d * (st.kappa * (2 + xh) + xh) +
+         static_cast<F>(k.eta) * (d * xhat_underflow<F>(st.rstd, static_cast<F>(k.m), xh) + 1);
 }
 
 struct DxScratch {
