@@ -148,18 +148,25 @@ TEST(Oracle, BackwardScalesStayFiniteForHugeSpreadsAndZeroGamma) {
   }
 }
 
+// x = (0, 1) in one group of one channel, eps = 0 (xhat = -1, 1), with one gamma and beta.
+Case two_point(DType d, double gamma, double beta, Epilogue e = Epilogue::none) {
+  Case c = make({0, 1}, 1, {2}, 1, 0.0, d);
+  c.problem.affine = true;
+  c.problem.epilogue = e;
+  c.gamma = Tensor(d, {1});
+  c.beta = Tensor(d, {1});
+  c.gamma.set(0, gamma);
+  c.beta.set(0, beta);
+  return c;
+}
+
 // In f64 a condition scale can pass double's range (1.8e308) while u_acc * S_i (~1e293) is far
 // inside it: with gamma = 1.5e308 and beta = 1e308, S of y is ~1e309. Stored as a double it was
 // +Inf, the element counted ill-posed, and a badly wrong y passed. Both paths, forward and back.
 TEST(Oracle, F64ScalesPastDoublesRangeAreJudged) {
   for (OraclePath path : {OraclePath::fast, OraclePath::reference}) {
     const OracleOptions opt{.path = path};
-    Case c = make({0, 1}, 1, {2}, 1, 0.0);
-    c.problem.affine = true;
-    c.gamma = Tensor(DType::f64, {1});
-    c.beta = Tensor(DType::f64, {1});
-    c.gamma.set(0, 1.5e308);
-    c.beta.set(0, 1e308);
+    Case c = two_point(DType::f64, 1.5e308, 1e308);
     const OracleResult fwd = oracle_forward(c, opt);
     const ExactOutput& y = fwd.get("y");
     EXPECT_EQ(y.rounded.get(0), -0.5e308);
@@ -198,13 +205,7 @@ TEST(Oracle, F64ScalesPastDoublesRangeAreJudged) {
 TEST(Oracle, SiluScalesAreCapped) {
   for (OraclePath path : {OraclePath::fast, OraclePath::reference}) {
     const OracleOptions opt{.path = path};
-    Case c = make({0, 1}, 1, {2}, 1, 0.0, DType::f32);
-    c.problem.affine = true;
-    c.problem.epilogue = Epilogue::silu;
-    c.gamma = Tensor(DType::f32, {1});
-    c.beta = Tensor(DType::f32, {1});
-    c.gamma.set(0, 1e19);
-    c.beta.set(0, 0.0);
+    const Case c = two_point(DType::f32, 1e19, 0.0, Epilogue::silu);
     const OracleResult fwd = oracle_forward(c, opt);
     const ExactOutput& z = fwd.get("y");
     EXPECT_EQ(z.rounded.get(1), static_cast<double>(1e19f));
@@ -215,13 +216,7 @@ TEST(Oracle, SiluScalesAreCapped) {
     EXPECT_EQ(m.verdict, Verdict::fail) << "max_cond_err " << m.max_cond_err;
     EXPECT_EQ(measure(z.rounded, z).verdict, Verdict::pass);
 
-    Case b = make({0, 1}, 1, {2}, 1, 0.0);
-    b.problem.affine = true;
-    b.problem.epilogue = Epilogue::silu;
-    b.gamma = Tensor(DType::f64, {1});
-    b.beta = Tensor(DType::f64, {1});
-    b.gamma.set(0, 5e307);
-    b.beta.set(0, 0.0);
+    Case b = two_point(DType::f64, 5e307, 0.0, Epilogue::silu);
     b.dy = Tensor(DType::f64, b.problem.x_shape());
     for (double dy0 : {1.0, 0.0}) {
       b.dy->set(0, dy0);
