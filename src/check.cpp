@@ -215,8 +215,9 @@ double estimate_check_bytes(const Problem& p, bool backward) {
   const double m = static_cast<double>(p.C) / static_cast<double>(std::max<int64_t>(p.G, 1)) *
                    (n > 0 ? n / (static_cast<double>(std::max<int64_t>(p.N, 1)) * static_cast<double>(p.C)) : 0);
   const double es = info(p.dtype).bytes;
-  const double per_element = backward ? 75 + 6 * es : 40 + 2 * es;
-  const double per_group_element = backward ? 350 : 150;
+  // Fitted to peak RSS on the 2-core machine (docs/guide.md "Memory"), with about 10 % to spare.
+  const double per_element = backward ? 90 + 6 * es : 44 + 3 * es;
+  const double per_group_element = backward ? 100 : 40;
   return 8.0 * (1 << 20) + n * per_element + m * per_group_element;
 }
 

@@ -103,8 +103,8 @@ expect_rc "--jobs -1" 2 "$gnv" sweep --jobs -1 --out "$tmp/x"
 expect_rc "--max-memory with a unit" 2 "$gnv" check --impl welford --shape 2,16,5 --groups 4 --max-memory 1KiB
 expect_rc "--max-memory that is not a size" 2 "$gnv" check --impl welford --shape 2,16,5 --groups 4 --max-memory lots
 expect_rc "a sweep whose cases fit one at a time runs with fewer jobs" 0 "$gnv" sweep --shape 1,8,64,64 --groups 1 \
-  --impl welford --dtype f32 --layout nchw --stress normal,offset:10 --jobs 2 --max-memory 30MiB --no-html --out "$tmp/mem"
-expect_grep "... and says so" "$tmp/err" "gnv: note: 1 case\(s\) at once fit --max-memory 30 MiB .*--jobs 1"
+  --impl welford --dtype f32 --layout nchw --stress normal,offset:10 --jobs 2 --max-memory 25MiB --no-html --out "$tmp/mem"
+expect_grep "... and says so" "$tmp/err" "gnv: note: 1 case\(s\) at once fit --max-memory 25 MiB .*--jobs 1"
 expect_rc "a sweep whose largest case does not fit" 2 "$gnv" sweep --shape 1,8,64,64 --groups 1 --impl welford \
   --dtype f32 --layout nchw --stress normal --max-memory 10MiB --no-html --out "$tmp/mem"
 [ -s "$tmp/mem/report.json" ] && ok "... refused before touching --out" || bad "the refused sweep lost the earlier report"
