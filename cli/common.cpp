@@ -253,6 +253,14 @@ nlohmann::json json_number(double v) {
   return v;
 }
 
+namespace {
+// As report.json writes it (report::scale_past_double_text).
+nlohmann::json json_scale(long double v) {
+  if (std::string s = report::scale_past_double_text(v); !s.empty()) return s;
+  return json_number(static_cast<double>(v));
+}
+}  // namespace
+
 nlohmann::json to_json(const Problem& p) {
   nlohmann::json j{{"N", p.N},           {"C", p.C},
                    {"spatial", p.spatial}, {"G", p.G},
@@ -283,7 +291,7 @@ nlohmann::json to_json(const Problem& p, const CheckResult& r) {
                     {"where", describe_index(p, m.name, m.worst_index)},
                     {"expected", json_number(m.worst_expected)},
                     {"actual", json_number(m.worst_actual)},
-                    {"scale", json_number(m.worst_scale)}};
+                    {"scale", json_scale(m.worst_scale)}};
     outs.push_back(std::move(o));
   }
   nlohmann::json j = {{"verdict", verdict_label(r.verdict)},

@@ -3,6 +3,7 @@
 // cells consistent with the grid) or throws ReportError, never anything else.
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstring>
 #include <bit>
 #include <cmath>
@@ -36,6 +37,11 @@ ojson number(double v) {
   return v;
 }
 
+ojson scale_number(long double v) {
+  if (std::string s = scale_past_double_text(v); !s.empty()) return s;
+  return number(static_cast<double>(v));
+}
+
 // The fused forms, written only where used (so that reports of plain grids stay as they were).
 template <class J> void put_fused(J& j, AffineMode mode, Epilogue epilogue) {
   if (mode != AffineMode::per_channel) j["affine_mode"] = name(mode);
@@ -66,7 +72,7 @@ ojson output_json(const OutputMetrics& m) {
     o["worst"] = {{"index", m.worst_index},
                   {"expected", number(m.worst_expected)},
                   {"actual", number(m.worst_actual)},
-                  {"scale", number(m.worst_scale)}};
+                  {"scale", scale_number(m.worst_scale)}};
   return o;
 }
 
@@ -227,6 +233,19 @@ double as_double(const json& v, const std::string& where) {
 double get_double(const json& o, const char* key, const std::string& where) {
   return as_double(field(o, key, where), at(where, key));
 }
+// A number, "nan"/"inf"/"-inf", or the decimal string of a finite scale past double's range.
+long double get_scale(const json& o, const char* key, const std::string& where) {
+  const json& v = field(o, key, where);
+  if (v.is_string()) {
+    const std::string& s = v.get_ref<const std::string&>();
+    long double x = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
+    if (ec == std::errc() && end == s.data() + s.size() && x > 0 && std::isfinite(x) &&
+        !std::isfinite(static_cast<double>(x)))
+      return x;
+  }
+  return as_double(v, at(where, key));
+}
 const json& get_array(const json& o, const char* key, const std::string& where) {
   const json& v = field(o, key, where);
   if (!v.is_array()) fail(at(where, key), "expected an array");
@@ -330,7 +349,7 @@ OutputMetrics read_output(const json& o, const Problem& p, const std::string& wh
     m.worst_index = get_int(w, "index", ww, 0, m.count - 1);
     m.worst_expected = get_double(w, "expected", ww);
     m.worst_actual = get_double(w, "actual", ww);
-    m.worst_scale = get_double(w, "scale", ww);
+    m.worst_scale = get_scale(w, "scale", ww);
   }
   return m;
 }
@@ -601,6 +620,11 @@ Environment read_env(const json& o) {
 }
 
 }  // namespace
+
+std::string scale_past_double_text(long double scale) {
+  if (!std::isfinite(scale) || std::isfinite(static_cast<double>(scale))) return {};
+  return fmt::format("{:.{}g}", scale, std::numeric_limits<long double>::max_digits10);
+}
 
 std::string to_json_text(const Report& r) {
   ojson env = {{"gnv_version", r.env.gnv_version},

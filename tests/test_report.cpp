@@ -236,6 +236,34 @@ TEST(Report, MalformedInputsThrowReportError) {
   for (size_t n = 0; n < good.size(); n += 97) expect_report_error(good.substr(0, n), "truncated");
 }
 
+// An f64 element whose condition scale passes double's range is judged (8c75c34); its report
+// shows the scale it was judged with, not "inf", and reads back as that long double.
+TEST(Report, ScalesPastDoublesRangeRoundTripAsDecimalStrings) {
+  Report r = sample();
+  OutputMetrics* worst = nullptr;
+  for (Cell& c : r.cells)
+    for (OutputMetrics& m : c.result.outputs)
+      if (!worst && m.worst_index >= 0 && m.max_ulp != 0) worst = &m;
+  ASSERT_NE(worst, nullptr);
+  const long double big = 2.5e308L;
+  worst->worst_scale = big;
+  const std::string text = to_json_text(r);
+  const std::string shown = scale_past_double_text(big);
+  EXPECT_EQ(std::strtold(shown.c_str(), nullptr), big) << shown;  // every digit: exact
+  EXPECT_NE(text.find("\"scale\":\"" + shown + "\""), std::string::npos);
+  EXPECT_EQ(scale_past_double_text(1e300L), "");  // a number holds it
+  EXPECT_EQ(scale_past_double_text(std::numeric_limits<long double>::infinity()), "");
+  const Report p = parse_report(text);
+  EXPECT_EQ(to_json_text(p), text);
+  bool found = false;
+  for (const Cell& c : p.cells)
+    for (const OutputMetrics& m : c.result.outputs) found = found || m.worst_scale == big;
+  EXPECT_TRUE(found);
+  // The string form holds only what a number cannot: anything else stays malformed.
+  for (const std::string s : {"\"abc\"", "\"1e300\"", "\"2.5e308x\"", "\"1e99999\"", "\"-2.5e308\"", "\"\""})
+    expect_report_error(replace_once(text, "\"" + shown + "\"", s), "scale " + s);
+}
+
 TEST(Report, ReadReportNamesTheFile) {
   const fs::path p = fs::temp_directory_path() / "gnv_report_test_bad.json";
   write_file_atomic(p, "{\"format\": \"gnv-report\", \"version\": 7}");

@@ -38,7 +38,8 @@ struct OutputMetrics {
   int64_t policy_violations = 0;  // finite where the NaN/Inf policy demands non-finite, or NaN
                                   // where the exact value is finite
   int64_t worst_index = -1;  // flat index of the element with the largest condition-scaled error
-  double worst_expected = 0, worst_actual = 0, worst_scale = 0;
+  double worst_expected = 0, worst_actual = 0;
+  long double worst_scale = 0;  // its condition scale S_i (long double: an f64 scale may pass double's range)
   Verdict verdict = Verdict::pass;
 };
 
