@@ -216,8 +216,11 @@ double estimate_check_bytes(const Problem& p, bool backward) {
                    (n > 0 ? n / (static_cast<double>(std::max<int64_t>(p.N, 1)) * static_cast<double>(p.C)) : 0);
   const double es = info(p.dtype).bytes;
   // Fitted to peak RSS on the 2-core machine (docs/guide.md "Memory"), with about 10 % to spare.
-  const double per_element = backward ? 90 + 6 * es : 44 + 3 * es;
-  const double per_group_element = backward ? 100 : 40;
+  // The SiLU backward (intervals at 128 bits per element, and a group's exact values at once)
+  // needs about twice the plain one.
+  const bool silu_backward = backward && p.epilogue == Epilogue::silu;
+  const double per_element = (backward ? 90 + 6 * es : 44 + 3 * es) + (silu_backward ? 120 : 0);
+  const double per_group_element = silu_backward ? 200 : backward ? 100 : 40;
   return 8.0 * (1 << 20) + n * per_element + m * per_group_element;
 }
 

@@ -48,9 +48,10 @@ std::vector<CheckResult> check_case_shared(const std::vector<const Impl*>& impls
 
 // The peak memory of checking one case (case generation, the exact oracle, one impl's outputs and
 // metrics), in bytes, from a model fitted to peak RSS measured on this project's CI machine
-// (docs/guide.md "Memory"): 8 MiB + numel * (40 + 2*es forward, 75 + 6*es with the backward) +
-// group_size * (150 forward, 350 with the backward), es the dtype's size. Saturates instead of
-// overflowing, so an absurd shape gives a huge estimate, not a small one.
+// (docs/guide.md "Memory"): 8 MiB + numel * (44 + 3*es forward, 90 + 6*es with the backward, and
+// 120 more for the SiLU epilogue's backward) + group_size * (40 forward, 100 with the backward, 200
+// with SiLU's), es the dtype's size. Saturates instead of overflowing, so an absurd shape gives a
+// huge estimate, not a small one.
 double estimate_check_bytes(const Problem& p, bool backward);
 // A default limit for that estimate: 3/4 of this machine's physical memory.
 double default_memory_limit();
