@@ -155,6 +155,19 @@ def test_judge_of_outputs_computed_elsewhere():
         gnv.judge(case4, {"y": e4["y"], "mean": e4["mean"].T.copy(), "rstd": e4["rstd"]})
 
 
+def test_a_scale_past_doubles_range_is_judged_and_shown():
+    # f64, gamma and beta near the maximum: y's condition scale passes 1.8e308 while u * scale does
+    # not, so a wrong y is judged (FAIL), and its worst element's scale is the decimal string of the
+    # long double it was judged with, not "inf" (docs/numerics.md "Scales past double's range").
+    x = np.array([[[0.0, 1.0]]])
+    case = gnv.make_case(x, 1, gamma=np.array([1.5e308]), beta=np.array([1e308]), eps=0.0)
+    r = gnv.judge(case, {"y": np.array([[[7.0, -1.0]]])})
+    worst = r.outputs["y"]["worst"]
+    assert r.outputs["y"]["verdict"] == "FAIL" and r.outputs["y"]["ill_posed"] == 0
+    assert isinstance(worst["scale"], str) and np.isfinite(np.longdouble(worst["scale"])), worst
+    assert np.longdouble(worst["scale"]) > np.longdouble(np.finfo(np.float64).max), worst
+
+
 def test_keyboard_interrupt_in_a_kernel_stops_the_run(tmp_path):
     calls = []
 
