@@ -1288,6 +1288,23 @@ struct SiluGroup {
   std::vector<double> xv;
 };
 
+// Whether a decided interval is also narrow: its midpoint within 2^-92 of (|value| + scale) of
+// the exact value, so that the two paths' lo agree to 2^-90 of it (docs/numerics.md "Agreement").
+// MPFI's intervals at 128 bits are, but the fast path's first e = dy [silu'(v) +- bound] carries
+// the bound of v (about 2^-100 S_v) where E_i, capped at |dy| 1.2/u once u S_v > 2.4, no longer
+// dwarfs it: such a value can round at once from an interval 2^-60 wide, and is then taken again
+// at the next precision, on MPFI (an oracle_paths finding: bf16, gamma = beta = -1.1e13).
+bool narrow_enough(const epilogue::Interval& iv, long double scale) {
+  if (!(std::fabs(scale) < std::numeric_limits<long double>::infinity())) return true;  // not judged
+  mpfr_t width, mag;
+  mpfr_inits2(64, width, mag, static_cast<mpfr_ptr>(nullptr));
+  mpfi_diam_abs(width, iv.get());
+  mpfi_mag(mag, iv.get());
+  const bool narrow = mpfr_get_ld(width, MPFR_RNDU) <= 0x1p-92L * (mpfr_get_ld(mag, MPFR_RNDD) + std::fabs(scale));
+  mpfr_clears(width, mag, static_cast<mpfr_ptr>(nullptr));
+  return narrow;
+}
+
 // e_j = dy_j silu'(v_j) enclosed at prec bits, for the elements j in [j0, j1) of group (n, g)
 // (channel-major; e_out[j - j0]); [0, 0] for an element whose dy or parameters are not finite
 // (its outputs are undefined, and nothing is computed from it). At the first precision the fast
@@ -1451,14 +1468,15 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
         if (!decided && !last) continue;
         Real mid;
         epilogue::midpoint(mid, u);
-        if (!decided) {
-          ++undecided[gi];
-          bits = exact::round_to(p.dtype, mid);
-        }
         // dx_scale with gmax = max |gamma| (|e| + its error), written out for F = long double.
         const long double rs = sg.st.rstd, xj = xh[j], vd = std::fabs(mpfr_get_ld(P(mid), MPFR_RNDN));
         const long double under = eta * (rs * (1 + m) * (1 + xj) + 1);
         const long double scale = rs * gmax * (1 + kappa) * (2 + xj) + vd + under;
+        if (!last && !narrow_enough(u, scale)) continue;
+        if (!decided) {
+          ++undecided[gi];
+          bits = exact::round_to(p.dtype, mid);
+        }
         set_value(dx, p.index(n, g * cpg + j / S, j % S), bits, mid, scale, kappa);
         done[j] = 1;
         --left;
@@ -1525,7 +1543,7 @@ OracleResult oracle_backward_silu(const Case& c, const OracleOptions& o) {
         if (*done) continue;
         uint64_t bits = 0;
         const bool decided = epilogue::rounds_to(p.dtype, *iv, bits);
-        if (!decided && !last) continue;
+        if (!(decided && narrow_enough(*iv, scale)) && !last) continue;
         Real mid;
         epilogue::midpoint(mid, *iv);
         if (!decided) {
