@@ -237,10 +237,10 @@ struct Report {
 // written as the strings "nan", "inf", "-inf". Doubles round-trip exactly. Zero counters, derived
 // fields and the worst element of an exact output (max_ulp 0) are left out.
 std::string to_json_text(const Report& r);
-// A condition scale (the worst element's) past double's range, finite in long double (an f64 scale:
-// docs/numerics.md "Scales past double's range"), is written as a decimal string with every digit
-// of its long double (2.5e308L is "2.49999999999999999994e+308"), not "inf"; this returns that text, or "" for
-// a scale that a JSON number (or "nan"/"inf") holds.
+// A condition scale (the worst element's) past double's range, finite in long double (an f64
+// scale: docs/numerics.md "Scales past double's range"), is written as a decimal string with every
+// digit of its long double (2.5e308L is "2.49999999999999999994e+308"), not "inf"; this returns
+// that text, or "" for a scale that a JSON number (or "nan"/"inf") holds.
 std::string scale_past_double_text(long double scale);
 // Parses report.json text. Throws ReportError, and only ReportError, on any malformed input:
 // invalid JSON, missing or mistyped fields, another format or schema version, invalid problems,
