@@ -54,6 +54,9 @@ constexpr long kMaxPrec = 4096;
 // covers the roundings of its own evaluation.
 constexpr double kSlack = 1 + 0x1p-40;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// How closely the two paths' lo agree, as a fraction of |hi| + scale (docs/numerics.md
+// "Agreement"): what oracle_paths_mismatch allows, and what narrow_enough keeps room under.
+constexpr long double kLoAgreement = 0x1p-90L;
 
 // Gradual underflow (docs/numerics.md "Metrics and budgets"). Below the normal range each product,
 // quotient and square root of a kernel may lose up to eta (the smallest subnormal of acc_t)
@@ -909,7 +912,7 @@ std::string oracle_paths_mismatch(const OracleResult& a, const OracleResult& b) 
       // ill-posed, never judged) leaves lo unconstrained.
       const long double h = std::fabs(x.hi[u]), sc = std::fabs(y.scale[u]);
       const long double room =
-          std::isinf(sc) ? sc : 0x1p-90L * ((std::isfinite(h) ? h : 0) + (std::isfinite(sc) ? sc : 0)) + 0x1p-1000L;
+          std::isinf(sc) ? sc : kLoAgreement * ((std::isfinite(h) ? h : 0) + (std::isfinite(sc) ? sc : 0)) + 0x1p-1000L;
       const bool lo_ok = same(x.lo[u], y.lo[u]) || std::fabs(x.lo[u] - y.lo[u]) <= room;
       const bool scale_ok = x.scale[u] == y.scale[u] || (std::isnan(x.scale[u]) && std::isnan(y.scale[u])) ||
                             std::fabs(x.scale[u] - y.scale[u]) <= 0x1p-40L * std::fabs(y.scale[u]);
@@ -1288,8 +1291,8 @@ struct SiluGroup {
   std::vector<double> xv;
 };
 
-// Whether a decided interval is also narrow: its midpoint within 2^-92 of (|value| + scale) of
-// the exact value, so that the two paths' lo agree to 2^-90 of it (docs/numerics.md "Agreement").
+// Whether a decided interval is also narrow: width within kLoAgreement / 4 (2^-92) of
+// (|value| + scale), so that the two paths' midpoints, hence lo, agree to kLoAgreement of it.
 // MPFI's intervals at 128 bits are, but the fast path's first e = dy [silu'(v) +- bound] carries
 // the bound of v (about 2^-100 S_v) where E_i, capped at |dy| 1.2/u once u S_v > 2.4, no longer
 // dwarfs it: such a value can round at once from an interval 2^-60 wide, and is then taken again
@@ -1300,7 +1303,8 @@ bool narrow_enough(const epilogue::Interval& iv, long double scale) {
   mpfr_inits2(64, width, mag, static_cast<mpfr_ptr>(nullptr));
   mpfi_diam_abs(width, iv.get());
   mpfi_mag(mag, iv.get());
-  const bool narrow = mpfr_get_ld(width, MPFR_RNDU) <= 0x1p-92L * (mpfr_get_ld(mag, MPFR_RNDD) + std::fabs(scale));
+  const bool narrow =
+      mpfr_get_ld(width, MPFR_RNDU) <= kLoAgreement / 4 * (mpfr_get_ld(mag, MPFR_RNDD) + std::fabs(scale));
   mpfr_clears(width, mag, static_cast<mpfr_ptr>(nullptr));
   return narrow;
 }
